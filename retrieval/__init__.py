@@ -1,0 +1,1 @@
+"""Wenda's query side: turn a question into cited passages from the stored index."""
