@@ -21,6 +21,7 @@ demo: $(STAMP)
 	$(BIN)/wenda ask -k 3 "$(QUESTION)"
 
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 clean:

@@ -10,7 +10,7 @@ from pathlib import Path
 from index.builder import build_index
 from index.config import DEFAULT_TOP_K, Settings
 from index.embeddings import create_embedder
-from index.errors import IndexMissingError, WendaError
+from index.errors import WendaError
 from index.store import live_generation
 from retrieval.results import Response
 from retrieval.retriever import Retriever

@@ -47,7 +47,7 @@ class Settings:
     chunking: ChunkingParams = field(default_factory=ChunkingParams)
 
     @classmethod
-    def from_env(cls, **overrides: object) -> "Settings":
+    def from_env(cls, **overrides: object) -> Settings:
         """Build settings from WENDA_* variables; non-None keyword overrides (CLI flags) win."""
         env = os.environ
         values: dict[str, object] = {

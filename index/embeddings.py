@@ -110,7 +110,7 @@ class SentenceTransformerEmbedder(Embedder):
             ) from exc
         prompts = getattr(self._model, "prompts", {}) or {}
         self.name = f"{path.resolve().name}@{_folder_fingerprint(path)}" if path.exists() else model
-        dimension = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        dimension = getattr(self._model, "get_embedding_dimension", self._model.get_sentence_embedding_dimension)
         self.dim = int(dimension())
         self.query_prefix = prompts.get("query", "") if query_prefix is None else query_prefix
         default_passage = prompts.get("passage", prompts.get("document", ""))

@@ -106,7 +106,7 @@ class Snapshot:
         if k <= 0 or len(self) == 0:
             return []
         scores, ids = self.index.search(vector.reshape(1, -1).astype(np.float32), min(k, len(self)))
-        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 
     def records(self, ids: list[int]) -> dict[int, ChunkRecord]:
         """Chunk records by id (ids no longer present are left out)."""

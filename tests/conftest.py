@@ -1,0 +1,72 @@
+"""Shared fixtures: the real built-in model and one real index of the seed corpus per test session."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from index.builder import BuildReport, build_index
+from index.config import Settings
+from index.embeddings import BuiltinE5, Embedder
+from retrieval.retriever import Retriever
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED_CORPUS = ROOT / "corpus"
+DEV_SET = ROOT.parent / "shared" / "eval" / "dev.jsonl"
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Embedder:
+    return BuiltinE5()
+
+
+@pytest.fixture(scope="session")
+def seed_settings(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Settings:
+    """Settings whose index holds the whole seed corpus (built once)."""
+    settings = Settings(corpus=SEED_CORPUS, index_dir=tmp_path_factory.mktemp("seed") / "index")
+    build_index(settings, embedder, progress=False)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def retriever(seed_settings: Settings, embedder: Embedder) -> Retriever:
+    return Retriever(seed_settings, embedder)
+
+
+@pytest.fixture
+def small_corpus(tmp_path: Path) -> Path:
+    """A writable copy of the two smallest seed files with their metadata."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name in ("003_71e5a5211310dfa3.txt", "004_253b461cd30454f2.txt", "sources.toml"):
+        shutil.copy(SEED_CORPUS / name, corpus / name)
+    return corpus
+
+
+def build(corpus: Path, index_dir: Path, embedder: Embedder, rebuild: bool = False) -> BuildReport:
+    """Build quietly and return the report; warnings are collected on the report's `warnings`."""
+    warnings: list[str] = []
+    report = build_index(Settings(corpus=corpus, index_dir=index_dir), embedder, rebuild, False, warnings.append)
+    report.warnings = warnings  # type: ignore[attr-defined]
+    return report
+
+
+def run_wenda(*args: str, stdin: bytes | None = None, env: dict | None = None, cwd: Path = ROOT):
+    """Run the real `wenda` command in a subprocess."""
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args],
+        input=stdin,
+        capture_output=True,
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+        timeout=300,
+    )
+
+
+def dev_questions() -> list[dict]:
+    return [json.loads(line) for line in DEV_SET.read_text(encoding="utf-8").splitlines() if line.strip()]

@@ -1,0 +1,133 @@
+"""index.builder and index.store: citations, incremental updates, refusals and atomic writes."""
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import unicodedata
+from pathlib import Path
+
+import pytest
+
+from index import store
+from index.config import Settings
+from index.errors import IndexLockedError, IndexMismatchError, WendaError
+from tests.conftest import ROOT, SEED_CORPUS, build
+
+
+def nfkc(text: str) -> str:
+    return unicodedata.normalize("NFKC", text)
+
+
+def test_every_seed_chunk_cites_its_exact_line(seed_settings: Settings) -> None:
+    snapshot = store.open_snapshot(seed_settings.index_dir)
+    ids = [row[0] for row in snapshot.db.execute("SELECT id FROM chunks")]
+    records = snapshot.records(ids)
+    assert len(records) == len(snapshot) > 200
+    files = {p.name: p.read_text(encoding="utf-8").split("\n") for p in SEED_CORPUS.glob("*.txt")}
+    for record in records.values():
+        line = files[record.source][record.line - 1]
+        assert nfkc(record.text) in nfkc(line), (record.source, record.line)
+        assert line.strip()[record.start : record.end] == record.text
+        nonblank = [i for i, text in enumerate(files[record.source], start=1) if text.strip()]
+        assert nonblank[record.paragraph - 1] == record.line
+
+
+def test_incremental_update_embeds_only_changed_file(small_corpus: Path, tmp_path: Path, embedder) -> None:
+    index_dir = tmp_path / "index"
+    first = build(small_corpus, index_dir, embedder)
+    assert sorted(first.added) == ["003_71e5a5211310dfa3.txt", "004_253b461cd30454f2.txt"]
+
+    again = build(small_corpus, index_dir, embedder)
+    assert again.up_to_date and again.embedded_chunks == 0 and again.generation is None
+
+    changed = small_corpus / "004_253b461cd30454f2.txt"
+    changed.write_text(changed.read_text(encoding="utf-8") + "\n新增段落：运城市新建了一座图书馆。\n", encoding="utf-8")
+    update = build(small_corpus, index_dir, embedder)
+    assert update.changed == ["004_253b461cd30454f2.txt"] and not update.added and not update.removed
+    snapshot = store.open_snapshot(index_dir)
+    own = snapshot.db.execute("SELECT COUNT(*) FROM chunks WHERE source = ?", (changed.name,)).fetchone()[0]
+    assert update.embedded_chunks == own < update.total_chunks
+    assert update.total_chunks == first.total_chunks + 1 == len(snapshot)
+
+    (small_corpus / "003_71e5a5211310dfa3.txt").unlink()
+    removal = build(small_corpus, index_dir, embedder)
+    assert removal.removed == ["003_71e5a5211310dfa3.txt"] and removal.embedded_chunks == 0
+    assert len(store.open_snapshot(index_dir)) == own
+
+
+def test_metadata_change_reembeds_that_file(small_corpus: Path, tmp_path: Path, embedder) -> None:
+    build(small_corpus, tmp_path / "index", embedder)
+    sources = small_corpus / "sources.toml"
+    text = sources.read_text(encoding="utf-8")
+    sources.write_text(text.replace("运城市全面深化改革综述", "运城改革综述"), encoding="utf-8")
+    assert build(small_corpus, tmp_path / "index", embedder).changed == ["004_253b461cd30454f2.txt"]
+
+
+def test_bad_files_are_skipped_with_one_warning_each(small_corpus: Path, tmp_path: Path, embedder) -> None:
+    (small_corpus / "empty.txt").write_bytes(b"")
+    (small_corpus / "image.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    (small_corpus / "garbage.txt").write_bytes(bytes([0x81, 0x30, 0xFF, 0xFE]) * 8)
+    (small_corpus / "gbk.txt").write_bytes("标题\r\n清丰县的新段落。\r\n".encode("gb18030"))
+    report = build(small_corpus, tmp_path / "index", embedder)
+    assert sorted(s for s, _ in report.skipped) == ["empty.txt", "garbage.txt", "image.txt"]
+    skip_warnings = [w for w in report.warnings if w.startswith("warning: skipped")]
+    assert sorted(skip_warnings) == sorted(f"warning: skipped {s}: {r}" for s, r in report.skipped)
+    assert "gbk.txt" in report.added
+    record = next(iter(store.open_snapshot(tmp_path / "index").records(list(range(report.total_chunks))).values()))
+    assert record.source  # the index answers with the good files
+
+
+def test_empty_corpus_is_an_error(tmp_path: Path, embedder) -> None:
+    (tmp_path / "corpus").mkdir()
+    with pytest.raises(WendaError, match="nothing to index"):
+        build(tmp_path / "corpus", tmp_path / "index", embedder)
+
+
+def test_chunking_change_asks_for_rebuild(small_corpus: Path, tmp_path: Path, embedder) -> None:
+    from index.builder import build_index
+    from index.config import ChunkingParams
+
+    build(small_corpus, tmp_path / "index", embedder)
+    settings = Settings(corpus=small_corpus, index_dir=tmp_path / "index", chunking=ChunkingParams(max_chars=200))
+    with pytest.raises(IndexMismatchError, match="--rebuild"):
+        build_index(settings, embedder, progress=False)
+    assert build_index(settings, embedder, rebuild=True, progress=False).embedded_chunks > 0
+
+
+def test_second_writer_is_refused(tmp_path: Path) -> None:
+    with store.write_lock(tmp_path):
+        with pytest.raises(IndexLockedError, match="another `wenda index`"):
+            with store.write_lock(tmp_path):
+                pass
+
+
+def test_truncated_index_file_is_detected(small_corpus: Path, tmp_path: Path, embedder) -> None:
+    build(small_corpus, tmp_path / "index", embedder)
+    vectors = store.live_generation(tmp_path / "index") / store.VECTORS
+    vectors.write_bytes(vectors.read_bytes()[:1000])
+    with pytest.raises(WendaError, match="truncated or damaged.*--rebuild"):
+        store.open_snapshot(tmp_path / "index")
+
+
+def test_killed_build_leaves_previous_index_answering(tmp_path: Path, embedder) -> None:
+    corpus = tmp_path / "corpus"
+    shutil.copytree(SEED_CORPUS, corpus)
+    index_dir = tmp_path / "index"
+    first = build(corpus, index_dir, embedder)
+    before = store.live_generation(index_dir)
+    for path in corpus.glob("*.txt"):  # change every file so the update re-embeds everything
+        path.write_text(path.read_text(encoding="utf-8") + "\n补充段落。\n", encoding="utf-8")
+    command = [sys.executable, "-m", "bot.cli", "index", "-q", "--corpus", str(corpus), "--index-dir", str(index_dir)]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(4)
+    assert process.poll() is None, "the update finished before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert store.live_generation(index_dir) == before
+    snapshot = store.open_snapshot(index_dir)
+    assert len(snapshot) == first.total_chunks
+    assert snapshot.search(embedder.embed_queries(["清丰县机关负责人出庭率"])[0], 1)
+    resumed = build(corpus, index_dir, embedder)
+    assert len(resumed.changed) == 5 and store.live_generation(index_dir) != before
+    assert not list(index_dir.glob("gen-*.tmp"))

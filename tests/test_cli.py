@@ -1,0 +1,79 @@
+"""bot.cli: the `wenda` command's text output, JSON contract, batch mode and error messages."""
+import json
+import unicodedata
+from pathlib import Path
+
+from index.config import Settings
+from tests.conftest import SEED_CORPUS, run_wenda
+
+QUESTION = "安阳市区营运出租车中有多少台纯电动车?"
+
+
+def index_env(settings: Settings) -> dict:
+    return {"WENDA_CORPUS": str(settings.corpus), "WENDA_INDEX_DIR": str(settings.index_dir)}
+
+
+def check_contract(answer: dict) -> None:
+    """The documented JSON fields, with `text` found verbatim (after NFKC) at the cited line."""
+    assert set(answer) >= {"query", "results"}
+    for rank, result in enumerate(answer["results"], start=1):
+        assert result["rank"] == rank and isinstance(result["score"], float)
+        citation = result["citation"]
+        assert {"source", "line", "paragraph", "title", "section"} <= set(citation)
+        lines = (SEED_CORPUS / citation["source"]).read_text(encoding="utf-8").split("\n")
+        line = unicodedata.normalize("NFKC", lines[citation["line"] - 1])
+        assert unicodedata.normalize("NFKC", result["text"]) in line
+
+
+def test_ask_json_contract(seed_settings: Settings) -> None:
+    done = run_wenda("ask", "--json", "-k", "3", QUESTION, env=index_env(seed_settings))
+    assert done.returncode == 0, done.stderr.decode()
+    answer = json.loads(done.stdout)
+    assert answer["query"] == QUESTION and len(answer["results"]) == 3
+    check_contract(answer)
+    assert "纯电动车辆856台" in answer["results"][0]["text"]
+
+
+def test_ask_prints_rank_score_passage_and_citation(seed_settings: Settings) -> None:
+    done = run_wenda("ask", "-k", "2", QUESTION, env=index_env(seed_settings))
+    out = done.stdout.decode()
+    assert done.returncode == 0 and out.startswith("[1] 0.")
+    assert "《以人为核心的新型城镇化等五大战略实施成效》 · 绿色交通改变生活 · 000_e771e9061456cf36.txt:55" in out
+    assert "[2]" in out and "[3]" not in out
+
+
+def test_batch_mode_writes_one_json_line_per_input_line(seed_settings: Settings) -> None:
+    lines = [QUESTION.encode(), b"", b"   ", b"\xff\xfe broken", "運城市嵌入式養老機構".encode(), b"x" * 5000]
+    done = run_wenda("ask", "--json", "-k", "2", stdin=b"\n".join(lines) + b"\n", env=index_env(seed_settings))
+    assert done.returncode == 0, done.stderr.decode()
+    answers = [json.loads(line) for line in done.stdout.decode().splitlines()]
+    assert len(answers) == len(lines)
+    assert [bool(a.get("error")) for a in answers] == [False, True, True, True, False, True]
+    for answer in answers:
+        check_contract(answer)
+        assert (answer["results"] == []) == bool(answer.get("error"))
+
+
+def test_ask_without_index_builds_one_first(tmp_path: Path, small_corpus: Path) -> None:
+    env = {"WENDA_CORPUS": str(small_corpus), "WENDA_INDEX_DIR": str(tmp_path / "fresh")}
+    done = run_wenda("ask", "--json", "-k", "1", "清丰县机关负责人出庭率", env=env)
+    assert done.returncode == 0
+    assert "building it now" in done.stderr.decode()
+    assert json.loads(done.stdout)["results"][0]["citation"]["source"] == "003_71e5a5211310dfa3.txt"
+    second = run_wenda("index", env=env)
+    assert "nothing embedded" in second.stdout.decode()
+
+
+def test_errors_are_one_clear_line_without_traceback(tmp_path: Path) -> None:
+    done = run_wenda("index", "--corpus", str(tmp_path / "missing"), "--index-dir", str(tmp_path / "i"))
+    assert done.returncode == 2
+    assert done.stderr.decode().startswith("wenda: error: corpus folder") and "Traceback" not in done.stderr.decode()
+    done = run_wenda("ask", "--index-dir", str(tmp_path / "i"), "--model", "./no/model", "hi")
+    assert done.returncode == 2 and "not found" in done.stderr.decode() and "Traceback" not in done.stderr.decode()
+
+
+def test_chat_answers_until_end_of_input(seed_settings: Settings, tmp_path: Path) -> None:
+    env = {**index_env(seed_settings), "WENDA_HISTORY": str(tmp_path / "history")}
+    done = run_wenda("chat", stdin=f"{QUESTION}\n\n".encode(), env=env)
+    out = done.stdout.decode()
+    assert done.returncode == 0 and "纯电动车辆856台" in out and "Ctrl-D" in out

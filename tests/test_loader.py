@@ -1,0 +1,52 @@
+"""index.loader: encodings, line ends and files that must be skipped."""
+from pathlib import Path
+
+import pytest
+
+from index.loader import SkippedFile, decode, discover, read_document
+
+TEXT = "第一段。\n第二段：改革。\n"
+
+
+@pytest.mark.parametrize(
+    "data, encoding",
+    [
+        (TEXT.encode("utf-8"), "utf-8"),
+        (b"\xef\xbb\xbf" + TEXT.encode("utf-8"), "utf-8"),
+        (TEXT.encode("gb18030"), "gb18030"),
+        (TEXT.replace("\n", "\r\n").encode("utf-8"), "utf-8"),
+        (TEXT.replace("\n", "\r").encode("gb18030"), "gb18030"),
+    ],
+)
+def test_decodes_utf8_bom_gb18030_and_line_ends(data: bytes, encoding: str) -> None:
+    assert decode(data) == (TEXT, encoding)
+
+
+@pytest.mark.parametrize(
+    "data, reason",
+    [
+        (b"", "empty"),
+        (b" \n\r\n\t", "empty"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary"),
+        (bytes([0x81, 0x30, 0xFF, 0xFE, 0x80]) * 10, "not UTF-8 or GB18030"),
+    ],
+)
+def test_unusable_files_are_skipped_with_a_reason(data: bytes, reason: str) -> None:
+    with pytest.raises(SkippedFile, match=reason):
+        decode(data)
+
+
+def test_discover_skips_hidden_and_non_text(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / ".hidden").mkdir()
+    for name in ("a.txt", "sub/b.md", ".hidden/c.txt", ".d.txt", "e.pdf", "sources.toml"):
+        (tmp_path / name).write_text("x", encoding="utf-8")
+    assert [p.relative_to(tmp_path).as_posix() for p in discover(tmp_path)] == ["a.txt", "sub/b.md"]
+
+
+def test_document_source_is_relative_posix_path(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "a.txt").write_bytes(TEXT.encode("gb18030"))
+    document = read_document(tmp_path / "sub" / "a.txt", tmp_path)
+    assert (document.source, document.text, document.encoding) == ("sub/a.txt", TEXT, "gb18030")
+    assert len(document.sha256) == 64
