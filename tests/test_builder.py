@@ -1,6 +1,7 @@
 """index.builder and index.store: citations, incremental updates, refusals and atomic writes."""
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -47,7 +48,8 @@ def test_incremental_update_embeds_only_changed_file(small_corpus: Path, tmp_pat
     assert update.changed == ["004_253b461cd30454f2.txt"] and not update.added and not update.removed
     snapshot = store.open_snapshot(index_dir)
     own = snapshot.db.execute("SELECT COUNT(*) FROM chunks WHERE source = ?", (changed.name,)).fetchone()[0]
-    assert update.embedded_chunks == own < update.total_chunks
+    # only the new paragraph is embedded; the file's unchanged chunks come from the embedding cache
+    assert (update.embedded_chunks, update.cached_chunks) == (1, own - 1)
     assert update.total_chunks == first.total_chunks + 1 == len(snapshot)
 
     (small_corpus / "003_71e5a5211310dfa3.txt").unlink()
@@ -116,12 +118,16 @@ def test_killed_build_leaves_previous_index_answering(tmp_path: Path, embedder) 
     index_dir = tmp_path / "index"
     first = build(corpus, index_dir, embedder)
     before = store.live_generation(index_dir)
-    for path in corpus.glob("*.txt"):  # change every file so the update re-embeds everything
-        path.write_text(path.read_text(encoding="utf-8") + "\n补充段落。\n", encoding="utf-8")
+    sources = corpus / "sources.toml"  # new titles change every chunk's context: all must be re-embedded
+    sources.write_text(sources.read_text(encoding="utf-8").replace('title = "', 'title = "新'), encoding="utf-8")
     command = [sys.executable, "-m", "bot.cli", "index", "-q", "--corpus", str(corpus), "--index-dir", str(index_dir)]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(4)
-    assert process.poll() is None, "the update finished before it could be killed"
+    cache = sqlite3.connect(index_dir / "embeddings.sqlite", timeout=30)
+    deadline = time.monotonic() + 120
+    while cache.execute("SELECT COUNT(*) FROM vectors").fetchone()[0] <= first.total_chunks:  # first batch stored
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.2)
+    cache.close()
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert store.live_generation(index_dir) == before
@@ -130,4 +136,5 @@ def test_killed_build_leaves_previous_index_answering(tmp_path: Path, embedder) 
     assert snapshot.search(embedder.embed_queries(["清丰县机关负责人出庭率"])[0], 1)
     resumed = build(corpus, index_dir, embedder)
     assert len(resumed.changed) == 5 and store.live_generation(index_dir) != before
+    assert resumed.cached_chunks >= 32  # batches embedded before the kill are not embedded again
     assert not list(index_dir.glob("gen-*.tmp"))

@@ -1,0 +1,54 @@
+"""BM25 over jieba tokens (bm25s), keyed by chunk id and saved inside each index generation."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import bm25s
+import numpy as np
+
+logging.getLogger("bm25s").setLevel(logging.ERROR)
+
+IDS_FILE = "ids.npy"
+
+
+class LexicalIndex:
+    """BM25 scores for token lists; `ids[i]` is the chunk id of bm25s document i."""
+
+    def __init__(self, model: bm25s.BM25, ids: np.ndarray) -> None:
+        self.model = model
+        self.ids = ids
+
+    @classmethod
+    def build(cls, ids: list[int], token_lists: list[list[str]]) -> LexicalIndex:
+        model = bm25s.BM25()
+        # An empty token list still needs a document slot so positions keep matching `ids`.
+        model.index([tokens or [""] for tokens in token_lists], show_progress=False)
+        return cls(model, np.asarray(ids, dtype=np.int64))
+
+    def save(self, path: Path) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        self.model.save(str(path), show_progress=False)
+        np.save(path / IDS_FILE, self.ids)
+
+    @classmethod
+    def load(cls, path: Path, mmap: bool = False) -> LexicalIndex:
+        model = bm25s.BM25.load(str(path), mmap=mmap, show_progress=False)
+        return cls(model, np.load(path / IDS_FILE, mmap_mode="r" if mmap else None))
+
+    def scores(self, tokens: list[str]) -> np.ndarray:
+        """BM25 score of every document (aligned with `ids`); zeros for a query with no known token."""
+        known = self.model.get_tokens_ids(tokens)
+        if not known or len(self.ids) == 0:
+            return np.zeros(len(self.ids), dtype=np.float32)
+        return self.model.get_scores_from_ids(known)
+
+    def search(self, tokens: list[str], k: int) -> list[tuple[int, float]]:
+        """(chunk id, score) of the `k` best documents with a positive score, best first."""
+        scores = self.scores(tokens)
+        k = min(k, len(scores))
+        if k == 0:
+            return []
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.argsort(-scores[top])]
+        return [(int(self.ids[i]), float(scores[i])) for i in top if scores[i] > 0]

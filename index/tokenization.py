@@ -1,0 +1,37 @@
+"""Text normalization and Chinese word segmentation for the lexical (BM25) path."""
+from __future__ import annotations
+
+import logging
+import unicodedata
+from functools import lru_cache
+
+import jieba
+import opencc
+import stopwordsiso
+
+jieba.setLogLevel(logging.WARNING)
+
+
+@lru_cache(maxsize=1)
+def _converter() -> opencc.OpenCC:
+    return opencc.OpenCC("t2s")
+
+
+@lru_cache(maxsize=1)
+def _stopwords() -> frozenset[str]:
+    return frozenset(stopwordsiso.stopwords(["zh", "en"]))
+
+
+def normalize(text: str) -> str:
+    """NFKC (full-width to half-width), traditional to simplified Chinese, lower case."""
+    return _converter().convert(unicodedata.normalize("NFKC", text)).lower()
+
+
+def _is_word(token: str) -> bool:
+    return any(unicodedata.category(ch)[0] in "LN" for ch in token)
+
+
+def tokenize(text: str) -> list[str]:
+    """Search-mode jieba words of the normalized text, without stopwords and punctuation."""
+    stopwords = _stopwords()
+    return [t for t in jieba.lcut_for_search(normalize(text)) if _is_word(t) and t not in stopwords]
