@@ -1,23 +1,31 @@
 """The `wenda` command: `index` builds the index, `ask` answers once or in batch, `chat` talks."""
+
 from __future__ import annotations
 
 import argparse
 import json
 import os
 import sys
+import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from index.builder import build_index
 from index.config import DEFAULT_TOP_K, Settings
 from index.embeddings import create_embedder
 from index.errors import WendaError
+from index.passages import passage_files, read_jsonl
 from index.store import live_generation
+from retrieval.evaluation import evaluate, format_table, summarize
+from retrieval.fusion import MODES
 from retrieval.results import Response
 from retrieval.retriever import Retriever
 
 from .render import render_report, render_response
 
 HISTORY_FILE = Path(os.environ.get("WENDA_HISTORY", "~/.wenda_history")).expanduser()
+# Benchmark passages are embedded once per machine, whatever temporary index they go into.
+EVAL_CACHE = Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() / "wenda" / "eval-embeddings.sqlite"
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -98,13 +106,40 @@ def command_chat(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_eval(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    questions = list(read_jsonl(args.file))[: args.limit]
+    if args.passages is None:
+        retriever = open_retriever(args)
+    else:
+        files = passage_files(args.passages)
+        if args.distractors is not None:
+            files.update(passage_files(args.distractors, limit=args.n_distractors))
+        index_dir = args.index_dir or Path(tempfile.mkdtemp(prefix="wenda-eval-"))
+        settings = replace(settings, index_dir=index_dir, cache_path=args.cache)
+        embedder = create_embedder(settings.embedding_model, settings.query_prefix, settings.passage_prefix)
+        print(render_report(build_index(settings, embedder, progress=not args.quiet, files=files)), file=sys.stderr)
+        retriever = Retriever(settings, embedder)
+    modes = MODES if args.mode == "all" else (args.mode,)
+    summaries = {}
+    for mode in modes:
+        retriever.mode = mode
+        summaries[mode] = summarize(evaluate(retriever, questions))
+    print(json.dumps(summaries, ensure_ascii=False, indent=1) if args.json else format_table(summaries))
+    return 0
+
+
+def command_telegram(args: argparse.Namespace) -> int:
+    from .telegram_run import run_telegram
+
+    return run_telegram(args, open_retriever(args))
+
+
 def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--corpus", type=Path, help="corpus folder (env WENDA_CORPUS, default ./corpus)")
     common.add_argument("--index-dir", type=Path, help="index folder (env WENDA_INDEX_DIR, default ./.wenda-index)")
-    common.add_argument(
-        "--model", help="'builtin' or a sentence-transformers folder/name (env WENDA_EMBEDDING_MODEL)"
-    )
+    common.add_argument("--model", help="'builtin' or a sentence-transformers folder/name (env WENDA_EMBEDDING_MODEL)")
     main = argparse.ArgumentParser(prog="wenda", description="Answer questions from a corpus of Chinese documents.")
     commands = main.add_subparsers(dest="command", required=True)
 
@@ -123,6 +158,29 @@ def parser() -> argparse.ArgumentParser:
     chat.add_argument("-k", type=int, default=3, help="number of passages per answer (default 3)")
     chat.add_argument("--json", action="store_true", help="print JSON instead of text")
     chat.set_defaults(run=command_chat)
+
+    evaluation = commands.add_parser("eval", parents=[common], help="measure retrieval quality on a question file")
+    evaluation.add_argument("file", type=Path, help='questions: dev.jsonl format, or {"qid","question","gold_pids"}')
+    evaluation.add_argument(
+        "--passages", type=Path, help='passages {"pid","title","text"} to index instead of the corpus'
+    )
+    evaluation.add_argument("--distractors", type=Path, help="more passages, in the same format, added as distractors")
+    evaluation.add_argument("--n-distractors", type=int, help="use only the first N distractors")
+    evaluation.add_argument("--mode", choices=(*MODES, "all"), default="hybrid", help="retrieval mode(s) to measure")
+    evaluation.add_argument("--limit", type=int, help="only the first N questions")
+    evaluation.add_argument(
+        "--cache", type=Path, default=EVAL_CACHE, help=f"embedding cache for --passages (default {EVAL_CACHE})"
+    )
+    evaluation.add_argument("--json", action="store_true", help="print JSON")
+    evaluation.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    evaluation.set_defaults(run=command_eval)
+
+    telegram = commands.add_parser("telegram", parents=[common], help="run the Telegram bot (TELEGRAM_BOT_TOKEN)")
+    telegram.add_argument("--webhook-url", help="public HTTPS URL Telegram posts updates to (default: long polling)")
+    telegram.add_argument("--listen", default="127.0.0.1", help="webhook listen address (default 127.0.0.1)")
+    telegram.add_argument("--port", type=int, default=8443, help="webhook listen port (default 8443)")
+    telegram.add_argument("--url-path", default="telegram", help="webhook path on this server (default telegram)")
+    telegram.set_defaults(run=command_telegram)
     return main
 
 

@@ -1,4 +1,5 @@
 """Plain-text rendering of responses for the terminal."""
+
 from __future__ import annotations
 
 from index.builder import BuildReport

@@ -1,4 +1,5 @@
 """`wenda index`: bring the stored index up to date with the corpus, embedding only what changed."""
+
 from __future__ import annotations
 
 import json

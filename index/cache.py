@@ -3,6 +3,7 @@
 It lives outside the index generations (one SQLite file per cache folder), is written after every
 batch, and so also lets an interrupted build resume where it stopped.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -1,4 +1,5 @@
 """Split a document into paragraphs, detect section headings and cut long paragraphs into windows."""
+
 from __future__ import annotations
 
 import re
@@ -7,7 +8,7 @@ from dataclasses import dataclass
 from .config import ChunkingParams
 
 # A heading never ends like a sentence or a clause.
-CLOSING_PUNCTUATION = "。！？；…!?;.，,、：:”’\"」』）)】"
+CLOSING_PUNCTUATION = '。！？；…!?;.，,、：:”’"」』）)】'
 SENTENCE_END = re.compile(r"[。！？；!?;]+[”’\"」』）)]*")
 # Reporter credits ("□本报记者 牛思明") look like headings but name no section.
 BYLINE = re.compile(r"^[□■◇◆]?\s*(本报记者|记者|通讯员|本报讯)")

@@ -1,4 +1,5 @@
 """Settings: every default lives here, read from flags first, then WENDA_* environment variables."""
+
 from __future__ import annotations
 
 import os

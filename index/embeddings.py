@@ -1,4 +1,5 @@
 """Embedding backends behind one small interface, picked by `create_embedder` from the model setting."""
+
 from __future__ import annotations
 
 import hashlib
@@ -101,8 +102,10 @@ class SentenceTransformerEmbedder(Embedder):
         try:
             self._model = SentenceTransformer(source, device="cpu", local_files_only=offline)
         except Exception as exc:  # noqa: BLE001 - any loader failure means the same thing to the user
-            where = "not in the local cache and the model hub is unreachable" if offline and not path.exists() else (
-                f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+            where = (
+                "not in the local cache and the model hub is unreachable"
+                if offline and not path.exists()
+                else (f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
             )
             raise ModelLoadError(
                 f"cannot load embedding model {model!r} ({where}). "

@@ -1,4 +1,5 @@
 """BM25 over jieba tokens (bm25s), keyed by chunk id and saved inside each index generation."""
+
 from __future__ import annotations
 
 import logging
@@ -42,6 +43,17 @@ class LexicalIndex:
         if not known or len(self.ids) == 0:
             return np.zeros(len(self.ids), dtype=np.float32)
         return self.model.get_scores_from_ids(known)
+
+    def idf(self, tokens: list[str]) -> np.ndarray:
+        """Lucene IDF of each token; a token the corpus never uses gets the highest IDF (df = 0)."""
+        indptr = self.model.scores["indptr"]
+        vocab = self.model.vocab_dict
+        df = np.array([indptr[vocab[t] + 1] - indptr[vocab[t]] if t in vocab else 0 for t in tokens], dtype=np.float64)
+        return np.log1p((len(self.ids) - df + 0.5) / (df + 0.5))
+
+    def position(self, chunk_ids: np.ndarray) -> np.ndarray:
+        """Row of each chunk id in `scores` (ids are stored sorted)."""
+        return np.searchsorted(self.ids, chunk_ids)
 
     def search(self, tokens: list[str], k: int) -> list[tuple[int, float]]:
         """(chunk id, score) of the `k` best documents with a positive score, best first."""

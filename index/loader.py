@@ -1,4 +1,5 @@
 """Find corpus files and decode them (UTF-8 with or without BOM, GB18030), skipping unreadable ones."""
+
 from __future__ import annotations
 
 import hashlib

@@ -1,4 +1,5 @@
 """Corpora given as JSON Lines passages `{"pid","title","text"}` (benchmarks), where `pid` is the source."""
+
 from __future__ import annotations
 
 import gzip

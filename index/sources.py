@@ -1,4 +1,5 @@
 """Per-file metadata from `sources.toml` in the corpus root: title, publisher, place, date."""
+
 from __future__ import annotations
 
 import tomllib

@@ -9,6 +9,7 @@ Layout of an index directory::
 A build writes a new generation beside the live one and switches CURRENT only when it is complete,
 so a killed build leaves the previous index answering, and readers can hot-reload by watching CURRENT.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -125,6 +126,10 @@ class Snapshot:
             ids,
         ).fetchall()
         return {row[0]: ChunkRecord(*row) for row in rows}
+
+    def documents(self) -> list[tuple[str, str]]:
+        """(source, title) of every indexed file."""
+        return self.db.execute("SELECT source, title FROM files ORDER BY source").fetchall()
 
     def close(self) -> None:
         self.db.close()

@@ -1,4 +1,5 @@
 """Text normalization and Chinese word segmentation for the lexical (BM25) path."""
+
 from __future__ import annotations
 
 import logging
@@ -22,9 +23,14 @@ def _stopwords() -> frozenset[str]:
     return frozenset(stopwordsiso.stopwords(["zh", "en"]))
 
 
+def to_simplified(text: str) -> str:
+    """NFKC (full-width to half-width) and traditional to simplified Chinese; what the dense model sees."""
+    return _converter().convert(unicodedata.normalize("NFKC", text))
+
+
 def normalize(text: str) -> str:
-    """NFKC (full-width to half-width), traditional to simplified Chinese, lower case."""
-    return _converter().convert(unicodedata.normalize("NFKC", text)).lower()
+    """`to_simplified`, lower-cased: what the lexical path compares."""
+    return to_simplified(text).lower()
 
 
 def _is_word(token: str) -> bool:

@@ -1,4 +1,5 @@
 """Question clean-up and validation shared by every front end."""
+
 from __future__ import annotations
 
 import unicodedata

@@ -1,48 +1,74 @@
 """Response types and their JSON form (the `wenda ask --json` contract)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from index.store import ChunkRecord
 
+from .answer import Answer
+
+
+def citation(record: ChunkRecord) -> dict:
+    """Where a passage comes from: enough to open the file at the right line."""
+    return {
+        "source": record.source,
+        "line": record.line,
+        "paragraph": record.paragraph,
+        "title": record.title,
+        "section": record.section,
+        "place": record.place,
+        "publisher": record.publisher,
+        "date": record.date,
+        "start": record.start,
+        "end": record.end,
+    }
+
 
 @dataclass(frozen=True)
 class Result:
-    """One ranked passage with its citation."""
+    """One ranked passage: `score` orders results; `dense` is the cosine, `bm25` the lexical score."""
 
     rank: int
     score: float
     record: ChunkRecord
-
-    def citation(self) -> dict:
-        r = self.record
-        return {
-            "source": r.source,
-            "line": r.line,
-            "paragraph": r.paragraph,
-            "title": r.title,
-            "section": r.section,
-            "place": r.place,
-            "publisher": r.publisher,
-            "date": r.date,
-            "start": r.start,
-            "end": r.end,
-        }
+    dense: float = 0.0
+    bm25: float = 0.0
 
     def to_dict(self) -> dict:
-        return {"rank": self.rank, "score": round(self.score, 4), "text": self.record.text, "citation": self.citation()}
+        return {
+            "rank": self.rank,
+            "score": round(self.score, 4),
+            "dense": round(self.dense, 4),
+            "bm25": round(self.bm25, 4),
+            "text": self.record.text,
+            "citation": citation(self.record),
+        }
 
 
 @dataclass(frozen=True)
 class Response:
-    """The answer to one question: ranked results, or an error explaining why there are none."""
+    """The answer to one question: ranked results, the extracted answer, or an error explaining why there are none."""
 
     query: str
     results: list[Result] = field(default_factory=list)
+    answer: Answer | None = None
+    answerable: bool = False
     error: str | None = None
 
     def to_dict(self) -> dict:
-        data: dict = {"query": self.query, "results": [result.to_dict() for result in self.results]}
+        answer = None
+        if self.answer is not None:
+            answer = {
+                "text": self.answer.text,
+                "citation": {**citation(self.answer.record), "start": self.answer.start, "end": self.answer.end},
+            }
+        data: dict = {
+            "query": self.query,
+            "answerable": self.answerable,
+            "answer": answer,
+            "results": [result.to_dict() for result in self.results],
+        }
         if self.error is not None:
             data["error"] = self.error
         return data

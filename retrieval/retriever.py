@@ -1,13 +1,21 @@
-"""Dense retrieval over the live index generation, reloading when `wenda index` switches it."""
+"""Hybrid retrieval over the live index generation, reloading when `wenda index` switches it."""
+
 from __future__ import annotations
 
 import threading
+
+import numpy as np
 
 from index.config import Settings
 from index.embeddings import Embedder, create_embedder
 from index.errors import QueryError
 from index.store import Snapshot, check_model, live_generation, open_snapshot
+from index.tokenization import to_simplified, tokenize
 
+from .abstention import is_answerable
+from .answer import extract_answer
+from .candidates import gather
+from .fusion import MODES, fuse
 from .query import clean_query
 from .results import Response, Result
 
@@ -15,8 +23,11 @@ from .results import Response, Result
 class Retriever:
     """Loads the model and index once; `ask` is safe to call from several threads."""
 
-    def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
+    def __init__(self, settings: Settings, embedder: Embedder | None = None, mode: str = "hybrid") -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}")
         self.settings = settings
+        self.mode = mode
         self.embedder = embedder or create_embedder(
             settings.embedding_model, settings.query_prefix, settings.passage_prefix
         )
@@ -38,20 +49,30 @@ class Retriever:
                 return True
         return False
 
-    def search(self, question: str, k: int) -> list[Result]:
-        """The `k` best passages for an already-cleaned question."""
-        self.refresh()
-        snapshot = self.snapshot
-        vector = self.embedder.embed_queries([question])[0]
-        hits = snapshot.search(vector, k)
-        records = snapshot.records([chunk_id for chunk_id, _ in hits])
-        ranked = [(records[chunk_id], score) for chunk_id, score in hits if chunk_id in records]
-        return [Result(rank, score, record) for rank, (record, score) in enumerate(ranked, start=1)]
-
     def ask(self, question: str, k: int) -> Response:
         """Answer one raw question; bad input yields a Response with `error`, never an exception."""
         try:
             cleaned = clean_query(question)
         except QueryError as exc:
             return Response(query=question, error=str(exc))
-        return Response(query=cleaned, results=self.search(cleaned, k))
+        self.refresh()
+        snapshot = self.snapshot
+        vector = self.embedder.embed_queries([to_simplified(cleaned)])[0]
+        candidates = gather(snapshot, vector, tokenize(cleaned))
+        scores = fuse(candidates, self.mode)
+        order = np.argsort(-scores, kind="stable")
+        records = snapshot.records(candidates.ids[order[: 3 * k]].tolist())
+        results: list[Result] = []
+        seen: set[tuple[str, int]] = set()  # overlapping windows of one paragraph: keep the best only
+        for i in order[: 3 * k]:
+            record = records.get(int(candidates.ids[i]))
+            if record is None or (record.source, record.paragraph) in seen:
+                continue
+            seen.add((record.source, record.paragraph))
+            dense, bm25 = float(candidates.dense[i]), float(candidates.lexical[i])
+            results.append(Result(len(results) + 1, float(scores[i]), record, dense, bm25))
+            if len(results) == k:
+                break
+        answerable = is_answerable(cleaned, candidates, results)
+        answer = extract_answer(cleaned, candidates, [r.record for r in results], self.embedder) if answerable else None
+        return Response(cleaned, results, answer, answerable)

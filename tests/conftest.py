@@ -1,4 +1,5 @@
 """Shared fixtures: the real built-in model and one real index of the seed corpus per test session."""
+
 from __future__ import annotations
 
 import json

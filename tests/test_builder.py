@@ -1,4 +1,5 @@
 """index.builder and index.store: citations, incremental updates, refusals and atomic writes."""
+
 import shutil
 import signal
 import sqlite3

@@ -1,4 +1,5 @@
 """index.chunking: paragraphs, headings and long-paragraph windows."""
+
 from index.chunking import chunk_paragraphs, sentence_spans, split_paragraphs, windows
 from index.config import ChunkingParams
 
@@ -19,8 +20,14 @@ ARTICLE = """6.以人为核心的新型城镇化战略
 def test_paragraph_numbers_lines_and_headings() -> None:
     paragraphs = split_paragraphs(ARTICLE, PARAMS)
     assert [(p.number, p.line, p.heading) for p in paragraphs] == [
-        (1, 1, True), (2, 2, True), (3, 3, True), (4, 4, False),
-        (5, 6, True), (6, 8, False), (7, 9, False), (8, 10, False),
+        (1, 1, True),
+        (2, 2, True),
+        (3, 3, True),
+        (4, 4, False),
+        (5, 6, True),
+        (6, 8, False),
+        (7, 9, False),
+        (8, 10, False),
     ]
 
 

@@ -1,4 +1,5 @@
 """bot.cli: the `wenda` command's text output, JSON contract, batch mode and error messages."""
+
 import json
 import unicodedata
 from pathlib import Path

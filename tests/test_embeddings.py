@@ -1,4 +1,5 @@
 """index.embeddings: the built-in e5 model and the sentence-transformers backend, both for real."""
+
 import time
 from pathlib import Path
 

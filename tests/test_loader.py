@@ -1,4 +1,5 @@
 """index.loader: encodings, line ends and files that must be skipped."""
+
 from pathlib import Path
 
 import pytest

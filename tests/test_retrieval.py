@@ -1,4 +1,5 @@
 """retrieval: the right passage for dev-set questions, query validation and hot reload."""
+
 import unicodedata
 from pathlib import Path
 

@@ -1,4 +1,5 @@
 """index.sources: metadata from sources.toml, with the first line as a fallback title."""
+
 from pathlib import Path
 
 import pytest

@@ -1,0 +1,361 @@
+"""The Telegram front end: handlers, registered in one place by `build_application`.
+
+Retrieval runs in a worker thread so the event loop keeps serving other users; the model and index
+are loaded once, and the retriever switches to a new index generation by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from html import escape
+
+from telegram import (
+    BotCommand,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InlineQueryResultArticle,
+    InputTextMessageContent,
+    MessageEntity,
+    Update,
+)
+from telegram.constants import ChatType, ParseMode
+from telegram.error import BadRequest, NetworkError, TimedOut
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    ApplicationHandlerStop,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    InlineQueryHandler,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
+
+from retrieval.results import Response
+from retrieval.retriever import Retriever
+
+from .feedback import FeedbackStore
+from .ratelimit import RateLimiter
+from .telegram_format import answer_html, paragraph_html, trim
+from .telegram_settings import MAX_QUESTION_CHARS, MAX_RESULTS, PAGE_SIZE, TelegramSettings
+
+log = logging.getLogger("wenda.telegram")
+
+SESSIONS_KEPT = 2000  # answers whose buttons still work; older presses get a polite "expired"
+SEND_ATTEMPTS = 4
+COMMANDS = [
+    ("start", "Wenda 能回答什么"),
+    ("help", "使用说明"),
+    ("sources", "语料中的文档"),
+    ("ask", "提问（群组中使用）：/ask 问题"),
+]
+EXAMPLES = [
+    "安阳市区营运出租车中有多少台纯电动车？",
+    "运城建成了多少个嵌入式养老机构？",
+    "How many taxis in Anyang are electric?",
+]
+REFUSAL = "抱歉，这个机器人只对受邀用户开放。"
+EXPIRED = "这条回答已过期，请重新提问。"
+RATE_LIMITED = "提问太快了，请稍等一分钟再问。"
+NOT_TEXT = "请用文字提问，例如：" + EXAMPLES[0]
+TOO_LONG = f"问题太长了（超过 {MAX_QUESTION_CHARS} 字），请精简后再问。"
+EMPTY = "请在命令后写上问题，例如：/ask " + EXAMPLES[0]
+THANKS = "谢谢反馈！"
+
+
+@dataclass
+class Session:
+    """What the buttons under one answer need."""
+
+    question: str
+    response: Response
+    pages: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.pages = max(1, -(-len(self.response.results) // PAGE_SIZE))
+
+    def page(self, number: int) -> list:
+        return self.response.results[number * PAGE_SIZE : (number + 1) * PAGE_SIZE]
+
+
+class WendaBot:
+    """State shared by the handlers."""
+
+    def __init__(self, retriever: Retriever, settings: TelegramSettings, examples: list[str] | None = None) -> None:
+        self.retriever = retriever
+        self.settings = settings
+        self.examples = examples or EXAMPLES
+        self.limiter = RateLimiter(settings.rate_limit)
+        self.feedback = FeedbackStore(settings.data_dir)
+        self.sessions: OrderedDict[str, Session] = OrderedDict()
+        # One worker: the C embedding engine already uses every core for one query.
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wenda-retrieval")
+
+    async def ask(self, question: str, k: int) -> Response:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, self.retriever.ask, question, k)
+
+    def remember(self, session: Session) -> str:
+        key = secrets.token_urlsafe(6)
+        self.sessions[key] = session
+        while len(self.sessions) > SESSIONS_KEPT:
+            self.sessions.popitem(last=False)
+        return key
+
+
+def wenda(context: ContextTypes.DEFAULT_TYPE) -> WendaBot:
+    return context.application.bot_data["wenda"]
+
+
+async def retrying(call, *, resend: bool = False):
+    """Await `call()` again after network errors, backing off; a timed-out send is not repeated (it may
+    have arrived). Flood limits (429) are handled by the rate limiter before this sees them."""
+    for attempt in range(SEND_ATTEMPTS):
+        try:
+            return await call()
+        except TimedOut:
+            if resend or attempt == SEND_ATTEMPTS - 1:
+                raise
+        except NetworkError:
+            if attempt == SEND_ATTEMPTS - 1:
+                raise
+        await asyncio.sleep(0.5 * 2**attempt)
+
+
+def keyboard(key: str, session: Session, page: int) -> InlineKeyboardMarkup:
+    first = page * PAGE_SIZE + 1
+    sources = [
+        InlineKeyboardButton(f"📄 [{first + i}] 原文", callback_data=f"f|{key}|{page * PAGE_SIZE + i}")
+        for i in range(len(session.page(page)))
+    ]
+    nav = []
+    if page > 0:
+        nav.append(InlineKeyboardButton("◀ 上一页", callback_data=f"m|{key}|{page - 1}"))
+    if page + 1 < session.pages:
+        nav.append(InlineKeyboardButton("更多结果 ▶", callback_data=f"m|{key}|{page + 1}"))
+    votes = [
+        InlineKeyboardButton("👍", callback_data=f"v|{key}|up"),
+        InlineKeyboardButton("👎", callback_data=f"v|{key}|down"),
+    ]
+    return InlineKeyboardMarkup([row for row in (sources, nav + votes) if row])
+
+
+def page_html(session: Session, page: int) -> str:
+    footer = f"第 {page + 1}/{session.pages} 页" if session.pages > 1 else ""
+    return answer_html(session.response, session.page(page), page * PAGE_SIZE + 1, footer)
+
+
+async def gate(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """First handler for every update: strangers get a polite refusal and nothing from the corpus."""
+    user = update.effective_user
+    chat = update.effective_chat
+    if wenda(context).settings.allows(user.id if user else None, chat.id if chat else None):
+        return
+    log.info("refused update from a user or chat outside the allowlists")
+    if update.callback_query:
+        await retrying(lambda: update.callback_query.answer(REFUSAL, show_alert=True))
+    elif update.inline_query:
+        await retrying(lambda: update.inline_query.answer([], cache_time=0, is_personal=True))
+    elif update.effective_message and chat and chat.type == ChatType.PRIVATE:
+        await retrying(lambda: update.effective_message.reply_text(REFUSAL))
+    raise ApplicationHandlerStop
+
+
+async def respond(update: Update, context: ContextTypes.DEFAULT_TYPE, question: str) -> None:
+    """Answer a question with the first page of cited passages and the buttons."""
+    bot = wenda(context)
+    message = update.effective_message
+    question = question.strip()
+    if not question:
+        await retrying(lambda: message.reply_text(EMPTY))
+        return
+    if len(question) > MAX_QUESTION_CHARS:
+        await retrying(lambda: message.reply_text(TOO_LONG))
+        return
+    if not bot.limiter.allow(update.effective_user.id):
+        await retrying(lambda: message.reply_text(RATE_LIMITED))
+        return
+    response = await bot.ask(question, MAX_RESULTS)
+    if response.error or not response.results:
+        await retrying(lambda: message.reply_text(response.error or "索引是空的：请先运行 wenda index。"))
+        return
+    session = Session(question, response)
+    key = bot.remember(session)
+    await retrying(lambda: message.reply_html(page_html(session, 0), reply_markup=keyboard(key, session, 0)))
+
+
+async def on_private_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    await respond(update, context, update.effective_message.text)
+
+
+async def on_group_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """In groups, answer only when mentioned or replied to."""
+    message = update.effective_message
+    me = context.bot
+    replied = (
+        message.reply_to_message is not None
+        and message.reply_to_message.from_user is not None
+        and (message.reply_to_message.from_user.id == me.id)
+    )
+    mention = f"@{me.username}".lower()
+    mentions = [
+        text
+        for entity, text in message.parse_entities([MessageEntity.MENTION, MessageEntity.TEXT_MENTION]).items()
+        if text.lower() == mention or (entity.user is not None and entity.user.id == me.id)
+    ]
+    if not (replied or mentions):
+        return
+    question = message.text
+    for text in mentions:
+        question = question.replace(text, " ")
+    await respond(update, context, question)
+
+
+async def on_ask(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    await respond(update, context, " ".join(context.args or []))
+
+
+async def on_non_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    await retrying(lambda: update.effective_message.reply_text(NOT_TEXT))
+
+
+async def on_start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    bot = wenda(context)
+    snapshot = bot.retriever.snapshot
+    examples = "\n".join(f"• {escape(q)}" for q in bot.examples)
+    text = (
+        f"你好！我是 <b>Wenda 问答</b>。我只根据语料库中的 {len(snapshot.documents())} 篇文档"
+        f"（{len(snapshot)} 个段落）回答问题，每个回答都注明出处（文件:行）。\n\n"
+        f"直接发给我一个问题，例如：\n{examples}\n\n/sources 查看文档列表，/help 查看说明。"
+    )
+    await retrying(lambda: update.effective_message.reply_html(text))
+
+
+async def on_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    text = (
+        "<b>使用说明</b>\n"
+        "• 私聊：直接发送问题（中文、繁体或英文）。\n"
+        "• 群组：@我 或回复我的消息，或用 /ask 问题。\n"
+        "• 行内：在任意聊天输入 @我的用户名 加问题。\n"
+        "回答下方：📄 查看整段原文，更多结果 翻页，👍/👎 反馈。\n"
+        "语料中没有答案时我会直说，并列出最接近的段落。"
+    )
+    await retrying(lambda: update.effective_message.reply_html(text))
+
+
+async def on_sources(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    documents = wenda(context).retriever.snapshot.documents()
+    lines = [
+        f"{i}. 《{escape(title)}》 <code>{escape(source)}</code>" for i, (source, title) in enumerate(documents, 1)
+    ]
+    text = "<b>语料中的文档</b>\n" + "\n".join(lines)
+    await retrying(lambda: update.effective_message.reply_html(trim(text, 4000) if len(text) > 4000 else text))
+
+
+async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Paging, full paragraph and feedback buttons; a stale button gets a polite answer."""
+    query = update.callback_query
+    bot = wenda(context)
+    kind, key, value = ((query.data or "").split("|") + ["", "", ""])[:3]
+    session = bot.sessions.get(key)
+    if session is None or kind not in "mfv" or not kind:
+        await retrying(lambda: query.answer(EXPIRED, show_alert=True))
+        return
+    if kind == "m" and value.isdigit() and int(value) < session.pages:
+        page = int(value)
+        try:
+            await retrying(
+                lambda: query.edit_message_text(
+                    page_html(session, page), parse_mode=ParseMode.HTML, reply_markup=keyboard(key, session, page)
+                )
+            )
+        except BadRequest as exc:  # pressing the same page twice: "message is not modified"
+            if "not modified" not in str(exc).lower():
+                raise
+        await retrying(lambda: query.answer())
+    elif kind == "f" and value.isdigit() and int(value) < len(session.response.results):
+        result = session.response.results[int(value)]
+        await retrying(lambda: query.answer())
+        await retrying(lambda: query.message.reply_html(paragraph_html(result)))
+    elif kind == "v" and value in ("up", "down"):
+        sources = [f"{r.record.source}:{r.record.line}" for r in session.response.results[:PAGE_SIZE]]
+        bot.feedback.record(update.effective_user.id, session.question, sources, value)
+        await retrying(lambda: query.answer(THANKS))
+    else:
+        await retrying(lambda: query.answer(EXPIRED, show_alert=True))
+
+
+async def on_inline(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """`@bot question` in any chat: the top passages as articles to send."""
+    query = update.inline_query
+    question = query.query.strip()
+    bot = wenda(context)
+    if not question or len(question) > MAX_QUESTION_CHARS or not bot.limiter.allow(update.effective_user.id):
+        await retrying(lambda: query.answer([], cache_time=0, is_personal=True))
+        return
+    response = await bot.ask(question, 5)
+    articles = [
+        InlineQueryResultArticle(
+            id=str(result.rank),
+            title=("" if response.answerable else "（语料中无确切答案）")
+            + f"[{result.rank}] 《{result.record.title}》",
+            description=trim(result.record.text, 90),
+            input_message_content=InputTextMessageContent(
+                answer_html(response, [result], result.rank), parse_mode=ParseMode.HTML
+            ),
+        )
+        for result in response.results
+    ]
+    await retrying(lambda: query.answer(articles, cache_time=0, is_personal=True))
+
+
+async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Log and keep running; the user gets a short apology when there is someone to tell."""
+    log.error("error while handling an update: %s", context.error, exc_info=context.error)
+    if isinstance(update, Update) and update.effective_message and not update.inline_query:
+        try:
+            await update.effective_message.reply_text("抱歉，处理这条消息时出错了，请稍后再试。")
+        except Exception:  # noqa: BLE001 - the API itself may be what failed
+            log.warning("could not tell the user about the error")
+
+
+async def register_commands(application: Application) -> None:
+    await retrying(lambda: application.bot.set_my_commands([BotCommand(name, text) for name, text in COMMANDS]))
+
+
+def build_application(bot: WendaBot) -> Application:
+    """The PTB application with every handler registered (in this one place)."""
+    builder = (
+        ApplicationBuilder()
+        .token(bot.settings.token)
+        .rate_limiter(AIORateLimiter(max_retries=3))
+        .concurrent_updates(True)
+        .post_init(register_commands)
+    )
+    if bot.settings.base_url:
+        builder = builder.base_url(bot.settings.base_url)
+    application = builder.build()
+    application.bot_data["wenda"] = bot
+    application.add_handler(TypeHandler(Update, gate), group=-1)
+    application.add_handler(CommandHandler("start", on_start))
+    application.add_handler(CommandHandler("help", on_help))
+    application.add_handler(CommandHandler("sources", on_sources))
+    application.add_handler(CommandHandler("ask", on_ask))
+    application.add_handler(MessageHandler(filters.ChatType.PRIVATE & filters.TEXT & ~filters.COMMAND, on_private_text))
+    application.add_handler(MessageHandler(filters.ChatType.GROUPS & filters.TEXT & ~filters.COMMAND, on_group_text))
+    application.add_handler(
+        MessageHandler(
+            filters.ChatType.PRIVATE & ~filters.TEXT & ~filters.COMMAND & ~filters.StatusUpdate.ALL, on_non_text
+        )
+    )
+    application.add_handler(CallbackQueryHandler(on_button))
+    application.add_handler(InlineQueryHandler(on_inline))
+    application.add_error_handler(on_error)
+    return application

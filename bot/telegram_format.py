@@ -1,0 +1,79 @@
+"""Telegram HTML for answers: bold answer first, numbered cited passages in expandable quotes.
+
+Every piece of corpus or user text goes through `html.escape`; tags are only added around text that
+was already cut, so trimming can never break a tag. Messages stay within Telegram's 4096 characters.
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+from index.chunking import SENTENCE_END
+from retrieval.results import Response, Result
+
+TELEGRAM_LIMIT = 4096
+ELLIPSIS = "…"
+NO_ANSWER = "语料中没有找到这个问题的答案。以下是最接近的段落，仅供参考："
+
+
+def telegram_length(text: str) -> int:
+    """Telegram counts UTF-16 code units."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def trim(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` characters, at the last sentence end if there is one."""
+    if len(text) <= limit:
+        return text
+    ends = [m.end() for m in SENTENCE_END.finditer(text, 0, limit)]
+    return text[: ends[-1] if ends else limit] + ELLIPSIS
+
+
+def citation(result: Result) -> str:
+    record = result.record
+    parts = [f"《{record.title}》"] + ([record.section] if record.section else []) + [f"{record.source}:{record.line}"]
+    return escape(" · ".join(parts))
+
+
+def passage_html(result: Result, response: Response, limit: int) -> str:
+    """The passage, trimmed to `limit` characters, with the answer underlined when it is in it."""
+    record = result.record
+    text = trim(record.text, limit)
+    answer = response.answer
+    kept = len(text) - (len(ELLIPSIS) if text.endswith(ELLIPSIS) and text != record.text else 0)
+    if answer is not None and answer.record.id == record.id:
+        start, end = answer.start - record.start, answer.end - record.start
+        if 0 <= start < end <= kept:
+            return f"{escape(text[:start])}<u><b>{escape(text[start:end])}</b></u>{escape(text[end:])}"
+    return escape(text)
+
+
+def answer_html(response: Response, results: list[Result], first_number: int, footer: str = "") -> str:
+    """A whole reply: answer (or the no-answer notice), then the passages numbered from `first_number`."""
+    if response.answerable and response.answer is not None:
+        head = f"<b>{escape(response.answer.text)}</b>"
+    else:
+        head = escape(NO_ANSWER)
+    limit = 1200
+    while True:
+        blocks = [head]
+        for number, result in enumerate(results, start=first_number):
+            blocks.append(
+                f"[{number}] {citation(result)}\n<blockquote expandable>{passage_html(result, response, limit)}</blockquote>"
+            )
+        if footer:
+            blocks.append(f"<i>{escape(footer)}</i>")
+        html = "\n\n".join(blocks)
+        if telegram_length(html) <= TELEGRAM_LIMIT or limit <= 40:
+            return html
+        limit = int(limit * 0.8)
+
+
+def paragraph_html(result: Result) -> str:
+    """The full paragraph of a passage with its citation, trimmed to fit one message."""
+    head = citation(result)
+    budget = TELEGRAM_LIMIT - telegram_length(head) - 40
+    text = result.record.paragraph_text
+    while telegram_length(escape(trim(text, budget))) > budget:
+        budget = int(budget * 0.9)
+    return f"{head}\n\n{escape(trim(text, budget))}"

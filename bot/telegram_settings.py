@@ -1,0 +1,58 @@
+"""Telegram bot settings, all from the environment (the token never goes in a file of this project)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from index.errors import WendaError
+
+DEFAULT_RATE_LIMIT = 20  # questions per user per minute: a fast human reader, not a script
+PAGE_SIZE = 3  # passages per message: enough evidence, still short on a phone
+MAX_RESULTS = 12  # "More results" pages through this many passages
+MAX_QUESTION_CHARS = 1000
+
+
+def _ids(name: str) -> frozenset[int] | None:
+    """A comma-separated id allowlist; None when unset (everyone allowed)."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        return frozenset(int(part) for part in raw.replace(" ", "").split(",") if part)
+    except ValueError as exc:
+        raise WendaError(f"{name} must be comma-separated numeric Telegram ids, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class TelegramSettings:
+    token: str
+    base_url: str | None = None
+    allowed_users: frozenset[int] | None = None
+    allowed_chats: frozenset[int] | None = None
+    rate_limit: int = DEFAULT_RATE_LIMIT
+    data_dir: Path = Path(".wenda-data")
+
+    @classmethod
+    def from_env(cls) -> TelegramSettings:
+        token = os.environ.get("TELEGRAM_BOT_TOKEN", "").strip()
+        if not token:
+            raise WendaError("set TELEGRAM_BOT_TOKEN to the token BotFather gave you")
+        rate = os.environ.get("WENDA_TELEGRAM_RATE_LIMIT", str(DEFAULT_RATE_LIMIT))
+        if not rate.isdigit() or int(rate) < 1:
+            raise WendaError(f"WENDA_TELEGRAM_RATE_LIMIT must be a positive number of questions a minute, got {rate!r}")
+        return cls(
+            token=token,
+            base_url=os.environ.get("TELEGRAM_API_BASE_URL") or None,
+            allowed_users=_ids("WENDA_TELEGRAM_ALLOWED_USERS"),
+            allowed_chats=_ids("WENDA_TELEGRAM_ALLOWED_CHATS"),
+            rate_limit=int(rate),
+            data_dir=Path(os.environ.get("WENDA_DATA_DIR", ".wenda-data")),
+        )
+
+    def allows(self, user_id: int | None, chat_id: int | None) -> bool:
+        """Both allowlists, where set, must admit the user and the chat."""
+        if self.allowed_users is not None and user_id not in self.allowed_users:
+            return False
+        return self.allowed_chats is None or chat_id is None or chat_id in self.allowed_chats

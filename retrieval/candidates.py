@@ -1,0 +1,42 @@
+"""First stage: the union of the best dense and the best BM25 chunks, each scored both ways."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from index.store import Snapshot
+
+# Enough candidates that the right chunk is almost always among them (recall@100 of either retriever),
+# few enough that scoring them both ways costs well under a millisecond.
+POOL_SIZE = 100
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Chunk ids with their dense cosine and BM25 scores, plus the query's tokens and their IDF."""
+
+    ids: np.ndarray
+    dense: np.ndarray
+    lexical: np.ndarray
+    tokens: list[str]
+    idf: np.ndarray
+    known: np.ndarray  # whether each query token occurs in the corpus at all
+
+
+def gather(snapshot: Snapshot, vector: np.ndarray, tokens: list[str], pool: int = POOL_SIZE) -> Candidates:
+    """Dense top `pool` plus BM25 top `pool`, each with both scores."""
+    dense_hits = snapshot.search(vector, pool)
+    lexical_scores = snapshot.lexical.scores(tokens)
+    lexical_hits = snapshot.lexical.search(tokens, pool) if tokens else []
+    dense_by_id = dict(dense_hits)
+    ids = np.array(sorted(dense_by_id.keys() | {chunk_id for chunk_id, _ in lexical_hits}), dtype=np.int64)
+    dense = np.array(
+        [dense_by_id[i] if i in dense_by_id else float(snapshot.index.reconstruct(int(i)) @ vector) for i in ids],
+        dtype=np.float32,
+    )
+    positions = snapshot.lexical.position(ids)
+    lexical = np.asarray(lexical_scores, dtype=np.float32)[positions] if len(ids) else np.zeros(0, np.float32)
+    known = np.array([token in snapshot.lexical.model.vocab_dict for token in tokens], dtype=bool)
+    return Candidates(ids, dense, lexical, tokens, snapshot.lexical.idf(tokens), known)

@@ -1,0 +1,211 @@
+"""A fake Telegram Bot API server on 127.0.0.1 for end-to-end tests of the real bot process.
+
+It answers the methods the bot calls, records every request, hands out injected updates through
+getUpdates (long polling), and can be told to fail the next calls of a method (429, 500, …).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl
+
+BOT_USER = {
+    "id": 999000,
+    "is_bot": True,
+    "first_name": "Wenda",
+    "username": "wenda_test_bot",
+    "can_join_groups": True,
+    "can_read_all_group_messages": False,
+    "supports_inline_queries": True,
+}
+
+
+def decode(value: str):
+    """PTB sends scalars as text and objects as JSON text."""
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+class FakeTelegram:
+    def __init__(self, token: str) -> None:
+        self.token = token
+        self.requests: list[tuple[str, dict]] = []
+        self.updates: list[dict] = []
+        self.faults: dict[str, list[tuple[int, dict]]] = {}
+        self.condition = threading.Condition()
+        self._update_ids = itertools.count(1)
+        self._message_ids = itertools.count(100)
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/bot"
+
+    def __enter__(self) -> FakeTelegram:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    # --- what tests call -------------------------------------------------------------------------
+    def fail(self, method: str, status: int, times: int = 1, retry_after: int | None = None) -> None:
+        body = {"ok": False, "error_code": status, "description": f"Fake failure {status}"}
+        if retry_after is not None:
+            body["parameters"] = {"retry_after": retry_after}
+            body["description"] = f"Too Many Requests: retry after {retry_after}"
+        with self.condition:
+            self.faults.setdefault(method, []).extend([(status, body)] * times)
+
+    def push(self, **update: object) -> int:
+        with self.condition:
+            update_id = next(self._update_ids)
+            self.updates.append({"update_id": update_id, **update})
+            self.condition.notify_all()
+        return update_id
+
+    def message(
+        self,
+        user: int,
+        text: str | None,
+        chat: int | None = None,
+        chat_type: str = "private",
+        entities: list | None = None,
+        reply_to: dict | None = None,
+        **extra: object,
+    ) -> int:
+        message = {
+            "message_id": next(self._message_ids),
+            "date": int(time.time()),
+            "chat": {
+                "id": chat if chat is not None else user,
+                "type": chat_type,
+                **({"title": "group"} if chat_type != "private" else {"first_name": "u"}),
+            },
+            "from": {"id": user, "is_bot": False, "first_name": f"user{user}"},
+            **({"text": text} if text is not None else {}),
+            **extra,
+        }
+        if entities:
+            message["entities"] = entities
+        if reply_to:
+            message["reply_to_message"] = reply_to
+        return self.push(message=message)
+
+    def press(self, user: int, sent: dict, data: str) -> int:
+        """A button press on a message the bot sent (`sent` is its recorded sendMessage result)."""
+        return self.push(
+            callback_query={
+                "id": str(next(self._message_ids)),
+                "chat_instance": "ci",
+                "data": data,
+                "from": {"id": user, "is_bot": False, "first_name": f"user{user}"},
+                "message": sent,
+            }
+        )
+
+    def inline(self, user: int, query: str) -> int:
+        return self.push(
+            inline_query={
+                "id": str(next(self._message_ids)),
+                "query": query,
+                "offset": "",
+                "from": {"id": user, "is_bot": False, "first_name": f"user{user}"},
+            }
+        )
+
+    def calls(self, method: str, where: Callable[[dict], bool] = lambda p: True) -> list[dict]:
+        with self.condition:
+            return [params for name, params in self.requests if name == method and where(params)]
+
+    def wait_for(
+        self, method: str, where: Callable[[dict], bool] = lambda p: True, count: int = 1, timeout: float = 60
+    ) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        with self.condition:
+            while True:
+                found = [params for name, params in self.requests if name == method and where(params)]
+                if len(found) >= count:
+                    return found
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(f"no {count} {method} call(s) in {timeout} s; got {self.requests[-5:]}")
+                self.condition.wait(remaining)
+
+    # --- the server ------------------------------------------------------------------------------
+    def _answer(self, method: str, params: dict) -> tuple[int, dict]:
+        with self.condition:
+            self.requests.append((method, params))
+            self.condition.notify_all()
+            queued = self.faults.get(method)
+            if queued:
+                status, body = queued.pop(0)
+                params["_failed"] = status
+                return status, body
+        if method == "getUpdates":
+            return 200, {"ok": True, "result": self._updates(params)}
+        if method == "getMe":
+            return 200, {"ok": True, "result": BOT_USER}
+        if method in ("sendMessage", "editMessageText"):
+            chat_id = int(params.get("chat_id", 0))
+            result = {
+                "message_id": int(params.get("message_id") or next(self._message_ids)),
+                "date": int(time.time()),
+                "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "group"},
+                "from": BOT_USER,
+                "text": params.get("text", ""),
+            }
+            if "reply_markup" in params:
+                result["reply_markup"] = params["reply_markup"]
+            params["_result"] = result
+            return 200, {"ok": True, "result": result}
+        return 200, {"ok": True, "result": True}
+
+    def _updates(self, params: dict) -> list[dict]:
+        offset = int(params.get("offset") or 0)
+        deadline = time.monotonic() + min(float(params.get("timeout") or 0), 2.0)
+        with self.condition:
+            while True:
+                pending = [u for u in self.updates if u["update_id"] >= offset]
+                if pending or time.monotonic() >= deadline:
+                    return pending
+                self.condition.wait(deadline - time.monotonic())
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                prefix = f"/bot{fake.token}/"
+                if not self.path.startswith(prefix):
+                    self._send(404, {"ok": False, "error_code": 404, "description": "Not Found"})
+                    return
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode("utf-8")
+                if self.headers.get("Content-Type", "").startswith("application/json"):
+                    params = json.loads(raw or "{}")
+                else:
+                    params = {key: decode(value) for key, value in parse_qsl(raw)}
+                self._send(*fake._answer(self.path[len(prefix) :], params))
+
+            def _send(self, status: int, body: dict) -> None:
+                data = json.dumps(body).encode("utf-8")
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        return Handler

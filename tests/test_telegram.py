@@ -1,0 +1,205 @@
+"""End to end: the real `wenda telegram` process against a fake Bot API server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from index.config import Settings
+from tests.conftest import ROOT
+from tests.fake_telegram import BOT_USER, FakeTelegram
+
+TOKEN = "123456:TEST-token-that-must-never-be-logged"
+STRANGER = 666
+RATE_LIMIT = 5
+QUESTION = "安阳市区营运出租车中有多少台纯电动车？"
+
+
+@pytest.fixture(scope="module")
+def telegram(seed_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeTelegram]:
+    data_dir = tmp_path_factory.mktemp("telegram-data")
+    log_path = data_dir / "bot.log"
+    with FakeTelegram(TOKEN) as fake, log_path.open("wb") as log:
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "TELEGRAM_BOT_TOKEN": TOKEN,
+            "TELEGRAM_API_BASE_URL": fake.base_url,
+            "WENDA_CORPUS": str(seed_settings.corpus),
+            "WENDA_INDEX_DIR": str(seed_settings.index_dir),
+            "WENDA_DATA_DIR": str(data_dir),
+            "WENDA_TELEGRAM_ALLOWED_USERS": ",".join(str(i) for i in range(1, 60)),
+            "WENDA_TELEGRAM_RATE_LIMIT": str(RATE_LIMIT),
+        }
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "telegram"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+        fake.data_dir = data_dir  # type: ignore[attr-defined]
+        fake.log_path = log_path  # type: ignore[attr-defined]
+        fake.process = process  # type: ignore[attr-defined]
+        try:
+            fake.wait_for("setMyCommands", timeout=120)
+            yield fake
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def replies(fake: FakeTelegram, chat: int, count: int = 1, timeout: float = 60) -> list[dict]:
+    """Successful sendMessage calls to `chat`."""
+    return fake.wait_for("sendMessage", lambda p: p.get("chat_id") == chat and "_failed" not in p, count, timeout)
+
+
+def visible(html: str) -> str:
+    return re.sub(r"<[^>]+>", "", html)
+
+
+def test_commands_are_registered(telegram: FakeTelegram) -> None:
+    commands = telegram.calls("setMyCommands")[0]["commands"]
+    assert [c["command"] for c in commands] == ["start", "help", "sources", "ask"]
+
+
+def test_private_question_gets_cited_html_answer_with_buttons(telegram: FakeTelegram) -> None:
+    telegram.message(user=1, text=QUESTION)
+    reply = replies(telegram, 1)[0]
+    assert reply["parse_mode"] == "HTML"
+    html = reply["text"]
+    assert html.startswith("<b>") and "856" in html.split("\n")[0]
+    assert "[1] 《以人为核心的新型城镇化等五大战略实施成效》 · 绿色交通改变生活 · 000_e771e9061456cf36.txt:55" in html
+    assert "<blockquote expandable>" in html and "<u><b>" in html
+    assert len(html) <= 4096
+    buttons = [b["callback_data"] for row in reply["reply_markup"]["inline_keyboard"] for b in row]
+    assert all(len(data.encode()) <= 64 for data in buttons)
+    assert any(d.startswith("m|") for d in buttons) and any(d.endswith("|up") for d in buttons)
+
+
+def test_buttons_page_show_paragraph_and_store_feedback(telegram: FakeTelegram) -> None:
+    telegram.message(user=2, text="清丰县机关负责人出庭率是多少？")
+    sent = replies(telegram, 2)[0]
+    message = sent["_result"]
+    buttons = {b["text"]: b["callback_data"] for row in sent["reply_markup"]["inline_keyboard"] for b in row}
+
+    telegram.press(2, message, buttons["更多结果 ▶"])
+    edit = telegram.wait_for("editMessageText", lambda p: p.get("chat_id") == 2)[0]
+    assert "[4] " in edit["text"] and "[1] " not in edit["text"] and "第 2/" in edit["text"]
+
+    telegram.press(2, message, buttons["📄 [1] 原文"])
+    full = replies(telegram, 2, count=2)[1]
+    assert full["text"].startswith("《清丰县全面深化改革成效》")
+
+    telegram.press(2, message, buttons["👍"])
+    telegram.wait_for("answerCallbackQuery", lambda p: p.get("text") == "谢谢反馈！")
+    feedback = (telegram.data_dir / "feedback.jsonl").read_text(encoding="utf-8")
+    assert '"vote": "up"' in feedback and "出庭率" in feedback and '"user": "' in feedback
+    assert '"2"' not in feedback and ": 2," not in feedback  # no raw user id
+
+    telegram.press(2, message, "m|no-such-session|1")
+    telegram.wait_for("answerCallbackQuery", lambda p: p.get("text") == "这条回答已过期，请重新提问。")
+
+
+def test_unanswerable_question_says_so_and_lists_nearest(telegram: FakeTelegram) -> None:
+    telegram.message(user=3, text="2024年巴黎奥运会中国队获得了多少枚金牌？")
+    html = replies(telegram, 3)[0]["text"]
+    assert html.startswith("语料中没有找到这个问题的答案") and "[1] " in html
+
+
+def test_inline_query_returns_articles(telegram: FakeTelegram) -> None:
+    telegram.inline(user=4, query=QUESTION)
+    answer = telegram.wait_for("answerInlineQuery", lambda p: p.get("results"))[0]
+    first = answer["results"][0]
+    assert first["type"] == "article" and "856" in first["input_message_content"]["message_text"]
+
+
+def test_group_answers_only_when_mentioned_or_asked(telegram: FakeTelegram) -> None:
+    group = -1001
+    telegram.message(user=5, chat=group, chat_type="supergroup", text="大家好，" + QUESTION)
+    mention = "@" + BOT_USER["username"]
+    text = f"{mention} 运城建成了多少个嵌入式养老机构？"
+    telegram.message(
+        user=5,
+        chat=group,
+        chat_type="supergroup",
+        text=text,
+        entities=[{"type": "mention", "offset": 0, "length": len(mention)}],
+    )
+    first = replies(telegram, group)[0]
+    assert "52个" in visible(first["text"])
+    telegram.message(
+        user=6,
+        chat=group,
+        chat_type="supergroup",
+        text="/ask " + QUESTION,
+        entities=[{"type": "bot_command", "offset": 0, "length": 4}],
+    )
+    both = replies(telegram, group, count=2)
+    assert "856" in visible(both[1]["text"])
+    time.sleep(1)
+    assert len(telegram.calls("sendMessage", lambda p: p.get("chat_id") == group)) == 2  # no reply to small talk
+
+
+def test_strangers_are_refused_everywhere(telegram: FakeTelegram) -> None:
+    telegram.message(user=STRANGER, text=QUESTION)
+    assert replies(telegram, STRANGER)[0]["text"].startswith("抱歉，这个机器人只对受邀用户开放")
+    telegram.inline(user=STRANGER, query=QUESTION)
+    telegram.wait_for("answerInlineQuery", lambda p: p.get("results") == [])
+    telegram.press(STRANGER, {"message_id": 1, "date": 0, "chat": {"id": STRANGER, "type": "private"}}, "v|x|up")
+    telegram.wait_for("answerCallbackQuery", lambda p: "受邀" in str(p.get("text")))
+    time.sleep(1)
+    sent = telegram.calls("sendMessage", lambda p: p.get("chat_id") == STRANGER)
+    assert len(sent) == 1 and "856" not in sent[0]["text"]
+
+
+def test_burst_over_rate_limit_gets_friendly_message(telegram: FakeTelegram) -> None:
+    for _ in range(RATE_LIMIT + 2):
+        telegram.message(user=7, text=QUESTION)
+    sent = replies(telegram, 7, count=RATE_LIMIT + 2)
+    limited = [s for s in sent if s["text"].startswith("提问太快了")]
+    assert len(limited) == 2
+
+
+def test_non_text_and_overlong_messages_get_short_replies(telegram: FakeTelegram) -> None:
+    telegram.message(
+        user=8,
+        text=None,
+        sticker={
+            "file_id": "x",
+            "file_unique_id": "y",
+            "type": "regular",
+            "width": 1,
+            "height": 1,
+            "is_animated": False,
+            "is_video": False,
+        },
+    )
+    telegram.message(user=8, text="问" * 1001)
+    texts = sorted(s["text"] for s in replies(telegram, 8, count=2))
+    assert texts[0].startswith("请用文字提问") and texts[1].startswith("问题太长了")
+
+
+def test_survives_429_and_500_from_the_api(telegram: FakeTelegram) -> None:
+    telegram.fail("sendMessage", 429, retry_after=1)
+    telegram.message(user=9, text=QUESTION)
+    assert "856" in replies(telegram, 9)[0]["text"]
+    telegram.fail("sendMessage", 500)
+    telegram.message(user=10, text=QUESTION)
+    assert "856" in replies(telegram, 10)[0]["text"]
+    failed = telegram.calls("sendMessage", lambda p: p.get("_failed") in (429, 500))
+    assert len(failed) >= 2
+    telegram.fail("getUpdates", 500, times=2)
+    telegram.message(user=11, text=QUESTION)
+    assert "856" in replies(telegram, 11)[0]["text"]
+    assert telegram.process.poll() is None
+
+
+def test_token_never_logged(telegram: FakeTelegram) -> None:
+    telegram.message(user=12, text=QUESTION)
+    replies(telegram, 12)
+    log = telegram.log_path.read_bytes().decode("utf-8", "replace")
+    assert "Application started" in log or "wenda" in log.lower()
+    assert TOKEN not in log and TOKEN.split(":")[1] not in log
