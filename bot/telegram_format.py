@@ -58,9 +58,8 @@ def answer_html(response: Response, results: list[Result], first_number: int, fo
     while True:
         blocks = [head]
         for number, result in enumerate(results, start=first_number):
-            blocks.append(
-                f"[{number}] {citation(result)}\n<blockquote expandable>{passage_html(result, response, limit)}</blockquote>"
-            )
+            quote = passage_html(result, response, limit)
+            blocks.append(f"[{number}] {citation(result)}\n<blockquote expandable>{quote}</blockquote>")
         if footer:
             blocks.append(f"<i>{escape(footer)}</i>")
         html = "\n\n".join(blocks)
