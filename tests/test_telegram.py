@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -203,3 +208,74 @@ def test_token_never_logged(telegram: FakeTelegram) -> None:
     log = telegram.log_path.read_bytes().decode("utf-8", "replace")
     assert "Application started" in log or "wenda" in log.lower()
     assert TOKEN not in log and TOKEN.split(":")[1] not in log
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def post_update(url: str, update: dict, secret: str | None) -> int:
+    headers = {"Content-Type": "application/json"}
+    if secret is not None:
+        headers["X-Telegram-Bot-Api-Secret-Token"] = secret
+    request = urllib.request.Request(url, json.dumps(update).encode(), headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+    except urllib.error.URLError:
+        return 0  # not listening yet
+
+
+def test_webhook_checks_the_secret_token(seed_settings: Settings, tmp_path: Path) -> None:
+    port, secret = free_port(), "s3cret-Token_1"
+    with FakeTelegram(TOKEN) as fake:
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "TELEGRAM_BOT_TOKEN": TOKEN,
+            "TELEGRAM_API_BASE_URL": fake.base_url,
+            "WENDA_CORPUS": str(seed_settings.corpus),
+            "WENDA_INDEX_DIR": str(seed_settings.index_dir),
+            "WENDA_DATA_DIR": str(tmp_path),
+            "WENDA_TELEGRAM_WEBHOOK_SECRET": secret,
+        }
+        command = [
+            sys.executable,
+            "-m",
+            "bot.cli",
+            "telegram",
+            "--webhook-url",
+            "https://bot.example/telegram",
+            "--port",
+            str(port),
+        ]
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            hook = fake.wait_for("setWebhook", timeout=120)[0]
+            assert hook["url"] == "https://bot.example/telegram" and hook["secret_token"] == secret
+            url = f"http://127.0.0.1:{port}/telegram"
+            update = {
+                "update_id": 1,
+                "message": {
+                    "message_id": 5,
+                    "date": 0,
+                    "chat": {"id": 21, "type": "private"},
+                    "from": {"id": 21, "is_bot": False, "first_name": "a"},
+                    "text": QUESTION,
+                },
+            }
+            deadline = time.monotonic() + 60
+            while (status := post_update(url, update, "wrong")) not in (403, 200) and time.monotonic() < deadline:
+                time.sleep(0.5)  # the webhook server is still starting
+            assert status == 403
+            assert post_update(url, update, None) == 403
+            assert fake.calls("sendMessage") == []
+            assert post_update(url, update, secret) == 200
+            assert "856" in replies(fake, 21)[0]["text"]
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
