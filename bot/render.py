@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from index.builder import BuildReport
-from retrieval.results import Response, Result
+from index.store import ChunkRecord
+from retrieval.results import Response
 
 
-def citation_line(result: Result) -> str:
+def citation_line(record: ChunkRecord) -> str:
     """《title》 · section · file:line — enough to find the passage by hand."""
-    record = result.record
     parts = [f"《{record.title}》"]
     if record.section:
         parts.append(record.section)
@@ -22,11 +22,15 @@ def render_response(response: Response) -> str:
         return f"! {response.error}"
     if not response.results:
         return "No passages found: the index is empty."
+    if response.answer is not None:
+        head = f"答案: {response.answer.text}\n      {citation_line(response.answer.record)}"
+    else:
+        head = "语料中没有找到这个问题的答案（not found in the corpus）。最接近的段落:"
     blocks = [
-        f"[{result.rank}] {result.score:.3f}  {citation_line(result)}\n    {result.record.text}"
+        f"[{result.rank}] {result.score:.3f}  {citation_line(result.record)}\n    {result.record.text}"
         for result in response.results
     ]
-    return "\n\n".join(blocks)
+    return "\n\n".join([head, *blocks])
 
 
 def render_report(report: BuildReport) -> str:

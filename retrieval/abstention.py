@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import re
 
-from index.tokenization import normalize
-
 from .candidates import Candidates
+from .overlap import coverage
 from .results import Result
 
 COVERAGE_WEIGHT = 0.05
@@ -22,26 +21,18 @@ CROSS_LINGUAL_THRESHOLD = 0.77
 CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 
 
-def coverage(candidates: Candidates, result: Result) -> float:
-    """IDF share of the question's words found in the passage or its title, place and section."""
-    total = float(candidates.idf.sum())
-    if total == 0:
-        return 0.0
-    record = result.record
-    text = normalize(" ".join(part for part in (record.place, record.title, record.section, record.text) if part))
-    return sum(w for t, w in zip(candidates.tokens, candidates.idf, strict=True) if t in text) / total
-
-
 def evidence(question: str, candidates: Candidates, results: list[Result]) -> tuple[float, float]:
     """(evidence score, threshold it must reach) for a question and its ranked results."""
     best = float(candidates.dense.max(initial=0.0))
     if not CJK.search(question):
         return best, CROSS_LINGUAL_THRESHOLD
-    return best + COVERAGE_WEIGHT * coverage(candidates, results[0]), CHINESE_THRESHOLD
+    record = results[0].record
+    context = " ".join(part for part in (record.place, record.title, record.section, record.text) if part)
+    return best + COVERAGE_WEIGHT * coverage(context, candidates), CHINESE_THRESHOLD
 
 
 def is_answerable(question: str, candidates: Candidates, results: list[Result]) -> bool:
     if not results:
         return False
     score, threshold = evidence(question, candidates, results)
-    return score >= threshold
+    return bool(score >= threshold)

@@ -11,9 +11,9 @@ from index.chunking import sentence_spans
 from index.config import MAX_CHUNK_CHARS
 from index.embeddings import Embedder
 from index.store import ChunkRecord
-from index.tokenization import normalize
 
 from .candidates import Candidates
+from .overlap import coverage
 
 # Passages whose sentences compete for the answer: the top ones only, since rank already carries evidence.
 ANSWER_PASSAGES = 3
@@ -57,13 +57,12 @@ def extract_answer(
     options = [(record, spans, i) for record in pool if (spans := _sentences(record)) for i in range(len(spans))]
     if not options:
         return None
-    total = float(candidates.idf.sum()) or 1.0
     wants_number = bool(QUANTITY_QUESTION.search(question))
     scores = []
     for record, spans, i in options:
-        text = normalize(record.paragraph_text[spans[i][0] : spans[i][1]])
-        overlap = sum(w for t, w in zip(candidates.tokens, candidates.idf, strict=True) if t in text) / total
-        scores.append(overlap + 0.2 * (wants_number and bool(DIGIT.search(text))) - 0.05 * pool.index(record))
+        text = record.paragraph_text[spans[i][0] : spans[i][1]]
+        number_bonus = 0.2 * (wants_number and bool(DIGIT.search(text)))
+        scores.append(coverage(text, candidates) + number_bonus - 0.05 * pool.index(record))
     if max(scores) <= 0.2 + 1e-9:  # no question word in any sentence: compare meanings instead
         texts = [record.paragraph_text[spans[i][0] : spans[i][1]] for record, spans, i in options]
         sims = embedder.embed_passages(texts) @ embedder.embed_queries([question])[0]

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from index.store import ChunkRecord
+
 from .candidates import Candidates
+from .overlap import best_sentence_coverage
 
 MODES = ("hybrid", "dense", "bm25")
 # Weight of the BM25 z-score against the dense z-score when every query word is known to the corpus.
 LEXICAL_WEIGHT = 0.5
+# Second stage, hybrid mode only: how many fused candidates get the proximity bonus, and its weight in z units.
+RERANK_DEPTH = 10
+PROXIMITY_WEIGHT = 2.0
 
 
 def zscore(values: np.ndarray) -> np.ndarray:
@@ -30,3 +36,11 @@ def fuse(candidates: Candidates, mode: str = "hybrid") -> np.ndarray:
         return candidates.lexical
     weight = LEXICAL_WEIGHT * lexical_trust(candidates)
     return zscore(candidates.dense) + weight * zscore(candidates.lexical)
+
+
+def proximity_bonus(records: list[ChunkRecord | None], candidates: Candidates) -> np.ndarray:
+    """Bonus for the top candidates that hold most question words within one sentence (term proximity);
+    it breaks near-ties between passages of the same topic in favour of the one that states the fact."""
+    return np.array(
+        [PROXIMITY_WEIGHT * best_sentence_coverage(r.text, candidates) if r else 0.0 for r in records], np.float32
+    )

@@ -10,12 +10,12 @@ from index.config import Settings
 from index.embeddings import Embedder, create_embedder
 from index.errors import QueryError
 from index.store import Snapshot, check_model, live_generation, open_snapshot
-from index.tokenization import to_simplified, tokenize
+from index.tokenization import normalize, tokenize
 
 from .abstention import is_answerable
 from .answer import extract_answer
 from .candidates import gather
-from .fusion import MODES, fuse
+from .fusion import MODES, RERANK_DEPTH, fuse, proximity_bonus
 from .query import clean_query
 from .results import Response, Result
 
@@ -57,14 +57,18 @@ class Retriever:
             return Response(query=question, error=str(exc))
         self.refresh()
         snapshot = self.snapshot
-        vector = self.embedder.embed_queries([to_simplified(cleaned)])[0]
+        vector = self.embedder.embed_queries([normalize(cleaned)])[0]  # lower case: measured better for English
         candidates = gather(snapshot, vector, tokenize(cleaned))
         scores = fuse(candidates, self.mode)
-        order = np.argsort(-scores, kind="stable")
-        records = snapshot.records(candidates.ids[order[: 3 * k]].tolist())
+        order = np.argsort(-scores, kind="stable")[: max(3 * k, RERANK_DEPTH)]
+        records = snapshot.records(candidates.ids[order].tolist())
+        if self.mode == "hybrid":
+            top = order[:RERANK_DEPTH]
+            scores[top] += proximity_bonus([records.get(int(i)) for i in candidates.ids[top]], candidates)
+            order = order[np.argsort(-scores[order], kind="stable")]
         results: list[Result] = []
         seen: set[tuple[str, int]] = set()  # overlapping windows of one paragraph: keep the best only
-        for i in order[: 3 * k]:
+        for i in order:
             record = records.get(int(candidates.ids[i]))
             if record is None or (record.source, record.paragraph) in seen:
                 continue

@@ -1,6 +1,7 @@
 """bot.cli: the `wenda` command's text output, JSON contract, batch mode and error messages."""
 
 import json
+import re
 import unicodedata
 from pathlib import Path
 
@@ -38,7 +39,8 @@ def test_ask_json_contract(seed_settings: Settings) -> None:
 def test_ask_prints_rank_score_passage_and_citation(seed_settings: Settings) -> None:
     done = run_wenda("ask", "-k", "2", QUESTION, env=index_env(seed_settings))
     out = done.stdout.decode()
-    assert done.returncode == 0 and out.startswith("[1] 0.")
+    assert done.returncode == 0 and out.startswith("答案: ") and "856台" in out.split("\n")[0]
+    assert re.search(r"^\[1\] -?\d+\.\d{3}  《", out, re.M)
     assert "《以人为核心的新型城镇化等五大战略实施成效》 · 绿色交通改变生活 · 000_e771e9061456cf36.txt:55" in out
     assert "[2]" in out and "[3]" not in out
 
@@ -78,3 +80,48 @@ def test_chat_answers_until_end_of_input(seed_settings: Settings, tmp_path: Path
     done = run_wenda("chat", stdin=f"{QUESTION}\n\n".encode(), env=env)
     out = done.stdout.decode()
     assert done.returncode == 0 and "纯电动车辆856台" in out and "Ctrl-D" in out
+
+
+def test_json_carries_answer_and_answerable(seed_settings: Settings) -> None:
+    answer = json.loads(run_wenda("ask", "--json", QUESTION, env=index_env(seed_settings)).stdout)
+    assert answer["answerable"] is True and "856" in answer["answer"]["text"]
+    assert {"source", "line", "paragraph", "title", "section", "start", "end"} <= set(answer["answer"]["citation"])
+    refused = json.loads(run_wenda("ask", "--json", "红烧肉怎么做才好吃？", env=index_env(seed_settings)).stdout)
+    assert refused["answerable"] is False and refused["answer"] is None and refused["results"]
+
+
+def test_eval_on_passages_with_distractors(tmp_path: Path) -> None:
+    passages = tmp_path / "passages.jsonl"
+    rows = [
+        {"pid": "p1", "title": "长江", "text": "长江全长6300公里，是中国第一长河。"},
+        {"pid": "p2", "title": "黄河", "text": "黄河全长5464公里，被称为中华民族的母亲河。"},
+    ]
+    passages.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
+    distractors = tmp_path / "distractors.jsonl"
+    distractors.write_text(
+        "\n".join(json.dumps({"pid": f"d{i}", "title": "新闻", "text": f"今天的第{i}条新闻。"}) for i in range(5)),
+        encoding="utf-8",
+    )
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text(json.dumps({"qid": "q1", "question": "黄河有多长？", "gold_pids": ["p2"]}), encoding="utf-8")
+    done = run_wenda(
+        "eval",
+        str(questions),
+        "--passages",
+        str(passages),
+        "--distractors",
+        str(distractors),
+        "--n-distractors",
+        "3",
+        "--mode",
+        "all",
+        "--json",
+        "-q",
+        "--cache",
+        str(tmp_path / "cache.sqlite"),
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    summary = json.loads(done.stdout)
+    assert set(summary) == {"hybrid", "dense", "bm25"}
+    assert summary["hybrid"]["all"]["recall@1"] == 1.0 and summary["hybrid"]["all"]["questions"] == 1
+    assert "5 added" in done.stderr.decode()  # 2 passages + the first 3 distractors
