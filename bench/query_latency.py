@@ -4,6 +4,7 @@
 
 Prints a table and writes bench/results/query_latency.json. Warm, in process, one thread.
 """
+
 from __future__ import annotations
 
 import argparse

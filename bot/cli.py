@@ -205,8 +205,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - a bug: one line for the user, the traceback on request
         if os.environ.get("WENDA_DEBUG"):
             raise
-        print(f"wenda: internal error: {type(exc).__name__}: {exc} (rerun with WENDA_DEBUG=1 for details)",
-              file=sys.stderr)
+        print(
+            f"wenda: internal error: {type(exc).__name__}: {exc} (rerun with WENDA_DEBUG=1 for details)",
+            file=sys.stderr,
+        )
         return 1
 
 

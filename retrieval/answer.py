@@ -63,10 +63,10 @@ def extract_answer(
         text = record.paragraph_text[spans[i][0] : spans[i][1]]
         number_bonus = 0.2 * (wants_number and bool(DIGIT.search(text)))
         scores.append(coverage(text, candidates) + number_bonus - 0.05 * pool.index(record))
-    if max(scores) <= 0.2 + 1e-9:  # no question word in any sentence: compare meanings instead
+    if max(scores) <= 0.2 + 1e-9:  # no question word in any sentence (English): compare meanings instead,
+        options = [option for option in options if option[0] is pool[0]]  # in the top passage only, for speed
         texts = [record.paragraph_text[spans[i][0] : spans[i][1]] for record, spans, i in options]
-        sims = embedder.embed_passages(texts) @ embedder.embed_queries([question])[0]
-        scores = list(sims - 0.01 * np.array([pool.index(record) for record, _, _ in options]))
+        scores = list(embedder.embed_passages(texts) @ embedder.embed_queries([question])[0])
     record, spans, i = options[int(np.argmax(scores))]
     start, end = _widen(record, spans, i)
     return Answer(record, start, end)

@@ -1,4 +1,5 @@
 """How much of a question a piece of text covers, by the IDF weight of the question's words it contains."""
+
 from __future__ import annotations
 
 from index.chunking import sentence_spans

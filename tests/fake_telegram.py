@@ -199,11 +199,14 @@ class FakeTelegram:
 
             def _send(self, status: int, body: dict) -> None:
                 data = json.dumps(body).encode("utf-8")
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the bot went away mid long-poll (it is being stopped)
 
             def log_message(self, *args: object) -> None:
                 pass
