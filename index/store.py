@@ -76,7 +76,7 @@ class ChunkRecord:
 class Snapshot:
     """One generation opened read-only: its manifest, FAISS index and chunk table."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, mmap: bool = True) -> None:
         self.path = path
         manifest_path = path / MANIFEST
         try:
@@ -93,7 +93,10 @@ class Snapshot:
             if actual != size:
                 raise WendaError(f"index file {path / name} is truncated or damaged; {REBUILD_HINT}")
         try:
-            self.index = faiss.read_index(str(path / VECTORS))
+            # An IVF index is memory-mapped for readers: fast start, pages shared between processes.
+            ivf = self.manifest.get("vector_index", {}).get("type") == "ivf-sq8"
+            flags = faiss.IO_FLAG_MMAP if (mmap and ivf) else 0
+            self.index = faiss.read_index(str(path / VECTORS), flags)
             self.lexical = LexicalIndex.load(path / LEXICAL)
         except (RuntimeError, OSError, ValueError) as exc:
             raise WendaError(f"index files in {path} cannot be read ({exc}); {REBUILD_HINT}") from exc
@@ -144,12 +147,12 @@ def live_generation(index_dir: Path) -> Path | None:
     return index_dir / name if name else None
 
 
-def open_snapshot(index_dir: Path) -> Snapshot:
-    """Open the live generation; IndexMissingError when there is none."""
+def open_snapshot(index_dir: Path, mmap: bool = True) -> Snapshot:
+    """Open the live generation (`mmap=False` for a writer that will change it); IndexMissingError if none."""
     path = live_generation(index_dir)
     if path is None or not path.is_dir():
         raise IndexMissingError(f"no index in {index_dir}; run `wenda index` to build one")
-    return Snapshot(path)
+    return Snapshot(path, mmap)
 
 
 def check_model(manifest: dict, identity: dict) -> None:

@@ -1,0 +1,61 @@
+"""index.vectors: the switch from exact Flat to IVF-SQ8, and an IVF index through updates and queries."""
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from index import store, vectors
+from index.config import Settings
+from retrieval.retriever import Retriever
+from tests.conftest import SEED_CORPUS, build
+
+
+def clustered(count: int, dim: int = 64, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(200, dim))
+    data = centers[rng.integers(0, 200, count)] + rng.normal(0, 0.3, (count, dim))
+    return (data / np.linalg.norm(data, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_ivf_reaches_recall_target_against_exact_search() -> None:
+    data = clustered(20_000)
+    ivf = vectors.build_ivf(np.arange(20_000, dtype=np.int64), data)
+    queries = clustered(300, seed=1)
+    exact = vectors.new_flat(64)
+    exact.add_with_ids(data, np.arange(20_000, dtype=np.int64))
+    _, truth = exact.search(queries, 10)
+    _, found = ivf.search(queries, 10)
+    assert vectors.recall(found, truth) >= 0.95  # tuned on other queries: allow a little slack
+    assert ivf.nprobe < ivf.nlist
+
+
+def test_fit_keeps_small_indexes_exact() -> None:
+    flat = vectors.new_flat(64)
+    flat.add_with_ids(clustered(100), np.arange(100, dtype=np.int64))
+    assert vectors.fit(flat) is flat and vectors.describe(flat) == {"type": "flat"}
+
+
+def test_large_index_becomes_ivf_and_still_answers_and_updates(
+    tmp_path: Path, embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(vectors, "FLAT_LIMIT", 100)  # the seed corpus (222 chunks) counts as large
+    corpus = tmp_path / "corpus"
+    shutil.copytree(SEED_CORPUS, corpus)
+    index_dir = tmp_path / "index"
+    build(corpus, index_dir, embedder)
+    manifest = store.open_snapshot(index_dir).manifest
+    assert manifest["vector_index"]["type"] == "ivf-sq8"
+
+    retriever = Retriever(Settings(corpus=corpus, index_dir=index_dir), embedder)
+    best = retriever.ask("安阳市区营运出租车中有多少台纯电动车？", 3).results[0]
+    assert "纯电动车辆856台" in best.record.text
+
+    path = corpus / "003_71e5a5211310dfa3.txt"
+    path.write_text(path.read_text(encoding="utf-8") + "\n清丰县新建了一座有3000个座位的体育馆。\n", encoding="utf-8")
+    update = build(corpus, index_dir, embedder)
+    assert update.changed == [path.name] and update.embedded_chunks == 1
+    best = retriever.ask("清丰县新建的体育馆有多少个座位？", 3).results[0]
+    assert "3000个座位" in best.record.text
+    assert len(store.open_snapshot(index_dir)) == update.total_chunks
