@@ -27,6 +27,7 @@ import numpy as np
 
 from .errors import IndexLockedError, IndexMismatchError, IndexMissingError, WendaError
 from .lexical import LexicalIndex
+from .vectors import for_queries
 
 FORMAT_VERSION = 2
 CURRENT = "CURRENT"
@@ -96,7 +97,7 @@ class Snapshot:
             # An IVF index is memory-mapped for readers: fast start, pages shared between processes.
             ivf = self.manifest.get("vector_index", {}).get("type") == "ivf-sq8"
             flags = faiss.IO_FLAG_MMAP if (mmap and ivf) else 0
-            self.index = faiss.read_index(str(path / VECTORS), flags)
+            self.index = for_queries(faiss.read_index(str(path / VECTORS), flags))
             self.lexical = LexicalIndex.load(path / LEXICAL)
         except (RuntimeError, OSError, ValueError) as exc:
             raise WendaError(f"index files in {path} cannot be read ({exc}); {REBUILD_HINT}") from exc

@@ -26,22 +26,32 @@ RATE_LIMIT = 5
 QUESTION = "安阳市区营运出租车中有多少台纯电动车？"
 
 
+def bot_env(fake: FakeTelegram, settings: Settings, data_dir: Path, **extra: str) -> dict:
+    """Environment of a bot process that talks to `fake` and serves the seed index."""
+    return {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "TELEGRAM_BOT_TOKEN": TOKEN,
+        "TELEGRAM_API_BASE_URL": fake.base_url,
+        "WENDA_CORPUS": str(settings.corpus),
+        "WENDA_INDEX_DIR": str(settings.index_dir),
+        "WENDA_DATA_DIR": str(data_dir),
+        **extra,
+    }
+
+
 @pytest.fixture(scope="module")
 def telegram(seed_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeTelegram]:
     data_dir = tmp_path_factory.mktemp("telegram-data")
     log_path = data_dir / "bot.log"
     with FakeTelegram(TOKEN) as fake, log_path.open("wb") as log:
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(ROOT),
-            "TELEGRAM_BOT_TOKEN": TOKEN,
-            "TELEGRAM_API_BASE_URL": fake.base_url,
-            "WENDA_CORPUS": str(seed_settings.corpus),
-            "WENDA_INDEX_DIR": str(seed_settings.index_dir),
-            "WENDA_DATA_DIR": str(data_dir),
-            "WENDA_TELEGRAM_ALLOWED_USERS": ",".join(str(i) for i in range(1, 60)),
-            "WENDA_TELEGRAM_RATE_LIMIT": str(RATE_LIMIT),
-        }
+        env = bot_env(
+            fake,
+            seed_settings,
+            data_dir,
+            WENDA_TELEGRAM_ALLOWED_USERS=",".join(str(i) for i in range(1, 60)),
+            WENDA_TELEGRAM_RATE_LIMIT=str(RATE_LIMIT),
+        )
         process = subprocess.Popen(
             [sys.executable, "-m", "bot.cli", "telegram"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
         )
@@ -233,16 +243,7 @@ def post_update(url: str, update: dict, secret: str | None) -> int:
 def test_webhook_checks_the_secret_token(seed_settings: Settings, tmp_path: Path) -> None:
     port, secret = free_port(), "s3cret-Token_1"
     with FakeTelegram(TOKEN) as fake:
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(ROOT),
-            "TELEGRAM_BOT_TOKEN": TOKEN,
-            "TELEGRAM_API_BASE_URL": fake.base_url,
-            "WENDA_CORPUS": str(seed_settings.corpus),
-            "WENDA_INDEX_DIR": str(seed_settings.index_dir),
-            "WENDA_DATA_DIR": str(tmp_path),
-            "WENDA_TELEGRAM_WEBHOOK_SECRET": secret,
-        }
+        env = bot_env(fake, seed_settings, tmp_path, WENDA_TELEGRAM_WEBHOOK_SECRET=secret)
         command = [
             sys.executable,
             "-m",
