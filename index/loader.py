@@ -10,6 +10,8 @@ from pathlib import Path
 TEXT_SUFFIXES = (".txt", ".md")
 # Encodings tried in order; GB18030 is a superset of GBK and GB2312, the usual legacy Chinese files.
 ENCODINGS = ("utf-8", "gb18030")
+# A bigger text file is almost always a dump or a log, and would take hours to embed on a small CPU box.
+MAX_FILE_BYTES = int(os.environ.get("WENDA_MAX_FILE_MB", "20")) * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,11 @@ def decode(data: bytes) -> tuple[str, str]:
 def read_document(path: Path, root: Path) -> Document:
     """Read and decode one corpus file; raise SkippedFile with the reason when it cannot be used."""
     try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise SkippedFile(
+                f"too large ({size / 2**20:.0f} MB; the limit is {MAX_FILE_BYTES // 2**20} MB, set WENDA_MAX_FILE_MB)"
+            )
         data = path.read_bytes()
     except OSError as exc:
         raise SkippedFile(f"cannot read ({exc.strerror or exc})") from exc

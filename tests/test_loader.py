@@ -1,5 +1,6 @@
 """index.loader: encodings, line ends and files that must be skipped."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -51,3 +52,28 @@ def test_document_source_is_relative_posix_path(tmp_path: Path) -> None:
     document = read_document(tmp_path / "sub" / "a.txt", tmp_path)
     assert (document.source, document.text, document.encoding) == ("sub/a.txt", TEXT, "gb18030")
     assert len(document.sha256) == 64
+
+
+def test_symlink_loop_huge_and_unreadable_files_are_skipped(tmp_path: Path) -> None:
+    (tmp_path / "loop_a.txt").symlink_to(tmp_path / "loop_b.txt")
+    (tmp_path / "loop_b.txt").symlink_to(tmp_path / "loop_a.txt")
+    with open(tmp_path / "huge.txt", "wb") as handle:
+        handle.truncate(100 * 1024 * 1024)  # 100 MB
+    with pytest.raises(SkippedFile, match="cannot read"):
+        read_document(tmp_path / "loop_a.txt", tmp_path)
+    with pytest.raises(SkippedFile, match="too large \\(100 MB"):
+        read_document(tmp_path / "huge.txt", tmp_path)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")
+def test_unreadable_file_is_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "secret.txt"
+    path.write_text("x", encoding="utf-8")
+    path.chmod(0)
+    with pytest.raises(SkippedFile, match="cannot read"):
+        read_document(path, tmp_path)
+
+
+def test_zero_width_and_control_characters_are_kept_verbatim() -> None:
+    text = "清丰\u200b县\u0007改革。\n"
+    assert decode(text.encode("utf-8"))[0] == text
