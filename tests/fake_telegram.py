@@ -59,7 +59,9 @@ class FakeTelegram:
         self.server.server_close()
 
     # --- what tests call -------------------------------------------------------------------------
-    def fail(self, method: str, status: int, times: int = 1, retry_after: int | None = None) -> None:
+    def fail(self, method: str, status: int | str, times: int = 1, retry_after: int | None = None) -> None:
+        """The next `times` calls of `method` fail: an HTTP status, or "drop" (connection closed without an
+        answer), "garbage" (200 with a body that is not JSON) or "slow" (a normal answer after 3 s)."""
         body = {"ok": False, "error_code": status, "description": f"Fake failure {status}"}
         if retry_after is not None:
             body["parameters"] = {"retry_after": retry_after}
@@ -143,11 +145,12 @@ class FakeTelegram:
                 self.condition.wait(remaining)
 
     # --- the server ------------------------------------------------------------------------------
-    def _answer(self, method: str, params: dict) -> tuple[int, dict]:
+    def _answer(self, method: str, params: dict, faults: bool = True) -> tuple[int | str, dict]:
         with self.condition:
-            self.requests.append((method, params))
+            if faults:
+                self.requests.append((method, params))
             self.condition.notify_all()
-            queued = self.faults.get(method)
+            queued = self.faults.get(method) if faults else None
             if queued:
                 status, body = queued.pop(0)
                 params["_failed"] = status
@@ -195,10 +198,22 @@ class FakeTelegram:
                     params = json.loads(raw or "{}")
                 else:
                     params = {key: decode(value) for key, value in parse_qsl(raw)}
-                self._send(*fake._answer(self.path[len(prefix) :], params))
+                status, body = fake._answer(self.path[len(prefix) :], params)
+                if status == "drop":
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
+                if status == "garbage":
+                    self._send(200, None)
+                    return
+                if status == "slow":
+                    time.sleep(3)
+                    params.pop("_failed")
+                    status, body = fake._answer(self.path[len(prefix) :], params, faults=False)
+                self._send(status, body)
 
-            def _send(self, status: int, body: dict) -> None:
-                data = json.dumps(body).encode("utf-8")
+            def _send(self, status: int, body: dict | None) -> None:
+                data = json.dumps(body).encode("utf-8") if body is not None else b"<html>502 Bad Gateway"
                 try:
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json")

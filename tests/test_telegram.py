@@ -280,3 +280,20 @@ def test_webhook_checks_the_secret_token(seed_settings: Settings, tmp_path: Path
         finally:
             process.terminate()
             process.wait(timeout=30)
+
+
+def test_survives_dropped_connections_garbage_and_slow_answers(telegram: FakeTelegram) -> None:
+    telegram.fail("getUpdates", "drop")
+    telegram.fail("getUpdates", "garbage")
+    first = telegram.message(user=13, text=QUESTION)
+    telegram.fail("sendMessage", "drop")
+    assert "856" in replies(telegram, 13)[0]["text"]
+    telegram.fail("sendMessage", "slow")
+    telegram.message(user=14, text=QUESTION)
+    assert "856" in replies(telegram, 14)[0]["text"]
+    time.sleep(2)
+    # each update answered exactly once, and the poller moved past it
+    assert len(telegram.calls("sendMessage", lambda p: p.get("chat_id") == 13 and "_failed" not in p)) == 1
+    assert len(telegram.calls("sendMessage", lambda p: p.get("chat_id") == 14)) == 1
+    assert any(int(p.get("offset") or 0) > first for p in telegram.calls("getUpdates"))
+    assert telegram.process.poll() is None
