@@ -146,6 +146,7 @@ class FakeTelegram:
 
     # --- the server ------------------------------------------------------------------------------
     def _answer(self, method: str, params: dict, faults: bool = True) -> tuple[int | str, dict]:
+        params["_received"] = time.monotonic()
         with self.condition:
             if faults:
                 self.requests.append((method, params))

@@ -1,0 +1,100 @@
+"""Load: simulated users ask the real bot process questions through a fake Bot API for a while.
+
+    .venv/bin/python bench/telegram_load.py [--users 50] [--seconds 60] [--interval 6]
+
+Each user sends a dev-set question every `interval` seconds. Reports reply latency (update handed out
+to answer received), answered / asked, and the bot's resident memory over the run. Writes
+bench/results/telegram_load.json. Needs an index of corpus/ (`make demo`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.fake_telegram import FakeTelegram  # noqa: E402
+
+TOKEN = "1:load-test"
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--users", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--interval", type=float, default=6)
+    args = parser.parse_args()
+    questions = [json.loads(line)["q"] for line in (ROOT.parent / "shared/eval/dev.jsonl").read_text().splitlines()]
+    with FakeTelegram(TOKEN) as fake:
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "TELEGRAM_BOT_TOKEN": TOKEN,
+            "TELEGRAM_API_BASE_URL": fake.base_url,
+            "WENDA_DATA_DIR": "/tmp/wenda-load",
+        }
+        bot = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "telegram"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            fake.wait_for("setMyCommands", timeout=120)
+            sent_at: dict[int, float] = {}
+            memory: list[float] = []
+            started = time.monotonic()
+            count = 0
+            while time.monotonic() - started < args.seconds:
+                tick = time.monotonic()
+                for user in range(1, args.users + 1):
+                    fake.message(user=user, text=questions[(user + count) % len(questions)])
+                    sent_at[user * 100_000 + count] = time.monotonic()
+                count += 1
+                memory.append(rss_mb(bot.pid))
+                time.sleep(max(0.0, args.interval - (time.monotonic() - tick)))
+            asked = len(sent_at)
+            replies = fake.wait_for("sendMessage", lambda p: "_failed" not in p, count=asked, timeout=120)
+        finally:
+            bot.terminate()
+            bot.wait(timeout=30)
+    # replies to one user come in order; pair them with that user's questions
+    latencies = []
+    by_user: dict[int, list[float]] = {}
+    for key in sorted(sent_at):
+        by_user.setdefault(key // 100_000, []).append(sent_at[key])
+    for reply in replies:
+        user_times = by_user[int(reply["chat_id"])]
+        latencies.append(reply["_received"] - user_times.pop(0))
+    ms = np.array(latencies) * 1000
+    result = {
+        "users": args.users,
+        "seconds": args.seconds,
+        "asked": asked,
+        "answered": len(replies),
+        "reply_ms": {f"p{p}": round(float(np.percentile(ms, p)), 1) for p in (50, 95, 99)},
+        "rss_mb_each_round": [round(m, 1) for m in memory],
+    }
+    (ROOT / "bench" / "results" / "telegram_load.json").write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
