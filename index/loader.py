@@ -59,6 +59,8 @@ def decode(data: bytes) -> tuple[str, str]:
 def read_document(path: Path, root: Path) -> Document:
     """Read and decode one corpus file; raise SkippedFile with the reason when it cannot be used."""
     try:
+        if path.is_symlink() and not Path(os.path.realpath(path)).is_relative_to(os.path.realpath(root)):
+            raise SkippedFile("a link to a file outside the corpus folder (not indexed, so it cannot be served)")
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
             raise SkippedFile(

@@ -77,3 +77,15 @@ def test_unreadable_file_is_skipped(tmp_path: Path) -> None:
 def test_zero_width_and_control_characters_are_kept_verbatim() -> None:
     text = "清丰\u200b县\u0007改革。\n"
     assert decode(text.encode("utf-8"))[0] == text
+
+
+def test_link_to_a_file_outside_the_corpus_is_skipped(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (tmp_path / "private.txt").write_text("秘密。", encoding="utf-8")
+    (corpus / "inside.txt").write_text("公开。", encoding="utf-8")
+    (corpus / "leak.txt").symlink_to(tmp_path / "private.txt")
+    (corpus / "alias.txt").symlink_to(corpus / "inside.txt")
+    with pytest.raises(SkippedFile, match="outside the corpus"):
+        read_document(corpus / "leak.txt", corpus)
+    assert read_document(corpus / "alias.txt", corpus).text == "公开。"
