@@ -1,12 +1,17 @@
 """bot.cli: the `wenda` command's text output, JSON contract, batch mode and error messages."""
 
+import fcntl
 import json
+import os
 import re
+import subprocess
+import sys
+import time
 import unicodedata
 from pathlib import Path
 
 from index.config import Settings
-from tests.conftest import SEED_CORPUS, run_wenda
+from tests.conftest import ROOT, SEED_CORPUS, run_wenda
 
 QUESTION = "安阳市区营运出租车中有多少台纯电动车?"
 
@@ -125,3 +130,28 @@ def test_eval_on_passages_with_distractors(tmp_path: Path) -> None:
     assert set(summary) == {"hybrid", "dense", "bm25"}
     assert summary["hybrid"]["all"]["recall@1"] == 1.0 and summary["hybrid"]["all"]["questions"] == 1
     assert "5 added" in done.stderr.decode()  # 2 passages + the first 3 distractors
+
+
+def test_second_index_run_on_the_same_folder_is_refused(tmp_path: Path, small_corpus: Path) -> None:
+    index_dir = tmp_path / "index"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "bot.cli", "index", "-q", "--corpus", str(small_corpus), "--index-dir"]
+    first = subprocess.Popen([*command, str(index_dir)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while True:  # wait until the first run holds the lock
+        assert time.monotonic() < deadline and first.poll() is None
+        if (index_dir / ".lock").exists():
+            with open(index_dir / ".lock") as handle:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+                except BlockingIOError:
+                    break
+        time.sleep(0.05)
+    second = run_wenda("index", "--corpus", str(small_corpus), "--index-dir", str(index_dir))
+    assert second.returncode == 2 and "another `wenda index` is writing" in second.stderr.decode()
+    assert first.wait(timeout=120) == 0
+    assert (
+        "nothing embedded"
+        in run_wenda("index", "--corpus", str(small_corpus), "--index-dir", str(index_dir)).stdout.decode()
+    )
