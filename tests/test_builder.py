@@ -1,5 +1,6 @@
 """index.builder and index.store: citations, incremental updates, refusals and atomic writes."""
 
+import random
 import shutil
 import signal
 import sqlite3
@@ -139,3 +140,29 @@ def test_killed_build_leaves_previous_index_answering(tmp_path: Path, embedder) 
     assert len(resumed.changed) == 5 and store.live_generation(index_dir) != before
     assert resumed.cached_chunks >= 32  # batches embedded before the kill are not embedded again
     assert not list(index_dir.glob("gen-*.tmp"))
+
+
+def test_kills_at_random_points_never_lose_the_index(small_corpus: Path, tmp_path: Path, embedder) -> None:
+    index_dir = tmp_path / "index"
+    build(small_corpus, index_dir, embedder)
+    sources = small_corpus / "sources.toml"
+    command = [sys.executable, "-m", "bot.cli", "index", "-q", "--corpus", str(small_corpus)]
+    rng = random.Random(7)
+    for round_ in range(8):
+        # new titles: every chunk's context changes, so each run has real work to be killed in
+        text = sources.read_text(encoding="utf-8")
+        sources.write_text(text.replace('title = "', f'title = "{round_}'), encoding="utf-8")
+        process = subprocess.Popen(
+            [*command, "--index-dir", str(index_dir)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        time.sleep(rng.uniform(0.2, 4.0))
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        snapshot = store.open_snapshot(index_dir)  # whatever generation is live opens and answers
+        assert len(snapshot) > 0
+        assert snapshot.search(embedder.embed_queries(["运城市改革"])[0], 3)
+        snapshot.close()
+    final = build(small_corpus, index_dir, embedder)  # the next run completes the work
+    titles = {f["title"] for f in store.open_snapshot(index_dir).manifest["files"].values()}
+    assert titles and all(title.startswith("76543210") for title in titles)  # every round's edit is in
+    assert build(small_corpus, index_dir, embedder).up_to_date and final.total_chunks > 0
