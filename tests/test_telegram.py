@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -297,3 +298,48 @@ def test_survives_dropped_connections_garbage_and_slow_answers(telegram: FakeTel
     assert len(telegram.calls("sendMessage", lambda p: p.get("chat_id") == 14)) == 1
     assert any(int(p.get("offset") or 0) > first for p in telegram.calls("getUpdates"))
     assert telegram.process.poll() is None
+
+
+def test_bot_switches_to_an_updated_index_without_restart(seed_settings: Settings, tmp_path: Path) -> None:
+    corpus, index_dir = tmp_path / "corpus", tmp_path / "index"
+    shutil.copytree(seed_settings.corpus, corpus)
+    shutil.copytree(seed_settings.index_dir, index_dir)
+    settings = Settings(corpus=corpus, index_dir=index_dir)
+    with FakeTelegram(TOKEN) as fake:
+        env = bot_env(fake, settings, tmp_path / "data")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "telegram"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            fake.wait_for("setMyCommands", timeout=120)
+            (corpus / "new.txt").write_text("图书馆\n运城市新建的盐湖图书馆藏书120万册。\n", encoding="utf-8")
+            updater = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "bot.cli",
+                    "index",
+                    "-q",
+                    "--corpus",
+                    str(corpus),
+                    "--index-dir",
+                    str(index_dir),
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            fake.message(user=31, text=QUESTION)  # answered from the old generation while the update runs
+            assert "856" in replies(fake, 31)[0]["text"]
+            assert updater.wait(timeout=120) == 0
+            fake.message(user=32, text="盐湖图书馆藏书多少册？")
+            assert "120万册" in replies(fake, 32)[0]["text"]
+            assert process.poll() is None
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
