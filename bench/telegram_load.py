@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -42,20 +40,7 @@ def main() -> None:
     args = parser.parse_args()
     questions = [json.loads(line)["q"] for line in (ROOT.parent / "shared/eval/dev.jsonl").read_text().splitlines()]
     with FakeTelegram(TOKEN) as fake:
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(ROOT),
-            "TELEGRAM_BOT_TOKEN": TOKEN,
-            "TELEGRAM_API_BASE_URL": fake.base_url,
-            "WENDA_DATA_DIR": "/tmp/wenda-load",
-        }
-        bot = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "telegram"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        bot = fake.start_bot(env={"WENDA_DATA_DIR": "/tmp/wenda-load"})
         try:
             fake.wait_for("setMyCommands", timeout=120)
             sent_at: dict[int, float] = {}

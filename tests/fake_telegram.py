@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qsl
 
 BOT_USER = {
@@ -59,6 +63,19 @@ class FakeTelegram:
         self.server.server_close()
 
     # --- what tests call -------------------------------------------------------------------------
+    def start_bot(self, *args: str, env: dict[str, str], log=subprocess.DEVNULL) -> subprocess.Popen:
+        """The real `wenda telegram` process, talking to this server; `env` adds WENDA_* settings."""
+        root = Path(__file__).resolve().parent.parent
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(root),
+            "TELEGRAM_BOT_TOKEN": self.token,
+            "TELEGRAM_API_BASE_URL": self.base_url,
+            **env,
+        }
+        command = [sys.executable, "-m", "bot.cli", "telegram", *args]
+        return subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+
     def fail(self, method: str, status: int | str, times: int = 1, retry_after: int | None = None) -> None:
         """The next `times` calls of `method` fail: an HTTP status, or "drop" (connection closed without an
         answer), "garbage" (200 with a body that is not JSON) or "slow" (a normal answer after 3 s)."""

@@ -27,13 +27,9 @@ RATE_LIMIT = 5
 QUESTION = "安阳市区营运出租车中有多少台纯电动车？"
 
 
-def bot_env(fake: FakeTelegram, settings: Settings, data_dir: Path, **extra: str) -> dict:
-    """Environment of a bot process that talks to `fake` and serves the seed index."""
+def bot_env(settings: Settings, data_dir: Path, **extra: str) -> dict:
+    """Where a bot process finds its corpus, index and data folder."""
     return {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "TELEGRAM_BOT_TOKEN": TOKEN,
-        "TELEGRAM_API_BASE_URL": fake.base_url,
         "WENDA_CORPUS": str(settings.corpus),
         "WENDA_INDEX_DIR": str(settings.index_dir),
         "WENDA_DATA_DIR": str(data_dir),
@@ -47,15 +43,12 @@ def telegram(seed_settings: Settings, tmp_path_factory: pytest.TempPathFactory) 
     log_path = data_dir / "bot.log"
     with FakeTelegram(TOKEN) as fake, log_path.open("wb") as log:
         env = bot_env(
-            fake,
             seed_settings,
             data_dir,
             WENDA_TELEGRAM_ALLOWED_USERS=",".join(str(i) for i in range(1, 60)),
             WENDA_TELEGRAM_RATE_LIMIT=str(RATE_LIMIT),
         )
-        process = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "telegram"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-        )
+        process = fake.start_bot(env=env, log=log)
         fake.data_dir = data_dir  # type: ignore[attr-defined]
         fake.log_path = log_path  # type: ignore[attr-defined]
         fake.process = process  # type: ignore[attr-defined]
@@ -244,18 +237,8 @@ def post_update(url: str, update: dict, secret: str | None) -> int:
 def test_webhook_checks_the_secret_token(seed_settings: Settings, tmp_path: Path) -> None:
     port, secret = free_port(), "s3cret-Token_1"
     with FakeTelegram(TOKEN) as fake:
-        env = bot_env(fake, seed_settings, tmp_path, WENDA_TELEGRAM_WEBHOOK_SECRET=secret)
-        command = [
-            sys.executable,
-            "-m",
-            "bot.cli",
-            "telegram",
-            "--webhook-url",
-            "https://bot.example/telegram",
-            "--port",
-            str(port),
-        ]
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        env = bot_env(seed_settings, tmp_path, WENDA_TELEGRAM_WEBHOOK_SECRET=secret)
+        process = fake.start_bot("--webhook-url", "https://bot.example/telegram", "--port", str(port), env=env)
         try:
             hook = fake.wait_for("setWebhook", timeout=120)[0]
             assert hook["url"] == "https://bot.example/telegram" and hook["secret_token"] == secret
@@ -306,33 +289,14 @@ def test_bot_switches_to_an_updated_index_without_restart(seed_settings: Setting
     shutil.copytree(seed_settings.index_dir, index_dir)
     settings = Settings(corpus=corpus, index_dir=index_dir)
     with FakeTelegram(TOKEN) as fake:
-        env = bot_env(fake, settings, tmp_path / "data")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "telegram"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        env = bot_env(settings, tmp_path / "data")
+        process = fake.start_bot(env=env)
         try:
             fake.wait_for("setMyCommands", timeout=120)
             (corpus / "new.txt").write_text("图书馆\n运城市新建的盐湖图书馆藏书120万册。\n", encoding="utf-8")
+            command = ["index", "-q", "--corpus", str(corpus), "--index-dir", str(index_dir)]
             updater = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "bot.cli",
-                    "index",
-                    "-q",
-                    "--corpus",
-                    str(corpus),
-                    "--index-dir",
-                    str(index_dir),
-                ],
-                cwd=ROOT,
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+                [sys.executable, "-m", "bot.cli", *command], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}
             )
             fake.message(user=31, text=QUESTION)  # answered from the old generation while the update runs
             assert "856" in replies(fake, 31)[0]["text"]
