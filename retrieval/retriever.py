@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+import jieba
 import numpy as np
 
 from index.config import Settings
@@ -33,6 +34,7 @@ class Retriever:
         )
         self._lock = threading.Lock()
         self.snapshot = self._open()
+        jieba.initialize()  # load the dictionary now, not on the first question
 
     def _open(self) -> Snapshot:
         snapshot = open_snapshot(self.settings.index_dir)
