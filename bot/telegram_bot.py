@@ -11,7 +11,7 @@ import logging
 import secrets
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from html import escape
 
 from telegram import (
@@ -44,7 +44,7 @@ from retrieval.retriever import Retriever
 
 from .feedback import FeedbackStore
 from .ratelimit import RateLimiter
-from .telegram_format import answer_html, paragraph_html, trim
+from .telegram_format import TELEGRAM_LIMIT, answer_html, paragraph_html, telegram_length, trim
 from .telegram_settings import MAX_QUESTION_CHARS, MAX_RESULTS, PAGE_SIZE, TelegramSettings
 
 log = logging.getLogger("wenda.telegram")
@@ -77,10 +77,10 @@ class Session:
 
     question: str
     response: Response
-    pages: int = field(init=False)
 
-    def __post_init__(self) -> None:
-        self.pages = max(1, -(-len(self.response.results) // PAGE_SIZE))
+    @property
+    def pages(self) -> int:
+        return max(1, -(-len(self.response.results) // PAGE_SIZE))
 
     def page(self, number: int) -> list:
         return self.response.results[number * PAGE_SIZE : (number + 1) * PAGE_SIZE]
@@ -114,15 +114,15 @@ def wenda(context: ContextTypes.DEFAULT_TYPE) -> WendaBot:
     return context.application.bot_data["wenda"]
 
 
-async def retrying(call, *, resend: bool = False):
-    """Await `call()` again after network errors, backing off; a timed-out send is not repeated (it may
-    have arrived). Flood limits (429) are handled by the rate limiter before this sees them."""
+async def retrying(call):
+    """Await `call()` again after network errors, backing off. A timed-out call is not repeated: it may
+    have arrived, and a second copy would answer a question twice. Flood limits (429) are handled by the
+    rate limiter before this sees them."""
     for attempt in range(SEND_ATTEMPTS):
         try:
             return await call()
         except TimedOut:
-            if resend or attempt == SEND_ATTEMPTS - 1:
-                raise
+            raise
         except NetworkError:
             if attempt == SEND_ATTEMPTS - 1:
                 raise
@@ -252,11 +252,14 @@ async def on_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def on_sources(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     documents = wenda(context).retriever.snapshot.documents()
-    lines = [
-        f"{i}. 《{escape(title)}》 <code>{escape(source)}</code>" for i, (source, title) in enumerate(documents, 1)
-    ]
-    text = "<b>语料中的文档</b>\n" + "\n".join(lines)
-    await retrying(lambda: update.effective_message.reply_html(trim(text, 4000) if len(text) > 4000 else text))
+    text = "<b>语料中的文档</b>"
+    for number, (source, title) in enumerate(documents, 1):
+        line = f"\n{number}. 《{escape(title)}》 <code>{escape(source)}</code>"
+        if telegram_length(text + line) > TELEGRAM_LIMIT - 40:  # whole lines only: never cut inside a tag
+            text += f"\n…（另有 {len(documents) - number + 1} 篇）"
+            break
+        text += line
+    await retrying(lambda: update.effective_message.reply_html(text))
 
 
 async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

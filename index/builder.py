@@ -212,7 +212,6 @@ def build_index(
             vector_index=describe(vectors),
             files={source: files[source].fingerprint for source in sorted(files)},
             next_id=next_id + len(texts),
-            chunks=int(vectors.ntotal),
         )
         final = store.commit_generation(tmp, db, vectors, lexical_index(db), manifest)
         if previous is not None:

@@ -57,7 +57,10 @@ class LexicalIndex:
 
     def search(self, tokens: list[str], k: int) -> list[tuple[int, float]]:
         """(chunk id, score) of the `k` best documents with a positive score, best first."""
-        scores = self.scores(tokens)
+        return self.top(self.scores(tokens), k)
+
+    def top(self, scores: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """(chunk id, score) of the `k` best positive entries of a `scores` array."""
         k = min(k, len(scores))
         if k == 0:
             return []

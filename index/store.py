@@ -103,10 +103,6 @@ class Snapshot:
             raise WendaError(f"index files in {path} cannot be read ({exc}); {REBUILD_HINT}") from exc
         self.db = sqlite3.connect(f"file:{path / CHUNKS}?mode=ro", uri=True, check_same_thread=False)
 
-    @property
-    def model(self) -> dict:
-        return self.manifest["model"]
-
     def __len__(self) -> int:
         return int(self.index.ntotal)
 

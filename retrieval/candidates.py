@@ -29,7 +29,7 @@ def gather(snapshot: Snapshot, vector: np.ndarray, tokens: list[str], pool: int 
     """Dense top `pool` plus BM25 top `pool`, each with both scores."""
     dense_hits = snapshot.search(vector, pool)
     lexical_scores = snapshot.lexical.scores(tokens)
-    lexical_hits = snapshot.lexical.search(tokens, pool) if tokens else []
+    lexical_hits = snapshot.lexical.top(lexical_scores, pool)  # scored once, used twice
     dense_by_id = dict(dense_hits)
     ids = np.array(sorted(dense_by_id.keys() | {chunk_id for chunk_id, _ in lexical_hits}), dtype=np.int64)
     dense = np.array(
