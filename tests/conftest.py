@@ -70,4 +70,6 @@ def run_wenda(*args: str, stdin: bytes | None = None, env: dict | None = None, c
 
 
 def dev_questions() -> list[dict]:
+    if not DEV_SET.exists():
+        raise FileNotFoundError(f"{DEV_SET} not found: the tests need the shared/ folder beside the project checkout")
     return [json.loads(line) for line in DEV_SET.read_text(encoding="utf-8").splitlines() if line.strip()]
