@@ -2,7 +2,10 @@
 
     .venv/bin/python bench/indexing.py                       # the seed corpus (corpus/)
     .venv/bin/python bench/indexing.py --passages ../shared/data/xwlb.corpus.jsonl.gz --limit 10000
+    .venv/bin/python bench/indexing.py --passages ../shared/data/xwlb.corpus.jsonl.gz --index-dir ../xwlb92k
 
+With --index-dir the index is kept (for bench/query_latency.py) and an interrupted build resumes from its
+embedding cache when run again; the first run's figure is the one to report.
 Run each in a fresh process: peak memory is the process's maximum resident set. Appends a JSON line
 to bench/results/indexing.jsonl.
 """
@@ -32,14 +35,16 @@ def main() -> None:
     parser.add_argument("--passages", type=Path)
     parser.add_argument("--limit", type=int)
     parser.add_argument("--batch-size", type=int, default=builder.BATCH_SIZE)
+    parser.add_argument("--index-dir", type=Path, help="keep the index here (default: a temporary folder)")
+    parser.add_argument("--model", default="builtin", help="embedding model spec, as WENDA_EMBEDDING_MODEL")
     args = parser.parse_args()
     builder.BATCH_SIZE = args.batch_size
     files = passage_files(args.passages, args.limit) if args.passages else None
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(corpus=args.corpus, index_dir=Path(tmp) / "index")
-        embedder = create_embedder("builtin")
+        settings = Settings(corpus=args.corpus, index_dir=args.index_dir or Path(tmp) / "index")
+        embedder = create_embedder(args.model)
         started = time.perf_counter()
-        report = build_index(settings, embedder, rebuild=True, progress=False, files=files)
+        report = build_index(settings, embedder, rebuild=True, progress=True, files=files)
         seconds = time.perf_counter() - started
     row = {
         "input": str(args.passages or args.corpus) + (f" (first {args.limit})" if args.limit else ""),
@@ -47,6 +52,7 @@ def main() -> None:
         "seconds": round(seconds, 1),
         "chunks_per_second": round(report.total_chunks / seconds, 1),
         "batch_size": args.batch_size,
+        "model": args.model,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "machine": f"{platform.machine()}, python {platform.python_version()}",
     }

@@ -38,6 +38,7 @@ from telegram.ext import (
     TypeHandler,
     filters,
 )
+from telegram.request import HTTPXRequest
 
 from retrieval.results import Response
 from retrieval.retriever import Retriever
@@ -46,11 +47,12 @@ from .feedback import FeedbackStore
 from .ratelimit import RateLimiter
 from .telegram_format import TELEGRAM_LIMIT, answer_html, paragraph_html, telegram_length, trim
 from .telegram_settings import MAX_QUESTION_CHARS, MAX_RESULTS, PAGE_SIZE, TelegramSettings
+from .update_journal import JournaledApplication, JournalingBot, UpdateJournal
 
 log = logging.getLogger("wenda.telegram")
 
 SESSIONS_KEPT = 2000  # answers whose buttons still work; older presses get a polite "expired"
-SEND_ATTEMPTS = 4
+SEND_ATTEMPTS = 8  # backing off 0.5, 1, 2, 4, 8, 10, 10 s: a reply survives about 35 s of API outage
 COMMANDS = [
     ("start", "Wenda 能回答什么"),
     ("help", "使用说明"),
@@ -126,7 +128,7 @@ async def retrying(call):
         except NetworkError:
             if attempt == SEND_ATTEMPTS - 1:
                 raise
-        await asyncio.sleep(0.5 * 2**attempt)
+        await asyncio.sleep(min(0.5 * 2**attempt, 10))
 
 
 def keyboard(key: str, session: Session, page: int) -> InlineKeyboardMarkup:
@@ -329,22 +331,31 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
             log.warning("could not tell the user about the error")
 
 
-async def register_commands(application: Application) -> None:
+async def start_up(application: Application) -> None:
+    """Before the first update: finish what a previous run left undone, and register the commands."""
+    await application.replay_journal()
     await retrying(lambda: application.bot.set_my_commands([BotCommand(name, text) for name, text in COMMANDS]))
 
 
 def build_application(bot: WendaBot) -> Application:
     """The PTB application with every handler registered (in this one place)."""
-    builder = (
-        ApplicationBuilder()
-        .token(bot.settings.token)
-        .rate_limiter(AIORateLimiter(max_retries=3))
-        .concurrent_updates(True)
-        .post_init(register_commands)
+    api = {"base_url": bot.settings.base_url} if bot.settings.base_url else {}
+    telegram_bot = JournalingBot(
+        bot.settings.token,
+        request=HTTPXRequest(connection_pool_size=256),  # what ApplicationBuilder would give its own bot
+        get_updates_request=HTTPXRequest(),
+        rate_limiter=AIORateLimiter(max_retries=3),
+        journal=UpdateJournal(bot.settings.data_dir / "updates"),
+        **api,
     )
-    if bot.settings.base_url:
-        builder = builder.base_url(bot.settings.base_url)
-    application = builder.build()
+    application = (
+        ApplicationBuilder()
+        .bot(telegram_bot)
+        .application_class(JournaledApplication)
+        .concurrent_updates(True)
+        .post_init(start_up)
+        .build()
+    )
     application.bot_data["wenda"] = bot
     application.add_handler(TypeHandler(Update, gate), group=-1)
     application.add_handler(CommandHandler("start", on_start))

@@ -43,6 +43,7 @@ class FakeTelegram:
         self.requests: list[tuple[str, dict]] = []
         self.updates: list[dict] = []
         self.faults: dict[str, list[tuple[int, dict]]] = {}
+        self.confirmed = 0  # the highest getUpdates offset seen
         self.condition = threading.Condition()
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(100)
@@ -85,6 +86,11 @@ class FakeTelegram:
             body["description"] = f"Too Many Requests: retry after {retry_after}"
         with self.condition:
             self.faults.setdefault(method, []).extend([(status, body)] * times)
+
+    def recover(self, method: str) -> None:
+        """Drop the faults still queued for `method`."""
+        with self.condition:
+            self.faults.pop(method, None)
 
     def push(self, **update: object) -> int:
         with self.condition:
@@ -194,6 +200,8 @@ class FakeTelegram:
 
     def _updates(self, params: dict) -> list[dict]:
         offset = int(params.get("offset") or 0)
+        self.confirmed = max(self.confirmed, offset)  # like Telegram: updates below it are gone for good
+        offset = self.confirmed
         deadline = time.monotonic() + min(float(params.get("timeout") or 0), 2.0)
         with self.condition:
             while True:
