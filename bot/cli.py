@@ -10,12 +10,13 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
+from index import agreement
 from index.builder import build_index
 from index.config import DEFAULT_TOP_K, Settings
-from index.embeddings import create_embedder
+from index.embeddings import embedder_for
 from index.errors import WendaError
 from index.passages import passage_files, read_jsonl
-from index.store import live_generation
+from index.store import live_generation, open_snapshot
 from retrieval.evaluation import evaluate, format_table, summarize
 from retrieval.fusion import MODES
 from retrieval.results import Response
@@ -35,16 +36,42 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 def command_index(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    embedder = create_embedder(settings.embedding_model, settings.query_prefix, settings.passage_prefix)
+    embedder = embedder_for(settings)
     report = build_index(settings, embedder, rebuild=args.rebuild, progress=not args.quiet)
     print(render_report(report))
+    return 0
+
+
+def command_agree(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    embedder = embedder_for(settings)
+    snapshot = open_snapshot(settings.index_dir)
+    built = snapshot.manifest["model"]
+    snapshot.close()
+    if built == embedder.identity():
+        print(f"the index was built with the configured model ({built['name']}): nothing to check")
+        return 0
+    result = agreement.measure(settings.index_dir, embedder, args.sample)
+    print(
+        f"index model {built['name']} vs configured {embedder.name}: cosine over {result.chunks} chunks "
+        f"mean {result.mean:.4f}, 5th percentile {result.p5:.4f}, min {result.min:.4f}"
+    )
+    if not result.agrees:
+        print(
+            f"the vectors do not agree (5th percentile below {agreement.MIN_P5_COSINE}): serving this index with "
+            "the configured model stays refused; rebuild it with the configured model instead",
+            file=sys.stderr,
+        )
+        return 1
+    agreement.record(settings.index_dir, embedder, result)
+    print("they agree: recorded in the index manifest; the configured model may now serve this index")
     return 0
 
 
 def open_retriever(args: argparse.Namespace) -> Retriever:
     """The retriever for the configured index, building the index first when there is none."""
     settings = settings_from(args)
-    embedder = create_embedder(settings.embedding_model, settings.query_prefix, settings.passage_prefix)
+    embedder = embedder_for(settings)
     if live_generation(settings.index_dir) is None:
         print(f"no index in {settings.index_dir} yet: building it now (same as `wenda index`)", file=sys.stderr)
         print(render_report(build_index(settings, embedder)), file=sys.stderr)
@@ -117,7 +144,7 @@ def command_eval(args: argparse.Namespace) -> int:
             files.update(passage_files(args.distractors, limit=args.n_distractors))
         index_dir = args.index_dir or Path(tempfile.mkdtemp(prefix="wenda-eval-"))
         settings = replace(settings, index_dir=index_dir, cache_path=args.cache)
-        embedder = create_embedder(settings.embedding_model, settings.query_prefix, settings.passage_prefix)
+        embedder = embedder_for(settings)
         print(render_report(build_index(settings, embedder, progress=not args.quiet, files=files)), file=sys.stderr)
         retriever = Retriever(settings, embedder)
     modes = MODES if args.mode == "all" else (args.mode,)
@@ -147,6 +174,12 @@ def parser() -> argparse.ArgumentParser:
     index.add_argument("--rebuild", action="store_true", help="discard the index and embed everything again")
     index.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     index.set_defaults(run=command_index)
+
+    agree = commands.add_parser(
+        "agree", parents=[common], help="check that the configured model may serve an index built by another"
+    )
+    agree.add_argument("--sample", type=int, default=agreement.SAMPLE, help="chunks to compare")
+    agree.set_defaults(run=command_agree)
 
     ask = commands.add_parser("ask", parents=[common], help="answer a question (or one per stdin line)")
     ask.add_argument("question", nargs="*", help="the question; none: read one per line from stdin")

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from . import store
 from .cache import EmbeddingCache
-from .chunking import Chunk, chunk_paragraphs, split_paragraphs
+from .chunking import chunk_paragraphs, split_paragraphs
 from .config import ChunkingParams, Settings
 from .embeddings import Embedder
 from .errors import IndexMismatchError, WendaError
@@ -83,12 +83,6 @@ def scan_corpus(root: Path, warn: Callable[[str], None]) -> tuple[dict[str, Corp
     return files, skipped
 
 
-def embedding_text(chunk: Chunk, info: SourceInfo) -> str:
-    """The chunk as embedded and lexically indexed: a context line (place, title, section), then its text."""
-    context = " · ".join(part for part in (info.place, info.title, chunk.paragraph.section) if part)
-    return f"{context}\n{chunk.text}"
-
-
 def remove_sources(db: sqlite3.Connection, vectors: faiss.Index, sources: list[str]) -> None:
     """Delete every row and vector of these files."""
     for source in sources:
@@ -118,7 +112,7 @@ def insert_sources(
         )
         for chunk in chunk_paragraphs(paragraphs, params):
             chunk_id = next_id + len(texts)
-            text = embedding_text(chunk, info)
+            text = store.embedding_text(info.place, info.title, chunk.paragraph.section, chunk.text)
             db.execute(
                 "INSERT INTO chunks VALUES (?, ?, ?, ?, ?)",
                 (chunk_id, source, chunk.paragraph.number, chunk.start, chunk.end),
@@ -208,6 +202,8 @@ def build_index(
             cache.close()
         report.cached_chunks = len(texts) - report.embedded_chunks
         vectors = fit(vectors)
+        if previous is not None and "servable_with" in previous.manifest:
+            manifest["servable_with"] = previous.manifest["servable_with"]  # same model, same agreement
         manifest.update(
             vector_index=describe(vectors),
             files={source: files[source].fingerprint for source in sorted(files)},

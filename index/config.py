@@ -45,6 +45,8 @@ class Settings:
     embedding_model: str = "builtin"
     query_prefix: str | None = None
     passage_prefix: str | None = None
+    # sentence-transformers only: "cuda" for bulk embedding on a GPU box (the built-in engine is CPU-only).
+    embedding_device: str = "cpu"
     chunking: ChunkingParams = field(default_factory=ChunkingParams)
     # Outside the generations so --rebuild and interrupted builds reuse it; keyed by model and text.
     cache_path: Path | None = None
@@ -63,6 +65,7 @@ class Settings:
             "embedding_model": env.get("WENDA_EMBEDDING_MODEL", "builtin") or "builtin",
             "query_prefix": env.get("WENDA_QUERY_PREFIX"),
             "passage_prefix": env.get("WENDA_PASSAGE_PREFIX"),
+            "embedding_device": env.get("WENDA_EMBEDDING_DEVICE", "cpu") or "cpu",
             "cache_path": Path(env["WENDA_EMBEDDING_CACHE"]) if env.get("WENDA_EMBEDDING_CACHE") else None,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})

@@ -12,6 +12,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from .config import Settings
 from .errors import ModelLoadError
 
 BUILTIN = "builtin"
@@ -82,7 +83,9 @@ class BuiltinE5(Embedder):
 class SentenceTransformerEmbedder(Embedder):
     """Any sentence-transformers model, by local folder or by hub name (only where there is internet)."""
 
-    def __init__(self, model: str, query_prefix: str | None = None, passage_prefix: str | None = None) -> None:
+    def __init__(
+        self, model: str, query_prefix: str | None = None, passage_prefix: str | None = None, device: str = "cpu"
+    ) -> None:
         path = Path(model).expanduser()
         looks_like_path = path.exists() or model.startswith((".", "/", "~"))
         if looks_like_path and not ((path / "modules.json").exists() or (path / "config.json").exists()):
@@ -100,7 +103,7 @@ class SentenceTransformerEmbedder(Embedder):
         # A hub name loads from the local cache; it is downloaded only if the hub answers at once.
         offline = path.exists() or not _hub_reachable()
         try:
-            self._model = SentenceTransformer(source, device="cpu", local_files_only=offline)
+            self._model = SentenceTransformer(source, device=device, local_files_only=offline)
         except Exception as exc:  # noqa: BLE001 - any loader failure means the same thing to the user
             where = (
                 "not in the local cache and the model hub is unreachable"
@@ -152,8 +155,17 @@ def _folder_fingerprint(path: Path) -> str:
     return digest.hexdigest()[:12]
 
 
-def create_embedder(model: str, query_prefix: str | None = None, passage_prefix: str | None = None) -> Embedder:
+def create_embedder(
+    model: str, query_prefix: str | None = None, passage_prefix: str | None = None, device: str = "cpu"
+) -> Embedder:
     """The backend for a model setting: 'builtin' or a sentence-transformers folder or name."""
     if model == BUILTIN:
         return BuiltinE5(query_prefix, passage_prefix)
-    return SentenceTransformerEmbedder(model, query_prefix, passage_prefix)
+    return SentenceTransformerEmbedder(model, query_prefix, passage_prefix, device)
+
+
+def embedder_for(settings: Settings) -> Embedder:
+    """The embedder the settings configure."""
+    return create_embedder(
+        settings.embedding_model, settings.query_prefix, settings.passage_prefix, settings.embedding_device
+    )

