@@ -38,13 +38,12 @@ def main() -> None:
     parser.add_argument("--index-dir", type=Path, help="keep the index here (default: a temporary folder)")
     parser.add_argument("--model", default="builtin", help="embedding model spec, as WENDA_EMBEDDING_MODEL")
     args = parser.parse_args()
-    builder.BATCH_SIZE = args.batch_size
     files = passage_files(args.passages, args.limit) if args.passages else None
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(corpus=args.corpus, index_dir=args.index_dir or Path(tmp) / "index")
         embedder = create_embedder(args.model)
         started = time.perf_counter()
-        report = build_index(settings, embedder, rebuild=True, progress=True, files=files)
+        report = build_index(settings, embedder, rebuild=True, progress=True, files=files, batch_size=args.batch_size)
         seconds = time.perf_counter() - started
     row = {
         "input": str(args.passages or args.corpus) + (f" (first {args.limit})" if args.limit else ""),

@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from index import agreement
-from index.builder import build_index
+from index.builder import BATCH_SIZE, build_index
 from index.config import DEFAULT_TOP_K, Settings
 from index.embeddings import embedder_for
 from index.errors import WendaError
@@ -37,7 +37,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
 def command_index(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     embedder = embedder_for(settings)
-    report = build_index(settings, embedder, rebuild=args.rebuild, progress=not args.quiet)
+    report = build_index(settings, embedder, rebuild=args.rebuild, progress=not args.quiet, batch_size=args.batch_size)
     print(render_report(report))
     return 0
 
@@ -173,6 +173,12 @@ def parser() -> argparse.ArgumentParser:
     index = commands.add_parser("index", parents=[common], help="build or update the index")
     index.add_argument("--rebuild", action="store_true", help="discard the index and embed everything again")
     index.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    index.add_argument(
+        "--batch-size",
+        type=int,
+        default=BATCH_SIZE,
+        help=f"chunks embedded (and checkpointed) at a time (default {BATCH_SIZE}; larger on a GPU)",
+    )
     index.set_defaults(run=command_index)
 
     agree = commands.add_parser(
@@ -225,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
             parser().error("give a question, or pipe questions one per line into `wenda ask`")
     if getattr(args, "k", 1) < 1:
         parser().error("-k must be at least 1")
+    if getattr(args, "batch_size", 1) < 1:
+        parser().error("--batch-size must be at least 1")
     try:
         return args.run(args)
     except WendaError as exc:

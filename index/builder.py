@@ -123,13 +123,19 @@ def insert_sources(
 
 
 def embed_into(
-    vectors: faiss.Index, texts: list[str], first_id: int, embedder: Embedder, cache: EmbeddingCache, progress: bool
+    vectors: faiss.Index,
+    texts: list[str],
+    first_id: int,
+    embedder: Embedder,
+    cache: EmbeddingCache,
+    progress: bool,
+    batch_size: int = BATCH_SIZE,
 ) -> int:
     """Add the vectors of `texts` (ids from `first_id`), embedding only cache misses; return how many were."""
     embedded = 0
     with tqdm(total=len(texts), desc="embedding", unit="chunk", disable=not progress or not texts) as bar:
-        for begin in range(0, len(texts), BATCH_SIZE):
-            batch = texts[begin : begin + BATCH_SIZE]
+        for begin in range(0, len(texts), batch_size):
+            batch = texts[begin : begin + batch_size]
             found = cache.get(batch)
             missing = [i for i in range(len(batch)) if i not in found]
             if missing:
@@ -156,6 +162,7 @@ def build_index(
     progress: bool = True,
     warn: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
     files: dict[str, CorpusFile] | None = None,
+    batch_size: int = BATCH_SIZE,
 ) -> BuildReport:
     """Update (or with `rebuild`, recreate) the index of `settings.corpus` (or of `files`) in `settings.index_dir`."""
     started = time.perf_counter()
@@ -197,7 +204,7 @@ def build_index(
         texts = insert_sources(db, files, report.added + report.changed, next_id, settings.chunking)
         cache = EmbeddingCache(settings.embedding_cache, json.dumps(manifest["model"], sort_keys=True), embedder.dim)
         try:
-            report.embedded_chunks = embed_into(vectors, texts, next_id, embedder, cache, progress)
+            report.embedded_chunks = embed_into(vectors, texts, next_id, embedder, cache, progress, batch_size)
         finally:
             cache.close()
         report.cached_chunks = len(texts) - report.embedded_chunks
