@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/cold_start.py [--runs 5]
 
-Writes bench/results/cold_start.json.
+Keeps the result in bench/results/cold_start.jsonl and rewrites the table in docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -15,8 +15,19 @@ import time
 from pathlib import Path
 
 import numpy as np
+from report import save, update_table
 
 ROOT = Path(__file__).resolve().parent.parent
+COLUMNS = [
+    ("runs", lambda r: str(r["runs"])),
+    ("median", lambda r: f"{r['median_s']:.2f} s"),
+    ("max", lambda r: f"{r['max_s']:.2f} s"),
+    ("command", lambda r: f"`{r['command']}`"),
+]
+
+
+def table(rows: list[dict]) -> None:
+    update_table("cold_start", COLUMNS, rows)
 
 
 def main() -> None:
@@ -32,8 +43,8 @@ def main() -> None:
         subprocess.run([*wenda, "ask", "-k", "3", args.question], cwd=ROOT, check=True, capture_output=True)
         times.append(time.perf_counter() - started)
     result = {"runs": args.runs, "median_s": round(float(np.median(times)), 3), "max_s": round(max(times), 3)}
-    (ROOT / "bench" / "results" / "cold_start.json").write_text(json.dumps(result) + "\n", encoding="utf-8")
     print(json.dumps(result))
+    table(save("cold_start", result, key=()))
 
 
 if __name__ == "__main__":

@@ -6,27 +6,41 @@
 
 With --index-dir the index is kept (for bench/query_latency.py) and an interrupted build resumes from its
 embedding cache when run again; the first run's figure is the one to report.
-Run each in a fresh process: peak memory is the process's maximum resident set. Appends a JSON line
-to bench/results/indexing.jsonl.
+Run each in a fresh process: peak memory is the process's maximum resident set. Keeps the result in
+bench/results/indexing.jsonl and rewrites the indexing table of docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import tempfile
 import time
 from pathlib import Path
 
-from index import builder
-from index.builder import build_index
+from report import save, update_table
+
+from index.builder import BATCH_SIZE, build_index
 from index.config import Settings
 from index.embeddings import create_embedder
 from index.passages import passage_files
 
 ROOT = Path(__file__).resolve().parent.parent
+COLUMNS = [
+    ("input", lambda r: r["input"]),
+    ("model", lambda r: r["model"]),
+    ("batch", lambda r: str(r["batch_size"])),
+    ("chunks", lambda r: f"{r['chunks']:,}"),
+    ("time", lambda r: f"{r['seconds']:,.1f} s"),
+    ("chunks/s", lambda r: f"{r['chunks_per_second']}"),
+    ("peak RSS", lambda r: f"{r['peak_rss_mb']:,.0f} MB"),
+    ("command", lambda r: f"`{r['command']}`"),
+]
+
+
+def table(rows: list[dict]) -> None:
+    update_table("indexing", COLUMNS, sorted(rows, key=lambda r: (r["chunks"], r["batch_size"])))
 
 
 def main() -> None:
@@ -34,7 +48,7 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, default=ROOT / "corpus")
     parser.add_argument("--passages", type=Path)
     parser.add_argument("--limit", type=int)
-    parser.add_argument("--batch-size", type=int, default=builder.BATCH_SIZE)
+    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
     parser.add_argument("--index-dir", type=Path, help="keep the index here (default: a temporary folder)")
     parser.add_argument("--model", default="builtin", help="embedding model spec, as WENDA_EMBEDDING_MODEL")
     args = parser.parse_args()
@@ -45,19 +59,19 @@ def main() -> None:
         started = time.perf_counter()
         report = build_index(settings, embedder, rebuild=True, progress=True, files=files, batch_size=args.batch_size)
         seconds = time.perf_counter() - started
+    corpus = args.corpus.resolve()
+    source = str(args.passages or (corpus.relative_to(ROOT) if corpus.is_relative_to(ROOT) else corpus))
     row = {
-        "input": str(args.passages or args.corpus) + (f" (first {args.limit})" if args.limit else ""),
+        "input": source + (f" (first {args.limit})" if args.limit else ""),
+        "model": args.model,
+        "batch_size": args.batch_size,
         "chunks": report.total_chunks,
         "seconds": round(seconds, 1),
         "chunks_per_second": round(report.total_chunks / seconds, 1),
-        "batch_size": args.batch_size,
-        "model": args.model,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "machine": f"{platform.machine()}, python {platform.python_version()}",
     }
     print(json.dumps(row))
-    with (ROOT / "bench" / "results" / "indexing.jsonl").open("a", encoding="utf-8") as out:
-        out.write(json.dumps(row) + "\n")
+    table(save("indexing", row, key=("input", "model", "batch_size")))
 
 
 if __name__ == "__main__":

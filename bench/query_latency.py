@@ -2,18 +2,18 @@
 
     .venv/bin/python bench/query_latency.py [--index-dir DIR] [--questions FILE] [--repeat N]
 
-Prints a table and writes bench/results/query_latency.json. Warm, in process, one thread.
+Warm, in process, one thread. Also records the serving process's memory (resident set) after the run.
+Keeps the result in bench/results/query_latency.jsonl and rewrites the table in docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 
-import numpy as np
+from report import ms, percentiles, rss_mb, save, update_table
 
 from index.config import Settings
 from index.passages import read_jsonl
@@ -21,11 +21,19 @@ from index.tokenization import to_simplified
 from retrieval.retriever import Retriever
 
 ROOT = Path(__file__).resolve().parent.parent
+COLUMNS = [
+    ("index", lambda r: r["index"]),
+    ("chunks", lambda r: f"{r['passages']:,}"),
+    ("questions", lambda r: f"{r['questions']:,}"),
+    ("dense-only p50 / p95 / p99", lambda r: ms(r["dense_only_ms"])),
+    ("hybrid p50 / p95 / p99", lambda r: ms(r["hybrid_ms"])),
+    ("serving RSS", lambda r: f"{r['rss_mb']:,.0f} MB" if "rss_mb" in r else "—"),
+    ("command", lambda r: f"`{r['command']}`"),
+]
 
 
-def percentiles(samples: list[float]) -> dict:
-    ms = np.array(samples) * 1000
-    return {f"p{p}": round(float(np.percentile(ms, p)), 2) for p in (50, 95, 99)}
+def table(rows: list[dict]) -> None:
+    update_table("query_latency", COLUMNS, sorted(rows, key=lambda r: r["passages"]))
 
 
 def main() -> None:
@@ -34,6 +42,7 @@ def main() -> None:
     parser.add_argument("--questions", type=Path, default=ROOT.parent / "shared" / "eval" / "dev.jsonl")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--k", type=int, default=5)
+    parser.add_argument("--label", help="how the table names the index (default: its folder)")
     args = parser.parse_args()
     settings = Settings.from_env(index_dir=args.index_dir)
     retriever = Retriever(settings)
@@ -52,17 +61,15 @@ def main() -> None:
             retriever.ask(question, args.k)
             full.append(time.perf_counter() - started)
     result = {
-        "index": str(settings.index_dir),
+        "index": args.label or str(settings.index_dir),
         "passages": len(retriever.snapshot),
         "questions": len(questions) * args.repeat,
         "dense_only_ms": percentiles(dense),
         "hybrid_ms": percentiles(full),
-        "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, python {platform.python_version()}",
+        "rss_mb": rss_mb(),
     }
-    result["overhead_p50_ms"] = round(result["hybrid_ms"]["p50"] - result["dense_only_ms"]["p50"], 2)
-    out = ROOT / "bench" / "results" / "query_latency.json"
-    out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     print(json.dumps(result, indent=1))
+    table(save("query_latency", result, key=("index",)))
 
 
 if __name__ == "__main__":

@@ -3,8 +3,9 @@
     .venv/bin/python bench/telegram_load.py [--users 50] [--seconds 60] [--interval 6]
 
 Each user sends a dev-set question every `interval` seconds. Reports reply latency (update handed out
-to answer received), answered / asked, and the bot's resident memory over the run. Writes
-bench/results/telegram_load.json. Needs an index of corpus/ (`make demo`).
+to answer received), answered / asked, and the bot's resident memory over the run. Keeps the result in
+bench/results/telegram_load.jsonl and rewrites the table in docs/benchmarks.md. Needs an index of corpus/
+(`make demo`).
 """
 
 from __future__ import annotations
@@ -15,21 +16,32 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from report import ms, percentiles, rss_mb, save, update_table  # noqa: E402
 
 from tests.fake_telegram import FakeTelegram  # noqa: E402
 
 TOKEN = "1:load-test"
+COLUMNS = [
+    ("users × seconds", lambda r: f"{r['users']} × {r['seconds']:.0f}"),
+    ("asked", lambda r: f"{r['asked']:,}"),
+    ("answered", lambda r: f"{r['answered']:,}"),
+    ("reply p50 / p95 / p99", lambda r: ms(r["reply_ms"])),
+    ("bot RSS: idle → 1st round → half → end", lambda r: rss_path(r["rss_mb_each_round"])),
+    ("command", lambda r: f"`{r['command']}`"),
+]
 
 
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+def rss_path(memory: list[float]) -> str:
+    """Memory at the start, after the first round, at half time and at the end."""
+    marks = [memory[0], memory[min(1, len(memory) - 1)], memory[len(memory) // 2], memory[-1]]
+    return " → ".join(f"{m:.0f}" for m in marks) + " MB"
+
+
+def table(rows: list[dict]) -> None:
+    update_table("telegram_load", COLUMNS, sorted(rows, key=lambda r: r["seconds"]))
 
 
 def main() -> None:
@@ -68,17 +80,17 @@ def main() -> None:
     for reply in replies:
         user_times = by_user[int(reply["chat_id"])]
         latencies.append(reply["_received"] - user_times.pop(0))
-    ms = np.array(latencies) * 1000
     result = {
         "users": args.users,
         "seconds": args.seconds,
+        "interval": args.interval,
         "asked": asked,
         "answered": len(replies),
-        "reply_ms": {f"p{p}": round(float(np.percentile(ms, p)), 1) for p in (50, 95, 99)},
-        "rss_mb_each_round": [round(m, 1) for m in memory],
+        "reply_ms": percentiles(latencies),
+        "rss_mb_each_round": memory,
     }
-    (ROOT / "bench" / "results" / "telegram_load.json").write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result, indent=1))
+    table(save("telegram_load", result, key=("users", "seconds", "interval")))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@
 
 Vectors are synthetic but shaped like real ones: mixtures of two real e5 passage vectors from
 --seed-index (default: the CMRC eval index) plus noise, normalized; queries are drawn the same way and
-are not in the index. Writes bench/results/vector_search.json.
+are not in the index. IVF searches with the settings a serving process uses (`vectors.for_queries`).
+Keeps results in bench/results/vector_search.jsonl and rewrites the table in docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -18,11 +19,21 @@ from pathlib import Path
 
 import faiss
 import numpy as np
+from report import ms, percentiles, save, update_table
 
 from index import vectors
 from index.store import open_snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
+COLUMNS = [
+    ("vectors", lambda r: f"{r['vectors']:,}"),
+    ("index", lambda r: "Flat (exact)" if r["kind"] == "flat" else "IVF-SQ8"),
+    ("search p50 / p95 / p99", lambda r: ms(r["search_ms"])),
+    ("bytes per vector", lambda r: f"{r['bytes_per_vector']:,.0f}"),
+    ("nlist / nprobe", lambda r: f"{r['nlist']:,} / {r['nprobe']:,}" if "nlist" in r else "—"),
+    ("recall@10", lambda r: f"{r.get('recall_at_10', 1)}"),
+    ("command", lambda r: f"`{r['command']}`"),
+]
 
 
 def synthetic(real: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
@@ -39,8 +50,7 @@ def timed_search(index: faiss.Index, queries: np.ndarray, k: int = 10) -> tuple[
         _, ids = index.search(query[None, :], k)
         times.append(time.perf_counter() - started)
         found.append(ids[0])
-    ms = np.array(times) * 1000
-    return {f"p{p}": round(float(np.percentile(ms, p)), 2) for p in (50, 95, 99)}, np.array(found)
+    return percentiles(times), np.array(found)
 
 
 def file_bytes(index: faiss.Index) -> int:
@@ -48,6 +58,16 @@ def file_bytes(index: faiss.Index) -> int:
         path = os.path.join(tmp, "i.faiss")
         faiss.write_index(index, path)
         return os.path.getsize(path)
+
+
+def table(rows: list[dict]) -> None:
+    """Two lines per size: exact Flat, then IVF-SQ8."""
+    lines = [
+        {**r[kind], "vectors": r["vectors"], "kind": kind, "machine": r["machine"], "command": r["command"]}
+        for r in sorted(rows, key=lambda r: r["vectors"])
+        for kind in ("flat", "ivf_sq8")
+    ]
+    update_table("vector_search", COLUMNS, lines)
 
 
 def main() -> None:
@@ -59,7 +79,7 @@ def main() -> None:
     snapshot = open_snapshot(args.seed_index, mmap=False)
     real = np.stack([snapshot.index.reconstruct(int(i)) for i in faiss.vector_to_array(snapshot.index.id_map)])
     rng = np.random.default_rng(0)
-    results = []
+    rows = []
     for size in args.sizes:
         data = synthetic(real, size, rng)
         ids = np.arange(size, dtype=np.int64)
@@ -68,7 +88,7 @@ def main() -> None:
         flat.add_with_ids(data, ids)
         flat_latency, truth = timed_search(flat, queries)
         started = time.perf_counter()
-        ivf = vectors.build_ivf(ids, data)
+        ivf = vectors.for_queries(vectors.build_ivf(ids, data))
         build_seconds = time.perf_counter() - started
         ivf_latency, found = timed_search(ivf, queries)
         row = {
@@ -83,11 +103,11 @@ def main() -> None:
                 "build_seconds": round(build_seconds, 1),
             },
         }
+        row["threads"] = faiss.omp_get_max_threads()
         print(json.dumps(row), flush=True)
-        results.append(row)
+        rows = save("vector_search", row, key=("vectors",))
         del flat, ivf, data
-    out = ROOT / "bench" / "results" / "vector_search.json"
-    out.write_text(json.dumps({"threads": faiss.omp_get_max_threads(), "results": results}, indent=1) + "\n")
+    table(rows)
 
 
 if __name__ == "__main__":
