@@ -28,6 +28,8 @@ class UpdateJournal:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.folder.mkdir(parents=True, exist_ok=True)
+        for stale in self.folder.glob("*.tmp"):  # a write cut short by a crash; its update was never confirmed
+            stale.unlink(missing_ok=True)
         self.active: set[int] = set()  # being handled by this process
 
     def _path(self, update_id: int, suffix: str) -> Path:
