@@ -68,6 +68,20 @@ def command_agree(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_export_model(args: argparse.Namespace) -> int:
+    from index.export import export_builtin
+
+    try:
+        import safetensors  # noqa: F401
+        import tokenizers  # noqa: F401
+    except ImportError as exc:
+        raise WendaError("export-model needs `pip install 'wenda[st]'` (after torch==2.13.0)") from exc
+    folder = export_builtin(args.folder)
+    print(f"wrote the built-in model as a sentence-transformers folder: {folder}")
+    print(f"embed with it anywhere: WENDA_EMBEDDING_MODEL={folder} wenda index …; then `wenda agree` where you serve")
+    return 0
+
+
 def open_retriever(args: argparse.Namespace) -> Retriever:
     """The retriever for the configured index, building the index first when there is none."""
     settings = settings_from(args)
@@ -186,6 +200,12 @@ def parser() -> argparse.ArgumentParser:
     )
     agree.add_argument("--sample", type=int, default=agreement.SAMPLE, help="chunks to compare")
     agree.set_defaults(run=command_agree)
+
+    export = commands.add_parser(
+        "export-model", help="write the built-in model as a sentence-transformers folder (for bulk builds on a GPU)"
+    )
+    export.add_argument("folder", type=Path, help="where to write it (about 500 MB)")
+    export.set_defaults(run=command_export_model)
 
     ask = commands.add_parser("ask", parents=[common], help="answer a question (or one per stdin line)")
     ask.add_argument("question", nargs="*", help="the question; none: read one per line from stdin")

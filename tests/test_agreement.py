@@ -47,3 +47,30 @@ def test_same_weights_under_another_name_agree_and_may_serve(
     (small_corpus / "new.txt").write_text("新文件\n图书馆藏书120万册。\n", encoding="utf-8")
     build(small_corpus, index_dir, minilm)  # an update with the building model keeps the agreement
     assert Retriever(Settings(corpus=small_corpus, index_dir=index_dir), twin).ask("图书馆藏书", 1).results
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The built-in model's weights written out by `wenda export-model`, as a user would on a GPU machine."""
+    folder = tmp_path_factory.mktemp("export") / "e5-builtin"
+    run = run_wenda("export-model", str(folder))
+    assert run.returncode == 0, run.stderr.decode()
+    return folder
+
+
+def test_bulk_build_with_the_exported_model_is_served_by_the_builtin_one(
+    exported: Path, embedder, small_corpus: Path, tmp_path: Path
+) -> None:
+    bulk = create_embedder(str(exported))  # sentence-transformers + torch, same weights in float32
+    assert (bulk.query_prefix, bulk.passage_prefix) == ("query: ", "passage: ")
+    index_dir = tmp_path / "index"
+    build(small_corpus, index_dir, bulk)
+    run = run_wenda("agree", "--corpus", str(small_corpus), "--index-dir", str(index_dir))
+    assert run.returncode == 0, run.stderr.decode()
+    assert b"they agree" in run.stdout
+    result = agreement.measure(index_dir, embedder)
+    assert result.p5 > 0.999  # 4-bit weights either way; only the engines' arithmetic differs
+    served = Retriever(Settings(corpus=small_corpus, index_dir=index_dir), embedder)
+    assert served.ask("清丰县机关负责人出庭率是多少？", 1).results[0].record.text == (
+        Retriever(Settings(corpus=small_corpus, index_dir=index_dir), bulk).ask("清丰县机关负责人出庭率是多少？", 1)
+    ).results[0].record.text
