@@ -9,6 +9,7 @@ the reply was sent but before the done mark was written (milliseconds) answers t
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -107,8 +108,8 @@ class JournalingBot(ExtBot):
         if offset:
             self._journal.confirmed(offset)
         updates = await super().get_updates(offset, *args, **kwargs)
-        for update in updates:
-            self._journal.received(update.to_dict())
+        if updates:  # fsync off the event loop: other users' answers keep flowing meanwhile
+            await asyncio.to_thread(lambda: [self._journal.received(update.to_dict()) for update in updates])
         return updates
 
 

@@ -71,6 +71,11 @@ def test_bulk_build_with_the_exported_model_is_served_by_the_builtin_one(
     result = agreement.measure(index_dir, embedder)
     assert result.p5 > 0.999  # 4-bit weights either way; only the engines' arithmetic differs
     served = Retriever(Settings(corpus=small_corpus, index_dir=index_dir), embedder)
-    assert served.ask("清丰县机关负责人出庭率是多少？", 1).results[0].record.text == (
-        Retriever(Settings(corpus=small_corpus, index_dir=index_dir), bulk).ask("清丰县机关负责人出庭率是多少？", 1)
-    ).results[0].record.text
+    assert (
+        served.ask("清丰县机关负责人出庭率是多少？", 1).results[0].record.text
+        == (
+            Retriever(Settings(corpus=small_corpus, index_dir=index_dir), bulk).ask("清丰县机关负责人出庭率是多少？", 1)
+        )
+        .results[0]
+        .record.text
+    )
