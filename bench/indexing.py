@@ -74,7 +74,7 @@ def main() -> None:
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
     print(json.dumps(row))
-    table(save("indexing", row, key=("input", "model", "batch_size")))
+    table(save("indexing", row, key=("input", "model", "batch_size", "embedded")))
 
 
 if __name__ == "__main__":
