@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 COLUMNS = [
     ("index", lambda r: r["index"]),
     ("chunks", lambda r: f"{r['passages']:,}"),
+    ("vectors", lambda r: r.get("vector_index", "—")),
     ("questions", lambda r: f"{r['questions']:,}"),
     ("dense-only p50 / p95 / p99", lambda r: ms(r["dense_only_ms"])),
     ("hybrid p50 / p95 / p99", lambda r: ms(r["hybrid_ms"])),
@@ -63,6 +64,7 @@ def main() -> None:
     result = {
         "index": args.label or str(settings.index_dir),
         "passages": len(retriever.snapshot),
+        "vector_index": retriever.snapshot.manifest["vector_index"]["type"],
         "questions": len(questions) * args.repeat,
         "dense_only_ms": percentiles(dense),
         "hybrid_ms": percentiles(full),
