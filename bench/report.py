@@ -10,6 +10,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import sys
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
@@ -54,7 +55,7 @@ def load(name: str) -> list[dict]:
 
 def save(name: str, row: dict, key: tuple[str, ...]) -> list[dict]:
     """Keep `row` (a rerun with the same `key` fields replaces the old one); return every row kept."""
-    command = " ".join([".venv/bin/python", f"bench/{Path(sys.argv[0]).name}", *sys.argv[1:]])
+    command = shlex.join([".venv/bin/python", f"bench/{Path(sys.argv[0]).name}", *sys.argv[1:]])
     row = {**row, "machine": machine(), "command": command}
     rows = [old for old in load(name) if any(old.get(k) != row.get(k) for k in key)] + [row]
     RESULTS.mkdir(parents=True, exist_ok=True)
