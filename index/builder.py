@@ -209,8 +209,9 @@ def build_index(
             cache.close()
         report.cached_chunks = len(texts) - report.embedded_chunks
         vectors = fit(vectors)
-        if previous is not None and "servable_with" in previous.manifest:
-            manifest["servable_with"] = previous.manifest["servable_with"]  # same model, same agreement
+        live_manifest = store.live_manifest(settings.index_dir)  # read before the switch; also across --rebuild
+        if live_manifest.get("model") == manifest["model"] and "servable_with" in live_manifest:
+            manifest["servable_with"] = live_manifest["servable_with"]  # same building model, same agreement
         manifest.update(
             vector_index=describe(vectors),
             files={source: files[source].fingerprint for source in sorted(files)},

@@ -155,6 +155,15 @@ def live_generation(index_dir: Path) -> Path | None:
     return index_dir / name if name else None
 
 
+def live_manifest(index_dir: Path) -> dict:
+    """The live generation's manifest, or {} when there is none or it cannot be read."""
+    path = live_generation(index_dir)
+    try:
+        return json.loads((path / MANIFEST).read_text(encoding="utf-8")) if path else {}
+    except (OSError, ValueError):
+        return {}
+
+
 def open_snapshot(index_dir: Path, mmap: bool = True) -> Snapshot:
     """Open the live generation (`mmap=False` for a writer that will change it); IndexMissingError if none."""
     path = live_generation(index_dir)

@@ -47,6 +47,10 @@ def test_same_weights_under_another_name_agree_and_may_serve(
     (small_corpus / "new.txt").write_text("新文件\n图书馆藏书120万册。\n", encoding="utf-8")
     build(small_corpus, index_dir, minilm)  # an update with the building model keeps the agreement
     assert Retriever(Settings(corpus=small_corpus, index_dir=index_dir), twin).ask("图书馆藏书", 1).results
+    build(small_corpus, index_dir, minilm, rebuild=True)  # so does a rebuild with it
+    assert Retriever(Settings(corpus=small_corpus, index_dir=index_dir), twin).ask("图书馆藏书", 1).results
+    build(small_corpus, index_dir, twin, rebuild=True)  # a rebuild with another model starts without one
+    assert "servable_with" not in json.loads((live_generation(index_dir) / "manifest.json").read_text())
 
 
 @pytest.fixture(scope="module")
