@@ -81,11 +81,11 @@ class UpdateJournal:
                 entry = json.loads(path.read_text(encoding="utf-8"))
                 attempts, update = int(entry["attempts"]) + 1, entry["update"]
             except (OSError, ValueError, KeyError, TypeError):
-                log.warning("unreadable journal entry %s set aside as %s.bad", path.name, path.name)
+                log.warning("unreadable journal entry %s set aside as %s", path.name, path.with_suffix(".bad").name)
                 os.replace(path, path.with_suffix(".bad"))
                 continue
             if attempts > MAX_ATTEMPTS:
-                log.warning("update %s failed %d times; set aside as %s.bad", path.stem, MAX_ATTEMPTS, path.name)
+                log.warning("update %s failed %d times; set aside as %s", path.stem, MAX_ATTEMPTS, path.stem + ".bad")
                 os.replace(path, path.with_suffix(".bad"))
                 continue
             self._write(path, {"attempts": attempts, "update": update})
