@@ -22,9 +22,14 @@ from index.store import Snapshot
 from retrieval.retriever import Retriever
 
 
-def top_ids(retriever: Retriever, snapshot: Snapshot, questions: list[str], k: int) -> list[list[int]]:
+def pin(retriever: Retriever, snapshot: Snapshot) -> None:
+    """Make `retriever` answer from `snapshot`, whatever generation CURRENT names."""
     retriever.snapshot = snapshot
-    retriever.refresh = lambda: False  # stay on this generation, whatever CURRENT says
+    retriever.refresh = lambda: False
+
+
+def top_ids(retriever: Retriever, snapshot: Snapshot, questions: list[str], k: int) -> list[list[int]]:
+    pin(retriever, snapshot)
     return [[r.record.id for r in retriever.ask(q, k).results] for q in questions]
 
 

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -84,8 +86,6 @@ def update_table(name: str, columns: list[Column], rows: list[dict]) -> None:
 
 def percentiles(seconds: list[float]) -> dict:
     """p50, p95 and p99 of durations given in seconds, in milliseconds."""
-    import numpy as np
-
     values = np.array(seconds) * 1000
     return {f"p{p}": round(float(np.percentile(values, p)), 2) for p in (50, 95, 99)}
 

@@ -14,9 +14,9 @@ from index import agreement
 from index.builder import BATCH_SIZE, build_index
 from index.config import DEFAULT_TOP_K, Settings
 from index.embeddings import embedder_for
-from index.errors import WendaError
+from index.errors import IndexMissingError, WendaError
 from index.passages import passage_files, read_jsonl
-from index.store import live_generation, open_snapshot
+from index.store import live_generation, live_manifest
 from retrieval.evaluation import evaluate, format_table, summarize
 from retrieval.fusion import MODES
 from retrieval.results import Response
@@ -45,9 +45,9 @@ def command_index(args: argparse.Namespace) -> int:
 def command_agree(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     embedder = embedder_for(settings)
-    snapshot = open_snapshot(settings.index_dir)
-    built = snapshot.manifest["model"]
-    snapshot.close()
+    built = live_manifest(settings.index_dir).get("model")
+    if built is None:
+        raise IndexMissingError(f"no readable index in {settings.index_dir}; run `wenda index` to build one")
     if built == embedder.identity():
         print(f"the index was built with the configured model ({built['name']}): nothing to check")
         return 0

@@ -117,8 +117,8 @@ class JournaledApplication(Application):
     """Handles each update once, and marks it done only after its handlers returned."""
 
     async def process_update(self, update: object) -> None:
-        journal = getattr(self.bot, "journal", None)
-        if not isinstance(update, Update) or journal is None:
+        journal: UpdateJournal = self.bot.journal  # type: ignore[attr-defined] - built with a JournalingBot
+        if not isinstance(update, Update):
             await super().process_update(update)
             return
         if not journal.claim(update.update_id):

@@ -13,7 +13,7 @@ import faiss
 import numpy as np
 
 # Past this many vectors exact search stops fitting the query budget on 2 cores, so the index is rebuilt
-# as IVF-SQ8. Measured: the top-100 exact search took ~10 ms of a 31 ms whole query (p50) at 93k vectors,
+# as IVF-SQ8. Measured (bench/query_profile.py): exact top-100 search took 13.5 ms of a 32.5 ms query (p50) at 93k,
 # where the budget is 30 ms; at 50k it costs ~5 ms next to ~14 ms for embedding the question.
 FLAT_LIMIT = 50_000
 RECALL_TARGET = 0.98  # recall@10 against exact search that nprobe is tuned for
