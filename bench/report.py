@@ -66,8 +66,8 @@ def save(name: str, row: dict, key: tuple[str, ...]) -> list[dict]:
     return rows
 
 
-def update_table(name: str, columns: list[Column], rows: list[dict]) -> None:
-    """Rewrite the marked table of docs/benchmarks.md: one line per row, then the machines measured on."""
+def update_table(name: str, columns: list[Column], rows: list[dict], doc: Path = DOC) -> None:
+    """Rewrite the marked table of `doc` (docs/benchmarks.md): one line per row, then the machines measured on."""
     begin, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
     lines = [
         "| " + " | ".join(title for title, _ in columns) + " |",
@@ -76,12 +76,12 @@ def update_table(name: str, columns: list[Column], rows: list[dict]) -> None:
         "",
         *sorted({f"Machine: {row.get('machine', 'not recorded')}." for row in rows}),
     ]
-    doc = DOC.read_text(encoding="utf-8")
+    text = doc.read_text(encoding="utf-8")
     pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
-    if not pattern.search(doc):
-        raise SystemExit(f"{DOC} has no {begin} … {end} block to rewrite")
-    DOC.write_text(pattern.sub(lambda _: "\n".join([begin, *lines, end]), doc), encoding="utf-8")
-    print(f"updated the {name} table in {DOC.relative_to(ROOT)}")
+    if not pattern.search(text):
+        raise SystemExit(f"{doc} has no {begin} … {end} block to rewrite")
+    doc.write_text(pattern.sub(lambda _: "\n".join([begin, *lines, end]), text), encoding="utf-8")
+    print(f"updated the {name} table in {doc.relative_to(ROOT)}")
 
 
 def percentiles(seconds: list[float]) -> dict:
@@ -103,7 +103,7 @@ def ms(values: dict) -> str:
     return " / ".join(f"{values[p]:,.1f}" for p in ("p50", "p95", "p99") if p in values) + " ms"
 
 
-TABLES = ("indexing", "query_latency", "cold_start", "vector_search", "telegram_load")
+TABLES = ("indexing", "query_latency", "cold_start", "vector_search", "telegram_load", "quality")
 
 if __name__ == "__main__":
     import importlib

@@ -12,21 +12,19 @@ from pathlib import Path
 
 from index import agreement
 from index.builder import BATCH_SIZE, build_index
-from index.config import DEFAULT_TOP_K, Settings
+from index.config import DEFAULT_TOP_K, EVAL_CACHE, Settings
 from index.embeddings import embedder_for
 from index.errors import IndexMissingError, WendaError
 from index.passages import passage_files, read_jsonl
 from index.store import live_generation, live_manifest
 from retrieval.evaluation import evaluate, format_table, summarize
-from retrieval.fusion import MODES
+from retrieval.ranker import MODES
 from retrieval.results import Response
 from retrieval.retriever import Retriever
 
 from .render import render_report, render_response
 
 HISTORY_FILE = Path(os.environ.get("WENDA_HISTORY", "~/.wenda_history")).expanduser()
-# Benchmark passages are embedded once per machine, whatever temporary index they go into.
-EVAL_CACHE = Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() / "wenda" / "eval-embeddings.sqlite"
 
 
 def settings_from(args: argparse.Namespace) -> Settings:

@@ -22,10 +22,11 @@ def render_response(response: Response) -> str:
         return f"! {response.error}"
     if not response.results:
         return "No passages found: the index is empty."
+    sure = f"置信度 {response.confidence:.0%}"
     if response.answer is not None:
-        head = f"答案: {response.answer.text}\n      {citation_line(response.answer.record)}"
+        head = f"答案: {response.answer.text}\n      {citation_line(response.answer.record)} · {sure}"
     else:
-        head = "语料中没有找到这个问题的答案（not found in the corpus）。最接近的段落:"
+        head = f"语料中没有找到这个问题的答案（not found in the corpus; {sure}）。最接近的段落:"
     blocks = [
         f"[{result.rank}] {result.score:.3f}  {citation_line(result.record)}\n    {result.record.text}"
         for result in response.results

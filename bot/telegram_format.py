@@ -50,10 +50,11 @@ def passage_html(result: Result, response: Response, limit: int) -> str:
 
 def answer_html(response: Response, results: list[Result], first_number: int, footer: str = "") -> str:
     """A whole reply: answer (or the no-answer notice), then the passages numbered from `first_number`."""
+    sure = f"置信度 {response.confidence:.0%}"
     if response.answerable and response.answer is not None:
-        head = f"<b>{escape(response.answer.text)}</b>"
+        head = f"<b>{escape(response.answer.text)}</b>\n<i>{sure}</i>"
     else:
-        head = escape(NO_ANSWER)
+        head = f"{escape(NO_ANSWER)}\n<i>{sure}</i>"
     limit = 1200
     while True:
         blocks = [head]

@@ -22,6 +22,7 @@ from .embeddings import Embedder
 from .errors import IndexMismatchError, WendaError
 from .lexical import LexicalIndex
 from .loader import Document, SkippedFile, discover, read_document
+from .probes import probe_profile
 from .sources import SourceInfo, load_sources, source_info
 from .tokenization import tokenize
 from .vectors import describe, fit, new_flat
@@ -213,6 +214,7 @@ def build_index(
         if live_manifest.get("model") == manifest["model"] and "servable_with" in live_manifest:
             manifest["servable_with"] = live_manifest["servable_with"]  # same building model, same agreement
         manifest.update(
+            probes=probe_profile(embedder, vectors),
             vector_index=describe(vectors),
             files={source: files[source].fingerprint for source in sorted(files)},
             next_id=next_id + len(texts),

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import WendaError
+
 # Paragraph windows are cut by characters, not tokens, so chunking does not depend on the model.
 # e5-small reads at most 512 tokens; Chinese text runs about 0.9 token a character, and the context
 # line (place, title, section) adds up to ~60 more, so 350 characters fits with room to spare
@@ -18,6 +20,11 @@ HEADING_MAX_CHARS = 30
 # Questions longer than this are refused: no real question needs more, and e5 truncates at 512 tokens.
 MAX_QUERY_CHARS = 1000
 DEFAULT_TOP_K = 5
+# Benchmark and training passages are embedded once per machine, whatever temporary index they go into.
+EVAL_CACHE = Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() / "wenda" / "eval-embeddings.sqlite"
+# `answerable` is confidence (the calibrated probability that the top result answers) at least this.
+# 0.5 = "more likely right than wrong"; docs/quality.md has the precision and refusal rates around it.
+MIN_CONFIDENCE = 0.5
 
 
 @dataclass(frozen=True)
@@ -36,6 +43,19 @@ class ChunkingParams:
         }
 
 
+def _probability(raw: str | None) -> float:
+    """WENDA_MIN_CONFIDENCE as a number in [0, 1]; a bad value is an error naming the variable."""
+    if raw is None or not raw.strip():
+        return MIN_CONFIDENCE
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise WendaError(f"WENDA_MIN_CONFIDENCE must be a number from 0 to 1, not {raw!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where the corpus and index live and which embedding model to use."""
@@ -48,6 +68,7 @@ class Settings:
     # sentence-transformers only: "cuda" for bulk embedding on a GPU box (the built-in engine is CPU-only).
     embedding_device: str = "cpu"
     chunking: ChunkingParams = field(default_factory=ChunkingParams)
+    min_confidence: float = MIN_CONFIDENCE
     # Outside the generations so --rebuild and interrupted builds reuse it; keyed by model and text.
     cache_path: Path | None = None
 
@@ -67,6 +88,7 @@ class Settings:
             "passage_prefix": env.get("WENDA_PASSAGE_PREFIX"),
             "embedding_device": env.get("WENDA_EMBEDDING_DEVICE", "cpu") or "cpu",
             "cache_path": Path(env["WENDA_EMBEDDING_CACHE"]) if env.get("WENDA_EMBEDDING_CACHE") else None,
+            "min_confidence": _probability(env.get("WENDA_MIN_CONFIDENCE")),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         values["corpus"] = Path(values["corpus"])

@@ -29,6 +29,7 @@ class Outcome:
     rank: int | None
     answer_hit: bool | None
     seconds: float
+    confidence: float = 0.0
 
 
 def judge(question: dict) -> tuple[str, Callable[[Result], bool], list[str]]:
@@ -58,10 +59,21 @@ def evaluate(retriever: Retriever, questions: list[dict]) -> list[Outcome]:
             answer_hit = any(a in nfkc(response.answer.text) for a in map(nfkc, answers))
         elif answers:
             answer_hit = False
-        outcomes.append(
-            Outcome(kind, bool(answers) or "gold_pids" in question, response.answerable, rank, answer_hit, seconds)
-        )
+        answerable = bool(answers) or "gold_pids" in question
+        outcomes.append(Outcome(kind, answerable, response.answerable, rank, answer_hit, seconds, response.confidence))
     return outcomes
+
+
+def calibration_error(outcomes: list[Outcome], bins: int = 10) -> float | None:
+    """Expected calibration error of `confidence` against "the top result answers" (10 equal-width bins)."""
+    if not outcomes:
+        return None
+    predicted = np.array([o.confidence for o in outcomes])
+    observed = np.array([o.answerable and o.rank == 1 for o in outcomes], dtype=float)
+    which = np.minimum((predicted * bins).astype(int), bins - 1)
+    return float(
+        sum(abs(predicted[which == b].mean() - observed[which == b].mean()) * np.mean(which == b) for b in set(which))
+    )
 
 
 def summarize(outcomes: list[Outcome]) -> dict:
@@ -83,6 +95,7 @@ def summarize(outcomes: list[Outcome]) -> dict:
             row["answer_hit"] = float(np.mean(hits)) if hits else None
         if unanswerable:
             row["missed_abstention"] = float(np.mean([o.predicted_answerable for o in unanswerable]))
+        row["ece"] = calibration_error(group)
         summary[name] = row
     latencies = np.array([o.seconds for o in outcomes]) * 1000
     summary["latency_ms"] = {"p50": float(np.percentile(latencies, 50)), "p95": float(np.percentile(latencies, 95))}
@@ -98,12 +111,16 @@ COLUMNS = (
     "answer_hit",
     "false_abstention",
     "missed_abstention",
+    "ece",
 )
+
+
+HEADERS = {"answer_hit": "answered", "false_abstention": "false_abs", "missed_abstention": "missed_ab"}
 
 
 def format_table(summaries: dict[str, dict]) -> str:
     """A plain-text table: one row per (mode, question type)."""
-    lines = ["mode     type          " + "  ".join(f"{c:>9.9}" for c in COLUMNS)]
+    lines = ["mode     type          " + "  ".join(f"{HEADERS.get(c, c):>9.9}" for c in COLUMNS)]
     for mode, summary in summaries.items():
         for kind, row in summary.items():
             if kind == "latency_ms":

@@ -54,6 +54,7 @@ class Response:
     results: list[Result] = field(default_factory=list)
     answer: Answer | None = None
     answerable: bool = False
+    confidence: float = 0.0  # calibrated probability that the top result answers the question
     error: str | None = None
 
     def to_dict(self) -> dict:
@@ -63,9 +64,13 @@ class Response:
                 "text": self.answer.text,
                 "citation": {**citation(self.answer.record), "start": self.answer.start, "end": self.answer.end},
             }
+            if self.answer.span is not None:
+                start, end = self.answer.span
+                answer["span"] = {"text": self.answer.record.paragraph_text[start:end], "start": start, "end": end}
         data: dict = {
             "query": self.query,
             "answerable": self.answerable,
+            "confidence": round(self.confidence, 4),
             "answer": answer,
             "results": [result.to_dict() for result in self.results],
         }

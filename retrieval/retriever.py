@@ -1,8 +1,13 @@
-"""Hybrid retrieval over the live index generation, reloading when `wenda index` switches it."""
+"""Retrieval over the live index generation, reloading when `wenda index` switches it.
+
+A question goes: validation → search words (plus English→Chinese bridge terms) → candidates (dense top
+100 ∪ BM25 top 100) → features → learned ranking → confidence → extractive answer.
+"""
 
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 
 import jieba
 import numpy as np
@@ -10,34 +15,57 @@ import numpy as np
 from index.config import Settings
 from index.embeddings import Embedder, embedder_for
 from index.errors import QueryError
-from index.store import Snapshot, check_model, live_generation, open_snapshot
-from index.tokenization import normalize, tokenize
+from index.probes import language, probe_profile
+from index.store import ChunkRecord, Snapshot, check_model, live_generation, open_snapshot
+from index.tokenization import normalize
 
-from .abstention import is_answerable
+from . import confidence, ranker
 from .answer import extract_answer
-from .candidates import gather
-from .fusion import MODES, RERANK_DEPTH, fuse, proximity_bonus
+from .bridge import translate
+from .candidates import Candidates, gather
+from .content import content_tokens
+from .features import Question, features
 from .query import clean_query
 from .results import Response, Result
+
+NO_CONTENT = (
+    "问题里没有可检索的词，请换个说法 (the question has nothing to search for: only punctuation, symbols or filler)"
+)
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """A question's candidates with their features and ranking scores: what `ask` and training share."""
+
+    question: Question
+    candidates: Candidates
+    records: dict[int, ChunkRecord]
+    matrix: np.ndarray
+    scores: np.ndarray
+    ranking: np.ndarray  # candidate positions, best first
+    evidence: np.ndarray  # confidence.NAMES for the top candidate
+    content_words: int
 
 
 class Retriever:
     """Loads the model and index once; `ask` is safe to call from several threads."""
 
     def __init__(self, settings: Settings, embedder: Embedder | None = None, mode: str = "hybrid") -> None:
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}")
+        if mode not in ranker.MODES:
+            raise ValueError(f"mode must be one of {ranker.MODES}")
         self.settings = settings
         self.mode = mode
         self.embedder = embedder or embedder_for(settings)
         self._lock = threading.Lock()
-        self.snapshot = self._open()
+        self.snapshot, self.profile = self._open()
         jieba.initialize()  # load the dictionary now, not on the first question
 
-    def _open(self) -> Snapshot:
+    def _open(self) -> tuple[Snapshot, dict]:
         snapshot = open_snapshot(self.settings.index_dir)
         check_model(snapshot.manifest, self.embedder.identity(), serving=True)
-        return snapshot
+        # Indexes built before probes existed get their profile now (about a second), in memory only.
+        profile = snapshot.manifest.get("probes") or probe_profile(self.embedder, snapshot.index)
+        return snapshot, profile
 
     def refresh(self) -> bool:
         """Switch to a newer generation if `wenda index` committed one; True when it did."""
@@ -45,38 +73,51 @@ class Retriever:
             return False
         with self._lock:
             if live_generation(self.settings.index_dir) != self.snapshot.path:
-                self.snapshot = self._open()  # the old one is left to the garbage collector: readers may hold it
+                # the old one is left to the garbage collector: readers may hold it
+                self.snapshot, self.profile = self._open()
                 return True
         return False
+
+    def analyze(self, question: str) -> Analysis:
+        """Rank the candidates of a cleaned question; QueryError when it has nothing to search for."""
+        words = content_tokens(question)
+        if not words:
+            raise QueryError(NO_CONTENT)
+        snapshot, profile = self.snapshot, self.profile
+        vocabulary = snapshot.lexical.model.vocab_dict
+        tokens = list(dict.fromkeys(words + translate(question, vocabulary.__contains__)))
+        vector = self.embedder.embed_queries([normalize(question)])[0]  # lower case: measured better for English
+        candidates = gather(snapshot, vector, tokens)
+        records = snapshot.records(candidates.ids.tolist())
+        parsed = Question.of(question)
+        matrix = features(parsed, candidates, records, profile.get(language(question)))
+        scores = ranker.mode_scores(self.mode, matrix, candidates.dense, candidates.lexical)
+        ranking = ranker.order(scores, matrix) if self.mode == "hybrid" else np.argsort(-scores, kind="stable")
+        evidence = confidence.question_features(matrix, scores, ranking, profile, language(question), len(words))
+        return Analysis(parsed, candidates, records, matrix, scores, ranking, evidence, len(words))
 
     def ask(self, question: str, k: int) -> Response:
         """Answer one raw question; bad input yields a Response with `error`, never an exception."""
         try:
             cleaned = clean_query(question)
+            self.refresh()
+            analysis = self.analyze(cleaned)
         except QueryError as exc:
             return Response(query=question, error=str(exc))
-        self.refresh()
-        snapshot = self.snapshot
-        vector = self.embedder.embed_queries([normalize(cleaned)])[0]  # lower case: measured better for English
-        candidates = gather(snapshot, vector, tokenize(cleaned))
-        scores = fuse(candidates, self.mode)
-        order = np.argsort(-scores, kind="stable")[: max(3 * k, RERANK_DEPTH)]
-        records = snapshot.records(candidates.ids[order].tolist())
-        if self.mode == "hybrid":
-            top = order[:RERANK_DEPTH]
-            scores[top] += proximity_bonus([records.get(int(i)) for i in candidates.ids[top]], candidates)
-            order = order[np.argsort(-scores[order], kind="stable")]
         results: list[Result] = []
         seen: set[tuple[str, int]] = set()  # overlapping windows of one paragraph: keep the best only
-        for i in order:
-            record = records.get(int(candidates.ids[i]))
+        for i in analysis.ranking:
+            record = analysis.records.get(int(analysis.candidates.ids[i]))
             if record is None or (record.source, record.paragraph) in seen:
                 continue
             seen.add((record.source, record.paragraph))
-            dense, bm25 = float(candidates.dense[i]), float(candidates.lexical[i])
-            results.append(Result(len(results) + 1, float(scores[i]), record, dense, bm25))
+            dense, bm25 = float(analysis.candidates.dense[i]), float(analysis.candidates.lexical[i])
+            results.append(Result(len(results) + 1, float(analysis.scores[i]), record, dense, bm25))
             if len(results) == k:
                 break
-        answerable = is_answerable(cleaned, candidates, results)
-        answer = extract_answer(cleaned, candidates, [r.record for r in results], self.embedder) if answerable else None
-        return Response(cleaned, results, answer, answerable)
+        probability = confidence.shipped().probability(analysis.evidence) if results else 0.0
+        answerable = probability >= self.settings.min_confidence
+        answer = (
+            extract_answer(analysis.question, analysis.candidates, [r.record for r in results]) if answerable else None
+        )
+        return Response(cleaned, results, answer, answerable, confidence=probability)

@@ -1,12 +1,24 @@
-"""Regression on ../shared/eval/dev.jsonl: the pipeline keeps the quality targets of docs/quality.md."""
+"""Regression on the seed corpus: dev.jsonl and the question sets in bench/questions keep the quality
+targets of docs/quality.md (the slow corpora are measured by bench/quality.py)."""
 
+import json
 import unicodedata
+from pathlib import Path
 
 import pytest
 
+from index.config import Settings
+from index.errors import WendaError
 from retrieval.evaluation import evaluate, summarize
 from retrieval.retriever import Retriever
 from tests.conftest import dev_questions
+
+QUESTIONS = Path(__file__).resolve().parent.parent / "bench" / "questions"
+
+
+def question_set(name: str) -> list[dict]:
+    lines = (QUESTIONS / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +40,36 @@ def test_extractive_answer_holds_the_fact(dev_summary: dict) -> None:
     assert dev_summary["all"]["answer_hit"] >= 0.85
 
 
+def test_everyday_wording_is_found_and_not_refused(retriever: Retriever) -> None:
+    summary = summarize(evaluate(retriever, question_set("paraphrase")))["all"]
+    assert summary["recall@1"] >= 0.90 and summary["false_abstention"] == 0.0
+
+
+def test_english_questions(retriever: Retriever) -> None:
+    summary = summarize(evaluate(retriever, question_set("english")))["all"]
+    assert summary["recall@1"] >= 0.80 and summary["recall@5"] >= 0.95
+
+
+def test_out_of_domain_questions_are_flagged(retriever: Retriever) -> None:
+    summary = summarize(evaluate(retriever, question_set("ood")))["all"]
+    assert summary["missed_abstention"] <= 0.10
+
+
+def test_confidence_is_a_probability_in_every_response(retriever: Retriever) -> None:
+    for question in ("安阳市区营运出租车中有多少台纯电动车？", "红烧肉怎么做才好吃？", "How many taxis in Anyang?"):
+        data = retriever.ask(question, 3).to_dict()
+        assert 0.0 <= data["confidence"] <= 1.0
+        assert data["answerable"] == (data["confidence"] >= retriever.settings.min_confidence)
+
+
+def test_owners_can_move_the_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WENDA_MIN_CONFIDENCE", "0.8")
+    assert Settings.from_env().min_confidence == 0.8
+    monkeypatch.setenv("WENDA_MIN_CONFIDENCE", "high")
+    with pytest.raises(WendaError, match="WENDA_MIN_CONFIDENCE"):
+        Settings.from_env()
+
+
 def test_answer_is_a_cited_span_of_a_result(retriever: Retriever) -> None:
     response = retriever.ask("運城建成了多少個嵌入式養老機構？", 5)
     assert response.answerable and response.answer is not None
@@ -37,6 +79,20 @@ def test_answer_is_a_cited_span_of_a_result(retriever: Retriever) -> None:
     assert answer.record.id in {r.record.id for r in response.results}
     data = response.to_dict()["answer"]
     assert data["citation"]["start"] == answer.start and data["citation"]["source"] == "004_253b461cd30454f2.txt"
+
+
+@pytest.mark.parametrize(
+    ("question", "span"),
+    [
+        ("安阳市区营运出租车中有多少台纯电动车？", "856台"),
+        ("运城建成了多少个嵌入式养老机构？", "52个"),
+    ],
+)
+def test_the_answer_span_fits_the_question_type(retriever: Retriever, question: str, span: str) -> None:
+    answer = retriever.ask(question, 5).to_dict()["answer"]
+    assert span in answer["span"]["text"]
+    paragraph = retriever.ask(question, 5).answer.record.paragraph_text
+    assert paragraph[answer["span"]["start"] : answer["span"]["end"]] == answer["span"]["text"]
 
 
 def test_unanswerable_has_no_answer_but_nearest_passages(retriever: Retriever) -> None:

@@ -1,0 +1,47 @@
+"""Off-topic probes: what "no answer" looks like in one index, measured when the index is built.
+
+Cosines mean different things in different corpora and models (e5's scores crowd between 0.75 and 0.95;
+a corpus of news about everything lies closer to any question than five reform reports do). So every
+new generation asks the bundled off-topic questions (`probes.txt`) and records the distribution of their
+best cosines, per language; the confidence model reads a question's best cosine against that
+distribution instead of against an absolute threshold that would need hand calibration per corpus.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from .embeddings import Embedder
+from .tokenization import normalize
+
+PROBES_FILE = Path(__file__).with_name("probes.txt")
+CJK = re.compile(r"[\u3400-\u9fff]")
+
+
+@lru_cache(maxsize=1)
+def probe_questions() -> tuple[str, ...]:
+    lines = PROBES_FILE.read_text(encoding="utf-8").splitlines()
+    return tuple(line.strip() for line in lines if line.strip() and not line.startswith("#"))
+
+
+def language(question: str) -> str:
+    """'zh' for a question with Chinese characters, else 'en' (cross-lingual cosines run lower)."""
+    return "zh" if CJK.search(question) else "en"
+
+
+def probe_profile(embedder: Embedder, vectors: faiss.Index) -> dict:
+    """{"zh": {"mean", "std", "n"}, "en": {…}}: best cosines of the probe questions against `vectors`."""
+    questions = probe_questions()
+    if vectors.ntotal == 0:
+        return {}
+    best = vectors.search(embedder.embed_queries([normalize(q) for q in questions]), 1)[0][:, 0]
+    profile = {}
+    for lang in ("zh", "en"):
+        values = np.array([b for q, b in zip(questions, best, strict=True) if language(q) == lang], dtype=np.float64)
+        profile[lang] = {"mean": float(values.mean()), "std": float(max(values.std(), 1e-3)), "n": int(len(values))}
+    return profile

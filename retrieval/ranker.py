@@ -1,0 +1,63 @@
+"""The learned ranking: a small LightGBM LambdaRank model over `features.NAMES`, shipped in `models/`.
+
+`python -m retrieval.training` trains it (docs/quality.md has the data, the cross-validation and why);
+the model file is versioned with the feature list it was trained on, so a feature change that is not
+followed by retraining stops at load time instead of ranking with misread columns.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+import lightgbm
+import numpy as np
+
+from . import features
+
+MODELS = Path(__file__).with_name("models")
+RANKER_FILE = MODELS / "ranker.txt"
+RANKER_META = MODELS / "ranker.json"
+MODES = ("hybrid", "dense", "bm25")
+
+
+class Ranker:
+    """Scores candidate feature rows; higher is better."""
+
+    def __init__(self, booster: lightgbm.Booster, meta: dict) -> None:
+        if tuple(meta["features"]) != features.NAMES:
+            raise RuntimeError(f"{RANKER_FILE} was trained on other features; run `python -m retrieval.training`")
+        self.booster = booster
+        self.meta = meta
+
+    @classmethod
+    def load(cls, path: Path = RANKER_FILE, meta: Path = RANKER_META) -> Ranker:
+        return cls(lightgbm.Booster(model_file=str(path)), json.loads(meta.read_text(encoding="utf-8")))
+
+    def score(self, matrix: np.ndarray) -> np.ndarray:
+        if len(matrix) == 0:
+            return np.zeros(0, dtype=np.float32)
+        # One thread: a question is ~200 rows, where thread start-up costs more than it saves.
+        return self.booster.predict(matrix, num_threads=1).astype(np.float32)
+
+
+@lru_cache(maxsize=1)
+def shipped() -> Ranker:
+    """The model that ships with Wenda (loaded once per process)."""
+    return Ranker.load()
+
+
+def mode_scores(mode: str, matrix: np.ndarray, dense: np.ndarray, lexical: np.ndarray) -> np.ndarray:
+    """Ranking score of each candidate under `mode`: the learned model, or one retriever alone."""
+    if mode == "dense":
+        return dense
+    if mode == "bm25":
+        return lexical
+    return shipped().score(matrix)
+
+
+def order(scores: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Candidates best first; credit and byline lines after every content line, whatever their score."""
+    furniture = matrix[:, features.NAMES.index("furniture")] if len(matrix) else np.zeros(0)
+    return np.lexsort((-scores, furniture))

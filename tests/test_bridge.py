@@ -1,0 +1,23 @@
+"""retrieval.bridge: English words to Chinese terms through CC-CEDICT, filtered by the corpus vocabulary."""
+
+from retrieval.bridge import translate
+from retrieval.retriever import Retriever
+
+
+def test_english_words_map_to_the_corpus_terms(retriever: Retriever) -> None:
+    vocabulary = retriever.snapshot.lexical.model.vocab_dict
+    terms = translate("How many taxis in Anyang are electric?", vocabulary.__contains__)
+    assert "出租车" in terms and "安阳" in terms
+    assert all(term in vocabulary for term in terms)
+
+
+def test_proper_names_do_not_replace_common_words() -> None:
+    # "Old Chinese" is a CEDICT definition too, but "old" keeps its common meanings.
+    terms = translate("old", lambda term: True)
+    assert "上古汉语" not in terms and terms
+
+
+def test_nothing_to_translate() -> None:
+    assert translate("安阳出租车", lambda term: True) == []
+    assert translate("the of and", lambda term: True) == []
+    assert translate("xyzzyqwerty", lambda term: True) == []
