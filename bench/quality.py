@@ -63,7 +63,7 @@ def problems(rows: dict[str, dict], name: str) -> list[str]:
             if hybrid.get(key) is not None and hybrid[key] < rows[single][key]:
                 found.append(f"{name}: {key} learned {hybrid[key]:.3f} < {single}-only {rows[single][key]:.3f}")
     want = ABSTAIN.get(name.split("/")[1])
-    if want is not None and hybrid["flagged"] < want:
+    if want is not None and hybrid.get("flagged", 0.0) < want:
         found.append(f"{name}: {hybrid['flagged']:.3f} flagged unanswerable, target {want}")
     if name == "seed/dev" and hybrid.get("missed_unanswerable", 0) > 0:
         found.append(f"{name}: an unanswerable question was answered")
@@ -84,7 +84,7 @@ def main() -> int:
             by_mode = {}
             for mode in MODES:
                 retriever.mode = mode
-                summary = summarize(evaluate(retriever, questions))["all"]
+                summary = summarize(evaluate(retriever, questions), abstention=mode == "hybrid")["all"]
                 row = {"corpus": corpus, "set": name, "mode": mode, **summary}
                 if summary.get("missed_abstention") is not None:
                     row["missed_unanswerable"] = summary["missed_abstention"]

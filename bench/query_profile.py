@@ -1,5 +1,6 @@
-"""Where a query's time goes: embedding the question, dense top-100 search, tokenizing, BM25 top 100, and the
-whole `Retriever.ask`, each timed alone over the same questions (p50 / p95, ms). Prints; keeps no table.
+"""Where a query's time goes: embedding the question, dense top-100 search, tokenizing, BM25 top 100, the
+candidate pool, fetching its rows, the ranking features, the learned ranker, and the whole `Retriever.ask`,
+each timed alone over the same questions (p50 / p95, ms). Prints; keeps no table.
 
     .venv/bin/python bench/query_profile.py --index-dir DIR --questions ../shared/eval/cmrc2018.qa.jsonl.gz \
         [--generation gen-000001]
@@ -17,9 +18,12 @@ from report import percentiles
 
 from index.config import Settings
 from index.passages import read_jsonl
+from index.probes import language
 from index.store import Snapshot
 from index.tokenization import normalize, tokenize
-from retrieval.candidates import POOL_SIZE
+from retrieval import ranker
+from retrieval.candidates import POOL_SIZE, gather
+from retrieval.features import Question, features
 from retrieval.query import clean_query
 from retrieval.retriever import Retriever
 
@@ -42,10 +46,17 @@ def main() -> None:
         f"dense top {POOL_SIZE}": lambda q: snapshot.search(vectors[q], POOL_SIZE),
         "tokenize": lambda q: tokenize(clean_query(q)),
         f"BM25 top {POOL_SIZE}": lambda q: snapshot.lexical.search(tokens[q], POOL_SIZE),
+        "candidate pool, both scores": lambda q: gather(snapshot, vectors[q], tokens[q]),
+        "fetch candidate rows": lambda q: snapshot.records(pools[q].ids.tolist()),
+        "features": lambda q: features(Question.of(q), pools[q], rows[q], retriever.profile.get(language(q))),
+        "learned ranker": lambda q: ranker.shipped().score(matrices[q]),
         "whole ask": lambda q: retriever.ask(q, 5),
     }
     vectors = {q: retriever.embedder.embed_queries([normalize(clean_query(q))])[0] for q in questions}
     tokens = {q: tokenize(clean_query(q)) for q in questions}
+    pools = {q: gather(snapshot, vectors[q], tokens[q]) for q in questions}
+    rows = {q: snapshot.records(pools[q].ids.tolist()) for q in questions}
+    matrices = {q: features(Question.of(q), pools[q], rows[q], retriever.profile.get(language(q))) for q in questions}
     times: dict[str, list[float]] = {name: [] for name in steps}
     for question in questions:
         for name, step in steps.items():

@@ -163,7 +163,7 @@ def command_eval(args: argparse.Namespace) -> int:
     summaries = {}
     for mode in modes:
         retriever.mode = mode
-        summaries[mode] = summarize(evaluate(retriever, questions))
+        summaries[mode] = summarize(evaluate(retriever, questions), abstention=mode == "hybrid")
     print(json.dumps(summaries, ensure_ascii=False, indent=1) if args.json else format_table(summaries))
     return 0
 

@@ -24,6 +24,7 @@ MIN_ANSWER_CHARS = 20
 TYPE_BONUS = 0.25
 RANK_PENALTY = 0.05
 FOCUS_WEIGHT = 3.0
+YEAR = re.compile(r"\d{4}\s*年")
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,14 @@ def _typed_span(question: Question, candidates: Candidates, text: str, offset: i
         for m in re.finditer(re.escape(word), normalized)
     ]
     for kind in question.asks:
-        matches = list(LOOKS[kind].finditer(text))
+        # what the question already says ("2022年" in "2022年开工率是多少") is not its answer, nor is a year
+        # the answer to 多少 ("2021年…完工，2022年…开工率达93.4%")
+        matches = [
+            m
+            for m in LOOKS[kind].finditer(text)
+            if normalize(m.group()) not in question.text
+            and not (kind in ("number", "duration") and YEAR.fullmatch(m.group()))
+        ]
         if matches:
             best = max(matches, key=lambda m: sum(w / (1 + abs(m.start() - a)) for a, w in anchors))
             return offset + best.start(), offset + best.end()

@@ -76,8 +76,9 @@ def calibration_error(outcomes: list[Outcome], bins: int = 10) -> float | None:
     )
 
 
-def summarize(outcomes: list[Outcome]) -> dict:
-    """Figures overall and per question type."""
+def summarize(outcomes: list[Outcome], abstention: bool = True) -> dict:
+    """Figures overall and per question type; `abstention=False` (a single-retriever mode, whose scores the
+    confidence model was not fitted on) leaves out abstention and calibration."""
     groups = {"all": outcomes}
     for kind in sorted({o.type for o in outcomes}):
         groups[kind] = [o for o in outcomes if o.type == kind]
@@ -90,12 +91,14 @@ def summarize(outcomes: list[Outcome]) -> dict:
             ranks = np.array([o.rank or 10**9 for o in answerable])
             row.update({f"recall@{k}": float(np.mean(ranks <= k)) for k in CUTOFFS})
             row["mrr"] = float(np.mean(1.0 / ranks))
-            row["false_abstention"] = float(np.mean([not o.predicted_answerable for o in answerable]))
+            if abstention:
+                row["false_abstention"] = float(np.mean([not o.predicted_answerable for o in answerable]))
             hits = [o.answer_hit for o in answerable if o.answer_hit is not None]
             row["answer_hit"] = float(np.mean(hits)) if hits else None
-        if unanswerable:
+        if unanswerable and abstention:
             row["missed_abstention"] = float(np.mean([o.predicted_answerable for o in unanswerable]))
-        row["ece"] = calibration_error(group)
+        if abstention:
+            row["ece"] = calibration_error(group)
         summary[name] = row
     latencies = np.array([o.seconds for o in outcomes]) * 1000
     summary["latency_ms"] = {"p50": float(np.percentile(latencies, 50)), "p95": float(np.percentile(latencies, 95))}

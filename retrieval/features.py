@@ -13,28 +13,30 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from index.chunking import sentence_spans
-from index.config import MAX_CHUNK_CHARS
 from index.store import ChunkRecord
 from index.tokenization import normalize
 
 from .candidates import Candidates
 from .furniture import is_furniture
+from .overlap import best_sentence_share, share
 
 CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
 # What the question asks for, and how a passage that answers it looks (answer-type cues).
 ASKS = {
     "number": re.compile(
         r"多少|几[个位家项条次年月天台人户所]?|百分之|比例|比重|占比|\w率"
-        r"|how (many|much|long)|what (percentage|share|rate)"
+        r"|how (many|much)|what (percentage|share|rate)"
     ),
+    "duration": re.compile(r"多久|多长时间|多少时间|几个?(小时|天|月|周|工作日)|how long"),
     "date": re.compile(r"什么时候|何时|哪一?年|几月|哪一?天|哪个月|when|what year|what date"),
     "place": re.compile(
         r"哪里|哪儿|在哪|哪个(省|市|县|区|地方|国家|城市)|哪些地方|何地|where|which (city|county|province|place)"
     ),
     "person": re.compile(r"谁|哪位|何人|什么人|who\b|whom"),
 }
+NUMERAL = r"(\d[\d.,]*|[一二两三四五六七八九十百千半]+)"
 LOOKS = {
+    "duration": re.compile(NUMERAL + r"\s*个?(小时|天|分钟|周|星期|个?月|年|工作日|个工作日|秒)"),
     "number": re.compile(
         r"\d[\d.,]*\s*(%|％|个|万|亿|千|百|元|人|户|家|台|项|公里|千米|米|吨|平方|亩|天|小时|分钟|倍|次|所|座|辆|条|件|余|多|名|份|年)"
     ),
@@ -67,6 +69,7 @@ NAMES = (
 )
 
 COLUMN = {name: i for i, name in enumerate(NAMES)}
+FOCUS_BEFORE = 6  # characters before a final question word that name what it asks about
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,8 @@ class Question:
     asks: tuple[str, ...]
     bigrams: frozenset[str]
     cross_lingual: bool
-    focus: str = ""  # what follows the question word ("多少台纯电动车" → "纯电动车"): the thing counted or named
+    focus: str = ""  # the thing counted or named: after the question word ("多少台纯电动车" → "纯电动车"), or
+    # when nothing follows it, just before it ("开工率是多少" → "开工率是")
 
     @classmethod
     def of(cls, text: str) -> Question:
@@ -85,7 +89,11 @@ class Question:
         runs = CJK.findall(normalized)
         bigrams = frozenset(run[i : i + 2] for run in runs for i in range(len(run) - 1))
         found = [(kind, match) for kind, pattern in ASKS.items() if (match := pattern.search(normalized))]
-        focus = normalized[found[0][1].end() :] if found else ""
+        focus = ""
+        if found:
+            match = found[0][1]
+            after = "".join(CJK.findall(normalized[match.end() :]))
+            focus = after if len(after) >= 2 else normalized[max(0, match.start() - FOCUS_BEFORE) : match.start()]
         return cls(normalized, tuple(kind for kind, _ in found), bigrams, not runs, focus)
 
 
@@ -99,15 +107,6 @@ def _ranks(values: np.ndarray) -> np.ndarray:
 def _z(values: np.ndarray) -> np.ndarray:
     spread = float(values.std()) if len(values) else 0.0
     return (values - values.mean()) / spread if spread > 1e-9 else np.zeros_like(values)
-
-
-def _coverage(text: str, tokens: list[str], weights: np.ndarray) -> float:
-    return float(sum(w for t, w in zip(tokens, weights, strict=True) if t in text))
-
-
-def _sentence_coverage(text: str, tokens: list[str], weights: np.ndarray) -> float:
-    spans = sentence_spans(text, MAX_CHUNK_CHARS)
-    return max((_coverage(text[a:b], tokens, weights) for a, b in spans), default=0.0)
 
 
 def trust(candidates: Candidates) -> float:
@@ -140,9 +139,9 @@ def features(
         text = normalize(record.text)
         context = normalize(" ".join(part for part in (record.place, record.title, record.section) if part))
         row = matrix[position]
-        row[COLUMN["coverage"]] = _coverage(context + "\n" + text, candidates.tokens, weights)
-        row[COLUMN["sentence_coverage"]] = _sentence_coverage(text, candidates.tokens, weights)
-        row[COLUMN["title_coverage"]] = _coverage(context, candidates.tokens, weights)
+        row[COLUMN["coverage"]] = share(context + "\n" + text, candidates.tokens, weights)
+        row[COLUMN["sentence_coverage"]] = best_sentence_share(text, candidates.tokens, weights)
+        row[COLUMN["title_coverage"]] = share(context, candidates.tokens, weights)
         if question.bigrams:
             shared = sum(b in text or b in context for b in question.bigrams)
             row[COLUMN["bigram_share"]] = shared / len(question.bigrams)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from index.chunking import sentence_spans
 from index.config import MAX_CHUNK_CHARS
 from index.tokenization import normalize
@@ -9,15 +11,18 @@ from index.tokenization import normalize
 from .candidates import Candidates
 
 
+def share(normalized: str, tokens: list[str], weights: np.ndarray) -> float:
+    """Sum of the weights of the tokens found in already-normalized text."""
+    return float(sum(w for t, w in zip(tokens, weights, strict=True) if t in normalized))
+
+
+def best_sentence_share(normalized: str, tokens: list[str], weights: np.ndarray) -> float:
+    """The highest `share` of any one sentence: question words close together are better evidence."""
+    spans = sentence_spans(normalized, MAX_CHUNK_CHARS)
+    return max((share(normalized[a:b], tokens, weights) for a, b in spans), default=0.0)
+
+
 def coverage(text: str, candidates: Candidates) -> float:
     """IDF share (0–1) of the question's words found in `text`."""
     total = float(candidates.idf.sum())
-    if total == 0:
-        return 0.0
-    text = normalize(text)
-    return sum(w for t, w in zip(candidates.tokens, candidates.idf, strict=True) if t in text) / total
-
-
-def best_sentence_coverage(text: str, candidates: Candidates) -> float:
-    """The highest `coverage` of any one sentence: question words close together are better evidence."""
-    return max((coverage(text[a:b], candidates) for a, b in sentence_spans(text, MAX_CHUNK_CHARS)), default=0.0)
+    return share(normalize(text), candidates.tokens, candidates.idf / total) if total > 0 else 0.0
