@@ -94,7 +94,8 @@ def summarize(outcomes: list[Outcome], abstention: bool = True) -> dict:
             if abstention:
                 row["false_abstention"] = float(np.mean([not o.predicted_answerable for o in answerable]))
             hits = [o.answer_hit for o in answerable if o.answer_hit is not None]
-            row["answer_hit"] = float(np.mean(hits)) if hits else None
+            if abstention:  # the answer sentence is picked only for questions judged answerable
+                row["answer_hit"] = float(np.mean(hits)) if hits else None
         if unanswerable and abstention:
             row["missed_abstention"] = float(np.mean([o.predicted_answerable for o in unanswerable]))
         if abstention:
