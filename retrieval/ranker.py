@@ -10,11 +10,14 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import lightgbm
 import numpy as np
 
 from . import features
+
+if TYPE_CHECKING:
+    import lightgbm
 
 MODELS = Path(__file__).with_name("models")
 RANKER_FILE = MODELS / "ranker.txt"
@@ -33,6 +36,8 @@ class Ranker:
 
     @classmethod
     def load(cls, path: Path = RANKER_FILE, meta: Path = RANKER_META) -> Ranker:
+        import lightgbm  # 0.7 s (it imports scikit-learn when present): paid by the first question, not by tools
+
         return cls(lightgbm.Booster(model_file=str(path)), json.loads(meta.read_text(encoding="utf-8")))
 
     def score(self, matrix: np.ndarray) -> np.ndarray:

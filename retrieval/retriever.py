@@ -21,7 +21,7 @@ from index.tokenization import normalize
 
 from . import confidence, ranker
 from .answer import extract_answer
-from .bridge import lexicon, translate
+from .bridge import translate
 from .candidates import Candidates, gather
 from .content import content_tokens
 from .features import Question, features
@@ -59,8 +59,6 @@ class Retriever:
         self._lock = threading.Lock()
         self.snapshot, self.profile = self._open()
         jieba.initialize()  # load the dictionary now, not on the first question
-        # CC-CEDICT takes ~0.5 s to read: in the background, so neither start-up nor an English question waits
-        threading.Thread(target=lexicon, name="wenda-lexicon", daemon=True).start()
 
     def _open(self) -> tuple[Snapshot, dict]:
         snapshot = open_snapshot(self.settings.index_dir)
