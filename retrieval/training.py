@@ -22,7 +22,6 @@ import json
 import pickle
 import sys
 import time
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +33,7 @@ from index.errors import QueryError
 from index.probes import language
 
 from . import benchsets, confidence, features, ranker
-from .evaluation import question_text
+from .evaluation import nfkc, question_text
 from .query import clean_query
 from .retriever import Retriever
 
@@ -85,10 +84,6 @@ class Asked:
     profile: dict
 
 
-def nfkc(text: str) -> str:
-    return unicodedata.normalize("NFKC", text)
-
-
 def corpora(work: Path, embedder: Embedder, names: tuple[str, ...]) -> dict[str, tuple[Retriever, dict]]:
     """Retrievers over the named benchmark corpora, with their question sets (contentless ones left out)."""
     loaded = {}
@@ -100,8 +95,7 @@ def corpora(work: Path, embedder: Embedder, names: tuple[str, ...]) -> dict[str,
 
 def _sample(questions: list[dict], n: int) -> list[dict]:
     """A fixed sample (by hash of the text, so reruns agree)."""
-    key = lambda q: hashlib.sha256(question_text(q).encode()).hexdigest()  # noqa: E731
-    return sorted(questions, key=key)[:n]
+    return sorted(questions, key=lambda q: hashlib.sha256(question_text(q).encode()).hexdigest())[:n]
 
 
 def ask_all(retriever: Retriever, corpus: str, qset: str, questions: list[dict], answerable: bool) -> list[Asked]:
