@@ -7,12 +7,13 @@ import json
 import os
 import sys
 import tempfile
+import threading
 from dataclasses import replace
 from pathlib import Path
 
-from index import agreement
+from index import agreement, runtime
 from index.builder import BATCH_SIZE, build_index
-from index.config import DEFAULT_TOP_K, EVAL_CACHE, Settings
+from index.config import DEFAULT_TOP_K, EVAL_CACHE, PRIORITIES, Settings
 from index.embeddings import embedder_for
 from index.errors import IndexMissingError, WendaError
 from index.passages import passage_files, read_jsonl
@@ -29,12 +30,25 @@ HISTORY_FILE = Path(os.environ.get("WENDA_HISTORY", "~/.wenda_history")).expandu
 
 def settings_from(args: argparse.Namespace) -> Settings:
     """Flags override WENDA_* environment variables, which override the defaults."""
-    return Settings.from_env(corpus=args.corpus, index_dir=args.index_dir, embedding_model=args.model)
+    return Settings.from_env(
+        corpus=args.corpus,
+        index_dir=args.index_dir,
+        embedding_model=args.model,
+        index_priority=getattr(args, "priority", None),
+        index_threads=getattr(args, "threads", None),
+    )
 
 
 def command_index(args: argparse.Namespace) -> int:
     settings = settings_from(args)
+    # before the model starts its threads: they inherit the priority of the thread that starts them
+    how = runtime.lower_priority() if settings.index_priority == "low" else "normal priority"
     embedder = embedder_for(settings)
+    threads = settings.index_threads or runtime.free_cpus()
+    runtime.size_native_pools(threads)
+    embedder.use_threads(threads)
+    if not args.quiet:
+        print(f"indexing with {threads} thread{'s' if threads > 1 else ''}, {how}", file=sys.stderr)
     report = build_index(settings, embedder, rebuild=args.rebuild, progress=not args.quiet, batch_size=args.batch_size)
     print(render_report(report))
     return 0
@@ -121,6 +135,7 @@ def command_chat(args: argparse.Namespace) -> int:
     import readline  # noqa: F401 - gives input() line editing and history
 
     retriever = open_retriever(args)
+    threading.Thread(target=retriever.warm_up, daemon=True).start()  # while the user types
     try:
         readline.read_history_file(HISTORY_FILE)
     except OSError:
@@ -191,6 +206,15 @@ def parser() -> argparse.ArgumentParser:
         default=BATCH_SIZE,
         help=f"chunks embedded (and checkpointed) at a time (default {BATCH_SIZE}; larger on a GPU)",
     )
+    index.add_argument(
+        "--priority",
+        choices=PRIORITIES,
+        help="low (default, env WENDA_INDEX_PRIORITY): a background job that yields the CPU and disk to the bot; "
+        "normal: a dedicated build machine",
+    )
+    index.add_argument(
+        "--threads", type=int, help="threads for embedding (env WENDA_INDEX_THREADS; default: the CPUs free now)"
+    )
     index.set_defaults(run=command_index)
 
     agree = commands.add_parser(
@@ -251,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
         parser().error("-k must be at least 1")
     if getattr(args, "batch_size", 1) < 1:
         parser().error("--batch-size must be at least 1")
+    if (getattr(args, "threads", None) or 1) < 1:
+        parser().error("--threads must be at least 1")
     try:
         return args.run(args)
     except WendaError as exc:

@@ -40,6 +40,7 @@ def setup_logging(token: str) -> None:
 def run_telegram(args: argparse.Namespace, retriever: Retriever) -> int:
     settings = TelegramSettings.from_env()
     setup_logging(settings.token)
+    retriever.warm_up()
     examples = [q.strip() for q in os.environ.get("WENDA_TELEGRAM_EXAMPLES", "").split("|") if q.strip()]
     application = build_application(WendaBot(retriever, settings, examples or None))
     if args.webhook_url:

