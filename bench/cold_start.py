@@ -1,4 +1,6 @@
-"""CLI cold start: process start to first printed answer, `wenda ask` on an existing index.
+"""CLI cold start: process start to first printed answer, `wenda ask` on an existing index; and what each
+extra question costs in batch mode (`wenda ask --json` with Chinese and English questions on stdin): the
+time for all of them less the time for the first alone, over the extra ones (medians of `--runs`).
 
     .venv/bin/python bench/cold_start.py [--runs 5]
 
@@ -18,10 +20,15 @@ import numpy as np
 from report import save, update_table
 
 ROOT = Path(__file__).resolve().parent.parent
+QUESTIONS = [ROOT.parent / "shared" / "eval" / "dev.jsonl"] + [
+    ROOT / "bench" / "questions" / f"{name}.jsonl" for name in ("paraphrase", "english")
+]
 COLUMNS = [
     ("runs", lambda r: str(r["runs"])),
     ("median", lambda r: f"{r['median_s']:.2f} s"),
     ("max", lambda r: f"{r['max_s']:.2f} s"),
+    ("batch (zh + en)", lambda r: f"{r['batch_questions']} questions {r['batch_s']:.2f} s" if "batch_s" in r else "—"),
+    ("per extra question", lambda r: f"{r['per_extra_ms']:.1f} ms" if "per_extra_ms" in r else "—"),
     ("command", lambda r: f"`{r['command']}`"),
 ]
 
@@ -42,7 +49,23 @@ def main() -> None:
         started = time.perf_counter()
         subprocess.run([*wenda, "ask", "-k", "3", args.question], cwd=ROOT, check=True, capture_output=True)
         times.append(time.perf_counter() - started)
-    result = {"runs": args.runs, "median_s": round(float(np.median(times)), 3), "max_s": round(max(times), 3)}
+    questions = [json.loads(line)["q"] for path in QUESTIONS for line in path.read_text(encoding="utf-8").splitlines()]
+    batch = {1: [], len(questions): []}
+    for _ in range(args.runs):
+        for size in batch:
+            lines = "".join(question + "\n" for question in questions[:size]).encode()
+            started = time.perf_counter()
+            subprocess.run([*wenda, "ask", "--json"], input=lines, cwd=ROOT, check=True, capture_output=True)
+            batch[size].append(time.perf_counter() - started)
+    one, many = float(np.median(batch[1])), float(np.median(batch[len(questions)]))
+    result = {
+        "runs": args.runs,
+        "median_s": round(float(np.median(times)), 3),
+        "max_s": round(max(times), 3),
+        "batch_questions": len(questions),
+        "batch_s": round(many, 3),
+        "per_extra_ms": round((many - one) / (len(questions) - 1) * 1000, 1),
+    }
     print(json.dumps(result))
     table(save("cold_start", result, key=()))
 

@@ -47,9 +47,9 @@ def command_index(args: argparse.Namespace) -> int:
     threads = settings.index_threads or runtime.free_cpus()
     runtime.size_native_pools(threads)
     embedder.use_threads(threads)
-    if not args.quiet:
-        print(f"indexing with {threads} thread{'s' if threads > 1 else ''}, {how}", file=sys.stderr)
     report = build_index(settings, embedder, rebuild=args.rebuild, progress=not args.quiet, batch_size=args.batch_size)
+    if report.embedded_chunks and not args.quiet:
+        print(f"embedded on {threads} thread{'s' if threads > 1 else ''}, {how}", file=sys.stderr)
     print(render_report(report))
     return 0
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import threading
+import time
+from functools import cache
 from pathlib import Path
 
 import threadpoolctl
@@ -18,6 +20,7 @@ import threadpoolctl
 _sized = threading.local()
 
 
+@cache
 def cpu_budget() -> int:
     """CPUs this process may use: its affinity mask, capped by a cgroup CPU quota (in a container the
     libraries' own defaults see the host's cores, which is how a 2-CPU VPS ends up running 64 threads)."""
@@ -44,30 +47,39 @@ def _cgroup_quota() -> int | None:
     return None
 
 
-def _loadavg() -> list[str] | None:
-    try:
-        return Path("/proc/loadavg").read_text().split()
-    except OSError:
-        return None
-
-
 def idle_cpus() -> int:
     """CPUs of the budget nobody else wants at this instant (the budget less the other runnable tasks in
     /proc/loadavg, ~10 µs to read), for a decision per question; the whole budget where the OS does not say."""
-    fields = _loadavg()
-    budget = cpu_budget()
-    if fields is None:
-        return budget
-    running = int(fields[3].split("/")[0])
-    return max(1, budget - max(0, running - 1))  # the caller itself is one of the runnable tasks
+    try:
+        running = int(Path("/proc/loadavg").read_text().split()[3].split("/")[0])
+    except (OSError, ValueError, IndexError):
+        return cpu_budget()
+    return max(1, cpu_budget() - max(0, running - 1))  # the caller itself is one of the runnable tasks
 
 
-def free_cpus() -> int:
-    """CPUs of the budget left free over the last minute (budget less the 1-minute load average), for sizing
-    a long job once: smooth enough that one question in flight does not halve a build."""
-    fields = _loadavg()
-    budget = cpu_budget()
-    return budget if fields is None else max(1, budget - round(float(fields[0])))
+def free_cpus(window: float = 0.25) -> int:
+    """CPUs of the budget others left free over `window` seconds (from /proc/stat's busy time), for sizing a
+    long job once. Not the load average: it trails by minutes, so a build right after another would count
+    the previous build as load and run on one core."""
+    before = _cpu_times()
+    if before is None:
+        return cpu_budget()
+    time.sleep(window)
+    after = _cpu_times()
+    busy, total = (a - b for a, b in zip(after, before, strict=True))  # type: ignore[arg-type]
+    others = busy / total * (os.cpu_count() or 1) if total > 0 else 0.0
+    return max(1, cpu_budget() - round(others))
+
+
+def _cpu_times() -> tuple[int, int] | None:
+    """(busy, total) jiffies of the whole machine, from the first line of /proc/stat."""
+    try:
+        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+    total = sum(values[:8])  # guest time is already counted in user and nice
+    return total - idle, total
 
 
 def size_native_pools(threads: int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,11 +26,19 @@ class Candidates:
     known: np.ndarray  # whether each query token occurs in the corpus at all
 
 
-def gather(snapshot: Snapshot, vector: np.ndarray, tokens: list[str], pool: int = POOL_SIZE) -> Candidates:
-    """Dense top `pool` plus BM25 top `pool`, each with both scores."""
+def gather(
+    snapshot: Snapshot,
+    vector: np.ndarray,
+    tokens: list[str],
+    pool: int = POOL_SIZE,
+    lap: Callable[[str], None] = lambda stage: None,
+) -> Candidates:
+    """Dense top `pool` plus BM25 top `pool`, each with both scores; `lap` is told when each search ends."""
     dense_hits = snapshot.search(vector, pool)
+    lap("faiss")
     lexical_scores = snapshot.lexical.scores(tokens)
     lexical_hits = snapshot.lexical.top(lexical_scores, pool)  # scored once, used twice
+    lap("bm25")
     dense_by_id = dict(dense_hits)
     ids = np.array(sorted(dense_by_id.keys() | {chunk_id for chunk_id, _ in lexical_hits}), dtype=np.int64)
     dense = np.array(

@@ -56,6 +56,8 @@ class Response:
     answerable: bool = False
     confidence: float = 0.0  # calibrated probability that the top result answers the question
     error: str | None = None
+    # milliseconds per stage (Laps), for benchmarks and logs; not part of the JSON contract
+    timings: dict[str, float] = field(default_factory=dict, compare=False)
 
     def to_dict(self) -> dict:
         answer = None

@@ -7,7 +7,8 @@ A question goes: validation → search words (plus English→Chinese bridge term
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 import jieba
 import numpy as np
@@ -34,6 +35,19 @@ NO_CONTENT = (
 )
 
 
+class Laps:
+    """Milliseconds per stage of one question, each stage timed from the end of the one before."""
+
+    def __init__(self) -> None:
+        self.times: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def __call__(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.times[stage] = round((now - self._last) * 1000, 3)
+        self._last = now
+
+
 @dataclass(frozen=True)
 class Analysis:
     """A question's candidates with their features and ranking scores: what `ask` and training share."""
@@ -46,6 +60,7 @@ class Analysis:
     ranking: np.ndarray  # candidate positions, best first
     evidence: np.ndarray  # confidence.NAMES for the top candidate
     content_words: int
+    laps: Laps = field(default_factory=Laps, compare=False)
 
 
 class Retriever:
@@ -91,8 +106,9 @@ class Retriever:
         threads = self.settings.query_threads
         return runtime.idle_cpus() if threads == "auto" else int(threads)
 
-    def analyze(self, question: str) -> Analysis:
+    def analyze(self, question: str, laps: Laps | None = None) -> Analysis:
         """Rank the candidates of a cleaned question; QueryError when it has nothing to search for."""
+        laps = laps or Laps()
         words = content_tokens(question)
         if not words:
             raise QueryError(NO_CONTENT)
@@ -103,22 +119,28 @@ class Retriever:
         snapshot, profile = self.snapshot, self.profile
         vocabulary = snapshot.lexical.model.vocab_dict
         tokens = list(dict.fromkeys(words + translate(question, vocabulary.__contains__)))
+        laps("words")
         vector = self.embedder.embed_queries([normalize(question)])[0]  # lower case: measured better for English
-        candidates = gather(snapshot, vector, tokens)
+        laps("model")
+        candidates = gather(snapshot, vector, tokens, lap=laps)
         records = snapshot.records(candidates.ids.tolist())
+        laps("pool")
         parsed = Question.of(question)
         matrix = features(parsed, candidates, records, profile.get(language(question)))
+        laps("features")
         scores = ranker.mode_scores(self.mode, matrix, candidates.dense, candidates.lexical)
         ranking = ranker.order(scores, matrix) if self.mode == "hybrid" else np.argsort(-scores, kind="stable")
         evidence = confidence.question_features(matrix, scores, ranking, profile, language(question), len(words))
-        return Analysis(parsed, candidates, records, matrix, scores, ranking, evidence, len(words))
+        laps("ranker")
+        return Analysis(parsed, candidates, records, matrix, scores, ranking, evidence, len(words), laps)
 
     def ask(self, question: str, k: int) -> Response:
         """Answer one raw question; bad input yields a Response with `error`, never an exception."""
+        laps = Laps()
         try:
             cleaned = clean_query(question)
             self.refresh()
-            analysis = self.analyze(cleaned)
+            analysis = self.analyze(cleaned, laps)
         except QueryError as exc:
             return Response(query=question, error=str(exc))
         results: list[Result] = []
@@ -137,4 +159,5 @@ class Retriever:
         answer = (
             extract_answer(analysis.question, analysis.candidates, [r.record for r in results]) if answerable else None
         )
-        return Response(cleaned, results, answer, answerable, confidence=probability)
+        laps("answer")
+        return Response(cleaned, results, answer, answerable, confidence=probability, timings=laps.times)
