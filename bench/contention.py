@@ -73,10 +73,14 @@ def ask(retriever: Retriever, question: str, lang: str, samples: dict) -> None:
 
 
 def write_corpus(folder: Path, paragraphs: int) -> None:
+    """The first `paragraphs` news paragraphs as one file per story: its title line, then its paragraphs."""
     folder.mkdir(parents=True)
-    source = SHARED / "data" / "xwlb.corpus.jsonl.gz"
-    for number, item in enumerate(itertools.islice(read_jsonl(source), paragraphs)):
-        (folder / f"{number:05d}.txt").write_text(item["text"], encoding="utf-8")
+    stories: dict[str, list[dict]] = {}
+    for item in itertools.islice(read_jsonl(SHARED / "data" / "xwlb.corpus.jsonl.gz"), paragraphs):
+        stories.setdefault(item["pid"].rsplit("-", 1)[0], []).append(item)
+    for story, items in stories.items():
+        text = "\n\n".join([items[0]["title"], *(item["text"] for item in items)])
+        (folder / f"{story}.txt").write_text(text + "\n", encoding="utf-8")
 
 
 def start_build(corpus: Path, index_dir: Path, priority: str) -> subprocess.Popen:

@@ -26,9 +26,10 @@ EVAL_CACHE = Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() / "
 # Chosen on held-out questions (docs/quality.md, "Choosing the threshold"): the lowest value that still
 # answers at most 10 % of out-of-domain questions, so fewer real questions are refused.
 MIN_CONFIDENCE = 0.35
-# Threads for one question's model pass: "auto" uses every CPU idle at that instant and one when another
-# task wants a core, because OpenMP waits at each layer for its slowest thread, and a thread that shares a
-# core with a build makes one question take seconds (docs/benchmarks.md, "Answering while the index updates").
+# Threads for one question's model pass: "auto" uses every CPU no normal-priority task wants at that instant
+# (a background build at nice 19 yields at once), and one for each that does, because OpenMP waits at each
+# layer for its slowest thread, and a thread sharing a core with another busy task makes one question take
+# seconds (docs/benchmarks.md, "Answering while the index updates").
 QUERY_THREADS = "auto"
 # A long build runs as a background job (nice 19, lowest best-effort I/O) unless told it owns the machine.
 INDEX_PRIORITY = "low"

@@ -47,14 +47,52 @@ def _cgroup_quota() -> int | None:
     return None
 
 
+# A task this nice or nicer yields its core to a question at once (`wenda index` runs at 19): not competition.
+BACKGROUND_NICE = 10
+# How long a count of competing tasks stays good: a build lasts minutes, scanning /proc costs ~1 ms.
+COMPETITION_TTL = 1.0
+_competition: tuple[float, int] = (-COMPETITION_TTL, 0)
+
+
 def idle_cpus() -> int:
-    """CPUs of the budget nobody else wants at this instant (the budget less the other runnable tasks in
-    /proc/loadavg, ~10 µs to read), for a decision per question; the whole budget where the OS does not say."""
+    """CPUs of the budget a question can have now, for a decision per question: the whole budget when nothing
+    else is runnable (/proc/loadavg, ~10 µs) or when only background tasks are (nice ≥ 10: they yield at
+    once), less one for each other runnable task of normal priority; the whole budget where the OS does not
+    say."""
+    global _competition
     try:
         running = int(Path("/proc/loadavg").read_text().split()[3].split("/")[0])
     except (OSError, ValueError, IndexError):
         return cpu_budget()
-    return max(1, cpu_budget() - max(0, running - 1))  # the caller itself is one of the runnable tasks
+    if running <= 1:  # the caller itself is one of the runnable tasks
+        return cpu_budget()
+    checked, competing = _competition
+    if time.monotonic() - checked > COMPETITION_TTL:
+        competing = _competing_tasks()
+        _competition = (time.monotonic(), competing)
+    return max(1, cpu_budget() - competing)
+
+
+def _competing_tasks() -> int:
+    """Runnable threads of normal priority on the machine, the caller's own thread left out."""
+    me = str(threading.get_native_id())
+    count = 0
+    for process in os.scandir("/proc"):
+        if not process.name.isdigit():
+            continue
+        try:
+            tasks = list(os.scandir(f"/proc/{process.name}/task"))
+        except OSError:
+            continue  # ended meanwhile, or not ours to see
+        for task in tasks:
+            if task.name == me:
+                continue
+            try:
+                fields = Path(task.path, "stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            count += fields[0] == "R" and int(fields[16]) < BACKGROUND_NICE
+    return count
 
 
 def free_cpus(window: float = 0.25) -> int:
@@ -97,12 +135,13 @@ def pools_of(folder: str) -> list[threadpoolctl.LibController]:
 
 def lower_priority() -> str:
     """Make this process a background job: lowest CPU priority (nice 19), lowest best-effort I/O priority
-    where the OS has one. Call it before any worker thread starts: Linux keeps priority per thread, and new
-    threads inherit it. Returns what was done, for a log line."""
+    where the OS has one. Linux keeps the CPU priority per thread: each running thread is lowered, and
+    threads started later inherit it. Returns what was done, for a log line."""
     import psutil
 
     process = psutil.Process()
-    process.nice(19)
+    for thread in process.threads():  # threads already started (e.g. numpy's OpenBLAS pool) included
+        os.setpriority(os.PRIO_PROCESS, thread.id, 19)
     done = "CPU priority lowered (nice 19)"
     if hasattr(psutil, "IOPRIO_CLASS_BE"):
         # best-effort level 7 rather than the idle class: idle I/O can starve a build on a disk kept busy
