@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import jieba
 import numpy as np
@@ -60,7 +60,6 @@ class Analysis:
     ranking: np.ndarray  # candidate positions, best first
     evidence: np.ndarray  # confidence.NAMES for the top candidate
     content_words: int
-    laps: Laps = field(default_factory=Laps, compare=False)
 
 
 class Retriever:
@@ -112,14 +111,14 @@ class Retriever:
         words = content_tokens(question)
         if not words:
             raise QueryError(NO_CONTENT)
-        # One question's search is too small to split: FAISS, BLAS run on the calling thread alone (measured
-        # 0.2 ms for a top 100 on one thread, 1.8 ms on two); only the model pass may use more.
-        runtime.size_native_pools(1)
-        self.embedder.use_threads(self.model_threads())
         snapshot, profile = self.snapshot, self.profile
         vocabulary = snapshot.lexical.model.vocab_dict
         tokens = list(dict.fromkeys(words + translate(question, vocabulary.__contains__)))
         laps("words")
+        # One question's search is too small to split: FAISS, BLAS run on the calling thread alone (measured
+        # 0.2 ms for a top 100 on one thread, 1.8 ms on two); only the model pass may use more.
+        runtime.size_native_pools(1)
+        self.embedder.use_threads(self.model_threads())
         vector = self.embedder.embed_queries([normalize(question)])[0]  # lower case: measured better for English
         laps("model")
         candidates = gather(snapshot, vector, tokens, lap=laps)
@@ -132,7 +131,7 @@ class Retriever:
         ranking = ranker.order(scores, matrix) if self.mode == "hybrid" else np.argsort(-scores, kind="stable")
         evidence = confidence.question_features(matrix, scores, ranking, profile, language(question), len(words))
         laps("ranker")
-        return Analysis(parsed, candidates, records, matrix, scores, ranking, evidence, len(words), laps)
+        return Analysis(parsed, candidates, records, matrix, scores, ranking, evidence, len(words))
 
     def ask(self, question: str, k: int) -> Response:
         """Answer one raw question; bad input yields a Response with `error`, never an exception."""
