@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import threading
@@ -12,18 +13,19 @@ from dataclasses import replace
 from pathlib import Path
 
 from index import agreement, runtime
-from index.builder import BATCH_SIZE, build_index
+from index.builder import BATCH_SIZE, BuildReport, build_index
 from index.config import DEFAULT_TOP_K, EVAL_CACHE, PRIORITIES, Settings
 from index.embeddings import embedder_for
-from index.errors import IndexMissingError, WendaError
-from index.passages import passage_files, read_jsonl
+from index.errors import DamagedIndexError, IndexMissingError, UsageError, WendaError
+from index.integrity import check_index
+from index.passages import passage_files
 from index.store import live_generation, live_manifest
-from retrieval.evaluation import evaluate, format_table, summarize
+from retrieval.evaluation import evaluate, format_table, load_questions, summarize
 from retrieval.ranker import MODES
 from retrieval.results import Response
 from retrieval.retriever import Retriever
 
-from .render import render_report, render_response
+from .render import json_line, render_report, render_response, terminal_safe
 
 HISTORY_FILE = Path(os.environ.get("WENDA_HISTORY", "~/.wenda_history")).expanduser()
 
@@ -39,18 +41,60 @@ def settings_from(args: argparse.Namespace) -> Settings:
     )
 
 
+def warn(line: str) -> None:
+    """A warning on stderr, with untrusted text (file names) made safe for the terminal."""
+    print(terminal_safe(line), file=sys.stderr, flush=True)
+
+
 def command_index(args: argparse.Namespace) -> int:
     settings = settings_from(args)
+    if args.check:
+        findings = check_index(settings)
+        for finding in findings:
+            print(terminal_safe(("DAMAGED: " if finding.damage else "ok: ") + finding.text))
+        damaged = sum(finding.damage for finding in findings)
+        print(
+            f"{damaged} problem{'s' if damaged != 1 else ''} found" + ("; run `wenda index` to repair" * bool(damaged))
+        )
+        return 1 if damaged else 0
     # before the model starts its threads: they inherit the priority of the thread that starts them
     how = runtime.lower_priority() if settings.index_priority == "low" else "normal priority"
     embedder = embedder_for(settings)
     threads = settings.index_threads or runtime.free_cpus()
     runtime.size_native_pools(threads)
     embedder.use_threads(threads)
-    report = build_index(settings, embedder, rebuild=args.rebuild, progress=not args.quiet, batch_size=args.batch_size)
-    if report.embedded_chunks and not args.quiet:
-        print(f"embedded on {threads} thread{'s' if threads > 1 else ''}, {how}", file=sys.stderr)
-    print(render_report(report))
+
+    def update(rebuild: bool = False) -> BuildReport:
+        report = build_index(
+            settings, embedder, rebuild=rebuild, progress=not args.quiet, warn=warn, batch_size=args.batch_size
+        )
+        if report.embedded_chunks and not args.quiet:
+            warn(f"embedded on {threads} thread{'s' if threads > 1 else ''}, {how}")
+        print(render_report(report), flush=True)
+        return report
+
+    update(args.rebuild)
+    if args.watch:
+        return watch_corpus(settings, update)
+    return 0
+
+
+def watch_corpus(settings: Settings, update: object) -> int:
+    """Re-index on every change under the corpus until interrupted; a failed update is reported, not fatal."""
+    from index.watch import watch
+
+    def safe_update() -> None:
+        try:
+            update()
+        except WendaError as exc:
+            warn(f"wenda: error: {exc}")
+
+    print(f"watching {settings.corpus} for changes (Ctrl-C to stop)", file=sys.stderr, flush=True)
+    stop = threading.Event()
+    try:
+        watch(settings.corpus, settings.index_dir, safe_update, stop)
+    except KeyboardInterrupt:
+        stop.set()
     return 0
 
 
@@ -98,10 +142,31 @@ def open_retriever(args: argparse.Namespace) -> Retriever:
     """The retriever for the configured index, building the index first when there is none."""
     settings = settings_from(args)
     embedder = embedder_for(settings)
-    if live_generation(settings.index_dir) is None:
-        print(f"no index in {settings.index_dir} yet: building it now (same as `wenda index`)", file=sys.stderr)
-        print(render_report(build_index(settings, embedder)), file=sys.stderr)
-    return Retriever(settings, embedder)
+    if never_built(settings):
+        warn(f"no index in {settings.index_dir} yet: building it now (same as `wenda index`)")
+        print(render_report(build_index(settings, embedder, warn=warn)), file=sys.stderr)
+    retriever = Retriever(settings, embedder)
+    if retriever.problem:
+        warn(f"wenda: warning: {retriever.problem}")
+    return retriever
+
+
+def never_built(settings: Settings) -> bool:
+    """True when no index was ever completed here (a damaged one is repaired by `wenda index`, not rebuilt)."""
+    try:
+        return live_generation(settings.index_dir) is None
+    except DamagedIndexError:
+        return False
+
+
+def question_argument(words: list[str]) -> str | Response:
+    """The question given on the command line, or an error Response when it is not UTF-8 text."""
+    question = " ".join(words)
+    try:
+        question.encode("utf-8")  # undecodable argument bytes arrive as lone surrogates
+    except UnicodeEncodeError:
+        return Response(query=question.encode("utf-8", "replace").decode(), error="the question is not UTF-8 text")
+    return question
 
 
 def answer_line(retriever: Retriever, raw: bytes, k: int) -> Response:
@@ -110,25 +175,42 @@ def answer_line(retriever: Retriever, raw: bytes, k: int) -> Response:
         line = raw.rstrip(b"\r\n").decode("utf-8").lstrip("\ufeff")
     except UnicodeDecodeError:
         return Response(query=raw.decode("utf-8", "replace").strip(), error="input line is not UTF-8 text")
-    return retriever.ask(line, k)
+    try:
+        return retriever.ask(line, k)
+    except WendaError as exc:  # e.g. damage found mid-batch: this line fails, the others still get answers
+        return Response(query=line, error=str(exc))
 
 
 def emit(response: Response, args: argparse.Namespace) -> None:
     if args.json:
-        print(json.dumps(response.to_dict(), ensure_ascii=False), flush=True)
+        print(json_line(response.to_dict()), flush=True)
     else:
         print(render_response(response), end="\n\n", flush=True)
 
 
 def command_ask(args: argparse.Namespace) -> int:
-    retriever = open_retriever(args)
+    """Exit status 1 when a question could not be answered (the reason is printed), else 0."""
     if args.question is not None:
-        emit(retriever.ask(" ".join(args.question), args.k), args)
+        question = question_argument(args.question)
+        if isinstance(question, Response):
+            warn(f"wenda: error: {question.error}")
+            return 1
+        response = open_retriever(args).ask(question, args.k)
+        if response.error:
+            warn(f"wenda: error: {response.error}")
+            if args.json:
+                emit(response, args)
+            return 1
+        emit(response, args)
         return 0
     # Batch mode: one question per input line, one answer per line, model and index loaded once.
+    retriever = open_retriever(args)
+    failed = False
     for raw in sys.stdin.buffer:
-        emit(answer_line(retriever, raw, args.k), args)
-    return 0
+        response = answer_line(retriever, raw, args.k)
+        failed |= response.error is not None
+        emit(response, args)
+    return 1 if failed else 0
 
 
 def command_chat(args: argparse.Namespace) -> int:
@@ -140,7 +222,11 @@ def command_chat(args: argparse.Namespace) -> int:
         readline.read_history_file(HISTORY_FILE)
     except OSError:
         pass
-    print(f"Wenda chat over {retriever.settings.corpus} ({len(retriever.snapshot)} passages). Ctrl-D to leave.")
+    print(
+        terminal_safe(
+            f"Wenda chat over {retriever.settings.corpus} ({len(retriever.snapshot)} passages). Ctrl-D to leave."
+        )
+    )
     try:
         while True:
             try:
@@ -162,7 +248,7 @@ def command_chat(args: argparse.Namespace) -> int:
 
 def command_eval(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    questions = list(read_jsonl(args.file))[: args.limit]
+    questions = load_questions(args.file, args.limit, with_passages=args.passages is not None)
     if args.passages is None:
         retriever = open_retriever(args)
     else:
@@ -172,21 +258,52 @@ def command_eval(args: argparse.Namespace) -> int:
         index_dir = args.index_dir or Path(tempfile.mkdtemp(prefix="wenda-eval-"))
         settings = replace(settings, index_dir=index_dir, cache_path=args.cache)
         embedder = embedder_for(settings)
-        print(render_report(build_index(settings, embedder, progress=not args.quiet, files=files)), file=sys.stderr)
+        report = build_index(settings, embedder, progress=not args.quiet, warn=warn, files=files)
+        print(render_report(report), file=sys.stderr)
         retriever = Retriever(settings, embedder)
     modes = MODES if args.mode == "all" else (args.mode,)
     summaries = {}
     for mode in modes:
         retriever.mode = mode
         summaries[mode] = summarize(evaluate(retriever, questions), abstention=mode == "hybrid")
-    print(json.dumps(summaries, ensure_ascii=False, indent=1) if args.json else format_table(summaries))
+    print(json.dumps(summaries, ensure_ascii=False, indent=1) if args.json else terminal_safe(format_table(summaries)))
     return 0
 
 
 def command_telegram(args: argparse.Namespace) -> int:
+    """The bot; with --watch, a low-priority `wenda index --watch` process beside it keeps the index current."""
     from .telegram_run import run_telegram
 
-    return run_telegram(args, open_retriever(args))
+    retriever = open_retriever(args)
+    if not args.watch:
+        return run_telegram(args, retriever)
+    flags = [
+        f"--{name.replace('_', '-')}={value}"
+        for name in ("corpus", "index_dir", "model")
+        if (value := getattr(args, name))
+    ]
+    watcher = subprocess.Popen([sys.executable, "-m", "bot.cli", "index", "--watch", "--quiet", *flags])
+    try:
+        return run_telegram(args, retriever)
+    finally:
+        watcher.terminate()
+        watcher.wait(timeout=30)
+
+
+def positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+    return value
+
+
+def command(commands: argparse._SubParsersAction, name: str, summary: str, **kwargs: object) -> argparse.ArgumentParser:
+    """A subcommand whose --help starts with the same one-line summary the top-level help lists."""
+    return commands.add_parser(name, help=summary, description=summary, **kwargs)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -197,12 +314,20 @@ def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(prog="wenda", description="Answer questions from a corpus of Chinese documents.")
     commands = main.add_subparsers(dest="command", required=True)
 
-    index = commands.add_parser("index", parents=[common], help="build or update the index")
+    index = command(commands, "index", parents=[common], summary="build or update the index")
     index.add_argument("--rebuild", action="store_true", help="discard the index and embed everything again")
     index.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     index.add_argument(
+        "--check",
+        action="store_true",
+        help="verify every index file, CURRENT and the embedding cache; change nothing; exit 1 on damage",
+    )
+    index.add_argument(
+        "--watch", action="store_true", help="after updating, keep watching the corpus and re-index on every change"
+    )
+    index.add_argument(
         "--batch-size",
-        type=int,
+        type=positive,
         default=BATCH_SIZE,
         help=f"chunks embedded (and checkpointed) at a time (default {BATCH_SIZE}; larger on a GPU)",
     )
@@ -213,42 +338,47 @@ def parser() -> argparse.ArgumentParser:
         "normal: a dedicated build machine",
     )
     index.add_argument(
-        "--threads", type=int, help="threads for embedding (env WENDA_INDEX_THREADS; default: the CPUs free now)"
+        "--threads", type=positive, help="threads for embedding (env WENDA_INDEX_THREADS; default: the CPUs free now)"
     )
     index.set_defaults(run=command_index)
 
-    agree = commands.add_parser(
-        "agree", parents=[common], help="check that the configured model may serve an index built by another"
+    agree = command(
+        commands,
+        "agree",
+        parents=[common],
+        summary="check that the configured model may serve an index built by another",
     )
     agree.add_argument("--sample", type=int, default=agreement.SAMPLE, help="chunks to compare")
     agree.set_defaults(run=command_agree)
 
-    export = commands.add_parser(
-        "export-model", help="write the built-in model as a sentence-transformers folder (for bulk builds on a GPU)"
+    export = command(
+        commands,
+        "export-model",
+        summary="write the built-in model as a sentence-transformers folder (for bulk builds on a GPU)",
     )
     export.add_argument("folder", type=Path, help="where to write it (about 500 MB)")
     export.set_defaults(run=command_export_model)
 
-    ask = commands.add_parser("ask", parents=[common], help="answer a question (or one per stdin line)")
+    ask = command(commands, "ask", parents=[common], summary="answer a question (or one per stdin line)")
     ask.add_argument("question", nargs="*", help="the question; none: read one per line from stdin")
-    ask.add_argument("-k", type=int, default=DEFAULT_TOP_K, help=f"number of passages (default {DEFAULT_TOP_K})")
+    ask.add_argument("-k", type=positive, default=DEFAULT_TOP_K, help=f"number of passages (default {DEFAULT_TOP_K})")
     ask.add_argument("--json", action="store_true", help="print JSON (JSON Lines in batch mode)")
     ask.set_defaults(run=command_ask)
 
-    chat = commands.add_parser("chat", parents=[common], help="interactive chat in the terminal")
-    chat.add_argument("-k", type=int, default=3, help="number of passages per answer (default 3)")
+    chat = command(commands, "chat", parents=[common], summary="interactive chat in the terminal")
+    chat.add_argument("-k", type=positive, default=3, help="number of passages per answer (default 3)")
     chat.add_argument("--json", action="store_true", help="print JSON instead of text")
     chat.set_defaults(run=command_chat)
 
-    evaluation = commands.add_parser("eval", parents=[common], help="measure retrieval quality on a question file")
+    evaluation = command(commands, "eval", parents=[common], summary="measure retrieval quality on a question file")
     evaluation.add_argument("file", type=Path, help='questions: dev.jsonl format, or {"qid","question","gold_pids"}')
     evaluation.add_argument(
         "--passages", type=Path, help='passages {"pid","title","text"} to index instead of the corpus'
     )
     evaluation.add_argument("--distractors", type=Path, help="more passages, in the same format, added as distractors")
-    evaluation.add_argument("--n-distractors", type=int, help="use only the first N distractors")
+    evaluation.add_argument("--n-distractors", type=positive, help="use only the first N distractors")
     evaluation.add_argument("--mode", choices=(*MODES, "all"), default="hybrid", help="retrieval mode(s) to measure")
-    evaluation.add_argument("--limit", type=int, help="only the first N questions")
+    evaluation.add_argument("--limit", type=positive, help="only the first N questions")
     evaluation.add_argument(
         "--cache", type=Path, default=EVAL_CACHE, help=f"embedding cache for --passages (default {EVAL_CACHE})"
     )
@@ -256,11 +386,14 @@ def parser() -> argparse.ArgumentParser:
     evaluation.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     evaluation.set_defaults(run=command_eval)
 
-    telegram = commands.add_parser("telegram", parents=[common], help="run the Telegram bot (TELEGRAM_BOT_TOKEN)")
+    telegram = command(commands, "telegram", parents=[common], summary="run the Telegram bot (TELEGRAM_BOT_TOKEN)")
     telegram.add_argument("--webhook-url", help="public HTTPS URL Telegram posts updates to (default: long polling)")
     telegram.add_argument("--listen", default="127.0.0.1", help="webhook listen address (default 127.0.0.1)")
     telegram.add_argument("--port", type=int, default=8443, help="webhook listen port (default 8443)")
     telegram.add_argument("--url-path", default="telegram", help="webhook path on this server (default telegram)")
+    telegram.add_argument(
+        "--watch", action="store_true", help="keep the index current: run `wenda index --watch` beside the bot"
+    )
     telegram.set_defaults(run=command_telegram)
     return main
 
@@ -271,17 +404,16 @@ def main(argv: list[str] | None = None) -> int:
         args.question = None
         if sys.stdin.isatty():
             parser().error("give a question, or pipe questions one per line into `wenda ask`")
-    if getattr(args, "k", 1) < 1:
-        parser().error("-k must be at least 1")
-    if getattr(args, "batch_size", 1) < 1:
-        parser().error("--batch-size must be at least 1")
-    if (getattr(args, "threads", None) or 1) < 1:
-        parser().error("--threads must be at least 1")
+    if getattr(args, "check", False) and (args.watch or args.rebuild):
+        parser().error("--check only reads: it cannot be combined with --watch or --rebuild")
     try:
         return args.run(args)
-    except WendaError as exc:
-        print(f"wenda: error: {exc}", file=sys.stderr)
+    except UsageError as exc:
+        warn(f"wenda: error: {exc}")
         return 2
+    except WendaError as exc:
+        warn(f"wenda: error: {exc}")
+        return 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
@@ -290,10 +422,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - a bug: one line for the user, the traceback on request
         if os.environ.get("WENDA_DEBUG"):
             raise
-        print(
-            f"wenda: internal error: {type(exc).__name__}: {exc} (rerun with WENDA_DEBUG=1 for details)",
-            file=sys.stderr,
-        )
+        warn(f"wenda: internal error: {type(exc).__name__}: {exc} (rerun with WENDA_DEBUG=1 for details)")
         return 1
 
 

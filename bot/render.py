@@ -1,41 +1,76 @@
-"""Plain-text rendering of responses for the terminal."""
+"""Plain-text rendering of responses for the terminal.
+
+Corpus text, file names and questions are untrusted: a control character or escape sequence in them
+(`\x1b[2J` clears the screen, `\x1b]0;…\x07` retitles the window, U+202E reverses the line) is shown as
+a visible escape such as `\x1b`, never sent to the terminal as is.
+"""
 
 from __future__ import annotations
+
+import json
+import re
 
 from index.builder import BuildReport
 from index.store import ChunkRecord
 from retrieval.results import Response
 
+# C0 controls but newline and tab, DEL, C1 controls, and the bidirectional overrides and isolates
+UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+STALE_NOTE = "⚠ 此文件在建立索引后已修改 (this file changed after indexing): run `wenda index`"
 
-def citation_line(record: ChunkRecord) -> str:
-    """《title》 · section · file:line — enough to find the passage by hand."""
+
+def _visible(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def terminal_safe(text: str) -> str:
+    """`text` with every control character and bidi override made visible as an escape."""
+    return UNSAFE.sub(_visible, text)
+
+
+def json_line(data: dict) -> str:
+    """One line of JSON that is also safe to print: JSON escapes C0 itself, this escapes C1 and bidi too."""
+    return UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(data, ensure_ascii=False))
+
+
+def citation_line(record: ChunkRecord, stale: bool = False) -> str:
+    """《title》 · section · file:line — enough to find the passage by hand (flagged when the file changed)."""
     parts = [f"《{record.title}》"]
     if record.section:
         parts.append(record.section)
     parts.append(f"{record.source}:{record.line}")
-    return " · ".join(parts)
+    line = " · ".join(parts)
+    return f"{line}\n    {STALE_NOTE}" if stale else line
 
 
 def render_response(response: Response) -> str:
-    """Ranked passages, each with its score and citation, or the error."""
+    """Ranked passages, each with its score and citation, or the error; safe to print to a terminal."""
     if response.error:
-        return f"! {response.error}"
+        return terminal_safe(f"! {response.error}")
     if not response.results:
         return "No passages found: the index is empty."
     sure = f"置信度 {response.confidence:.0%}"
+    stale = {result.record.source for result in response.results if result.stale}
     if response.answer is not None:
-        head = f"答案: {response.answer.text}\n      {citation_line(response.answer.record)} · {sure}"
+        record = response.answer.record
+        head = f"答案: {response.answer.text}\n      {citation_line(record, record.source in stale)} · {sure}"
     else:
         head = f"语料中没有找到这个问题的答案（not found in the corpus; {sure}）。最接近的段落:"
     blocks = [
-        f"[{result.rank}] {result.score:.3f}  {citation_line(result.record)}\n    {result.record.text}"
+        f"[{result.rank}] {result.score:.3f}  {citation_line(result.record, result.stale)}\n    {result.record.text}"
         for result in response.results
     ]
-    return "\n\n".join([head, *blocks])
+    return terminal_safe("\n\n".join([head, *blocks]))
 
 
 def render_report(report: BuildReport) -> str:
-    """One line summing up a build."""
+    """A line summing up a build, after one line per repair."""
+    repairs = "".join(f"repaired: {line}\n" for line in report.repaired)
+    return terminal_safe(repairs + _summary(report))
+
+
+def _summary(report: BuildReport) -> str:
     if report.up_to_date and report.generation is None:
         return f"index is up to date: {len(report.unchanged)} files, {report.total_chunks} chunks; nothing embedded"
     counts = ", ".join(

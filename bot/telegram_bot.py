@@ -40,6 +40,8 @@ from telegram.ext import (
 )
 from telegram.request import HTTPXRequest
 
+from index.errors import WendaError
+from index.store import Snapshot
 from retrieval.results import Response
 from retrieval.retriever import Retriever
 
@@ -71,6 +73,20 @@ NOT_TEXT = "请用文字提问，例如：" + EXAMPLES[0]
 TOO_LONG = f"问题太长了（超过 {MAX_QUESTION_CHARS} 字），请精简后再问。"
 EMPTY = "请在命令后写上问题，例如：/ask " + EXAMPLES[0]
 THANKS = "谢谢反馈！"
+INDEX_UNAVAILABLE = (
+    "索引暂时不可用，已通知管理员修复（运行 <code>wenda index</code>），请稍后再试。\n"
+    "The index is unavailable right now; the owner has been told to repair it (<code>wenda index</code>). "
+    "Please try again later."
+)
+COMMAND_LIST = "<b>命令</b>\n" + "\n".join(f"/{name} — {escape(text)}" for name, text in COMMANDS)
+HELP = (
+    "<b>使用说明</b>\n"
+    "• 私聊：直接发送问题（中文、繁体或英文），图片或文件的说明文字也会当作问题。\n"
+    "• 群组：@我 或回复我的消息，或用 /ask 问题。\n"
+    "• 行内：在任意聊天输入 @我的用户名 加问题。\n"
+    "回答下方：📄 查看整段原文，更多结果 翻页，👍/👎 反馈。\n"
+    "语料中没有答案时我会直说，并列出最接近的段落。\n\n" + COMMAND_LIST
+)
 
 
 @dataclass
@@ -101,8 +117,13 @@ class WendaBot:
         # One worker: the C embedding engine already uses every core for one query.
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wenda-retrieval")
 
-    async def ask(self, question: str, k: int) -> Response:
-        return await asyncio.get_running_loop().run_in_executor(self.executor, self.retriever.ask, question, k)
+    async def ask(self, question: str, k: int) -> Response | None:
+        """The answer, from the worker thread; None when the index is unusable now (logged as one line, no question)."""
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self.executor, self.retriever.ask, question, k)
+        except WendaError as exc:
+            log.error("index unavailable, users are told to try later: %s", exc)
+            return None
 
     def remember(self, session: Session) -> str:
         key = secrets.token_urlsafe(6)
@@ -114,6 +135,11 @@ class WendaBot:
 
 def wenda(context: ContextTypes.DEFAULT_TYPE) -> WendaBot:
     return context.application.bot_data["wenda"]
+
+
+def corpus_size(snapshot: Snapshot) -> tuple[int, int]:
+    """(documents, paragraphs) in the index, for /start: `len(snapshot)` counts chunks, not paragraphs."""
+    return snapshot.db.execute("SELECT (SELECT COUNT(*) FROM files), (SELECT COUNT(*) FROM paragraphs)").fetchone()
 
 
 async def retrying(call):
@@ -185,6 +211,9 @@ async def respond(update: Update, context: ContextTypes.DEFAULT_TYPE, question: 
         await retrying(lambda: message.reply_text(RATE_LIMITED))
         return
     response = await bot.ask(question, MAX_RESULTS)
+    if response is None:
+        await retrying(lambda: message.reply_html(INDEX_UNAVAILABLE))
+        return
     if response.error or not response.results:
         await retrying(lambda: message.reply_text(response.error or "索引是空的：请先运行 wenda index。"))
         return
@@ -194,12 +223,19 @@ async def respond(update: Update, context: ContextTypes.DEFAULT_TYPE, question: 
 
 
 async def on_private_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    await respond(update, context, update.effective_message.text)
+    """A text, or the caption of a photo or file (the media itself is not read), is the question."""
+    message = update.effective_message
+    await respond(update, context, message.text if message.text is not None else message.caption)
 
 
 async def on_group_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """In groups, answer only when mentioned or replied to."""
+    """In groups, answer only when mentioned or replied to; a caption counts as text."""
     message = update.effective_message
+    kinds = [MessageEntity.MENTION, MessageEntity.TEXT_MENTION]
+    if message.text is not None:
+        question, entities = message.text, message.parse_entities(kinds)
+    else:
+        question, entities = message.caption, message.parse_caption_entities(kinds)
     me = context.bot
     replied = (
         message.reply_to_message is not None
@@ -209,12 +245,11 @@ async def on_group_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     mention = f"@{me.username}".lower()
     mentions = [
         text
-        for entity, text in message.parse_entities([MessageEntity.MENTION, MessageEntity.TEXT_MENTION]).items()
+        for entity, text in entities.items()
         if text.lower() == mention or (entity.user is not None and entity.user.id == me.id)
     ]
     if not (replied or mentions):
         return
-    question = message.text
     for text in mentions:
         question = question.replace(text, " ")
     await respond(update, context, question)
@@ -228,28 +263,31 @@ async def on_non_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     await retrying(lambda: update.effective_message.reply_text(NOT_TEXT))
 
 
+async def on_unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """List the commands for an unknown one meant for this bot: a bare `/foo` in a group may be another bot's."""
+    message = update.effective_message
+    command, _, target = message.text.split()[0].partition("@")
+    addressed = target.lower() == context.bot.username.lower() if target else message.chat.type == ChatType.PRIVATE
+    if not addressed:
+        return
+    text = f"没有 {escape(command[:64])} 这个命令。\n\n{COMMAND_LIST}"
+    await retrying(lambda: message.reply_html(text))
+
+
 async def on_start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     bot = wenda(context)
-    snapshot = bot.retriever.snapshot
+    documents, paragraphs = corpus_size(bot.retriever.snapshot)
     examples = "\n".join(f"• {escape(q)}" for q in bot.examples)
     text = (
-        f"你好！我是 <b>Wenda 问答</b>。我只根据语料库中的 {len(snapshot.documents())} 篇文档"
-        f"（{len(snapshot)} 个段落）回答问题，每个回答都注明出处（文件:行）。\n\n"
+        f"你好！我是 <b>Wenda 问答</b>。我只根据语料库中的 {documents} 篇文档"
+        f"（{paragraphs} 个段落）回答问题，每个回答都注明出处（文件:行）。\n\n"
         f"直接发给我一个问题，例如：\n{examples}\n\n/sources 查看文档列表，/help 查看说明。"
     )
     await retrying(lambda: update.effective_message.reply_html(text))
 
 
 async def on_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    text = (
-        "<b>使用说明</b>\n"
-        "• 私聊：直接发送问题（中文、繁体或英文）。\n"
-        "• 群组：@我 或回复我的消息，或用 /ask 问题。\n"
-        "• 行内：在任意聊天输入 @我的用户名 加问题。\n"
-        "回答下方：📄 查看整段原文，更多结果 翻页，👍/👎 反馈。\n"
-        "语料中没有答案时我会直说，并列出最接近的段落。"
-    )
-    await retrying(lambda: update.effective_message.reply_html(text))
+    await retrying(lambda: update.effective_message.reply_html(HELP))
 
 
 async def on_sources(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -306,6 +344,9 @@ async def on_inline(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await retrying(lambda: query.answer([], cache_time=0, is_personal=True))
         return
     response = await bot.ask(question, 5)
+    if response is None:
+        await retrying(lambda: query.answer([], cache_time=0, is_personal=True))
+        return
     articles = [
         InlineQueryResultArticle(
             id=str(result.rank),
@@ -362,8 +403,10 @@ def build_application(bot: WendaBot) -> Application:
     application.add_handler(CommandHandler("help", on_help))
     application.add_handler(CommandHandler("sources", on_sources))
     application.add_handler(CommandHandler("ask", on_ask))
-    application.add_handler(MessageHandler(filters.ChatType.PRIVATE & filters.TEXT & ~filters.COMMAND, on_private_text))
-    application.add_handler(MessageHandler(filters.ChatType.GROUPS & filters.TEXT & ~filters.COMMAND, on_group_text))
+    application.add_handler(MessageHandler(filters.COMMAND, on_unknown_command))
+    text = (filters.TEXT | filters.CAPTION) & ~filters.COMMAND
+    application.add_handler(MessageHandler(filters.ChatType.PRIVATE & text, on_private_text))
+    application.add_handler(MessageHandler(filters.ChatType.GROUPS & text, on_group_text))
     application.add_handler(
         MessageHandler(
             filters.ChatType.PRIVATE & ~filters.TEXT & ~filters.COMMAND & ~filters.StatusUpdate.ALL, on_non_text

@@ -14,6 +14,7 @@ from retrieval.results import Response, Result
 TELEGRAM_LIMIT = 4096
 ELLIPSIS = "…"
 NO_ANSWER = "语料中没有找到这个问题的答案。以下是最接近的段落，仅供参考："
+STALE = "⚠ 此文件在建立索引后已修改，引文可能已过时 (this file changed after indexing)"
 
 
 def telegram_length(text: str) -> int:
@@ -30,9 +31,10 @@ def trim(text: str, limit: int) -> str:
 
 
 def citation(result: Result) -> str:
+    """《title》 · section · file:line, with a warning line when the file changed after indexing."""
     record = result.record
     parts = [f"《{record.title}》"] + ([record.section] if record.section else []) + [f"{record.source}:{record.line}"]
-    return escape(" · ".join(parts))
+    return escape(" · ".join(parts)) + (f"\n<i>{escape(STALE)}</i>" if result.stale else "")
 
 
 def passage_html(result: Result, response: Response, limit: int) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import shutil
 import sqlite3
 import sys
 import time
@@ -19,7 +21,7 @@ from .cache import EmbeddingCache
 from .chunking import chunk_paragraphs, split_paragraphs
 from .config import ChunkingParams, Settings
 from .embeddings import Embedder
-from .errors import IndexMismatchError, WendaError
+from .errors import DamagedIndexError, IndexFormatError, IndexMismatchError, IndexMissingError, WendaError
 from .lexical import LexicalIndex
 from .loader import Document, SkippedFile, discover, read_document
 from .probes import probe_profile
@@ -44,10 +46,20 @@ class BuildReport:
     total_chunks: int = 0
     seconds: float = 0.0
     generation: str | None = None
+    repaired: list[str] = field(default_factory=list)  # what was found damaged and what was done about it
 
     @property
     def up_to_date(self) -> bool:
         return not (self.added or self.changed or self.removed)
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """How a build talks to the user: progress bar, embedding batch size, warnings."""
+
+    progress: bool
+    batch_size: int
+    warn: Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -64,6 +76,8 @@ class CorpusFile:
 
 def scan_corpus(root: Path, warn: Callable[[str], None]) -> tuple[dict[str, CorpusFile], list[tuple[str, str]]]:
     """Readable files by source path, and (source, reason) for each skipped one (warned once each)."""
+    if root.is_file():
+        raise WendaError(f"{root} is a file; WENDA_CORPUS or --corpus takes the folder that holds your documents")
     if not root.is_dir():
         raise WendaError(f"corpus folder {root} does not exist; set WENDA_CORPUS or --corpus to a folder of .txt files")
     entries = load_sources(root)
@@ -132,28 +146,48 @@ def embed_into(
     progress: bool,
     batch_size: int = BATCH_SIZE,
 ) -> int:
-    """Add the vectors of `texts` (ids from `first_id`), embedding only cache misses; return how many were."""
-    embedded = 0
-    with tqdm(total=len(texts), desc="embedding", unit="chunk", disable=not progress or not texts) as bar:
-        for begin in range(0, len(texts), batch_size):
-            batch = texts[begin : begin + batch_size]
-            found = cache.get(batch)
-            missing = [i for i in range(len(batch)) if i not in found]
-            if missing:
-                fresh = embedder.embed_passages([batch[i] for i in missing])
-                cache.put([batch[i] for i in missing], fresh)
-                found.update(zip(missing, fresh, strict=True))
-                embedded += len(missing)
-            rows = np.stack([found[i] for i in range(len(batch))])
-            vectors.add_with_ids(rows, np.arange(first_id + begin, first_id + begin + len(batch), dtype=np.int64))
+    """Add the vectors of `texts` (ids from `first_id`), embedding only cache misses; return how many were.
+    Cached vectors go in first, so the progress bar counts only the chunks that are really embedded."""
+    missing: list[int] = []
+    for begin in range(0, len(texts), batch_size):
+        found = cache.get(texts[begin : begin + batch_size])
+        missing += [begin + i for i in range(min(batch_size, len(texts) - begin)) if i not in found]
+        if found:
+            positions = sorted(found)
+            vectors.add_with_ids(
+                np.stack([found[i] for i in positions]), np.array([first_id + begin + i for i in positions])
+            )
+    with tqdm(total=len(missing), desc="embedding", unit="chunk", disable=not progress or not missing) as bar:
+        for begin in range(0, len(missing), batch_size):
+            batch = missing[begin : begin + batch_size]
+            fresh = embedder.embed_passages([texts[i] for i in batch])
+            cache.put([texts[i] for i in batch], fresh)
+            vectors.add_with_ids(fresh, np.array([first_id + i for i in batch], dtype=np.int64))
             bar.update(len(batch))
-    return embedded
+    return len(missing)
 
 
 def lexical_index(db: sqlite3.Connection) -> LexicalIndex:
     """BM25 over the stored tokens of every chunk (tokenizing happened once, at insert)."""
     rows = db.execute("SELECT id, tokens FROM tokens ORDER BY id").fetchall()
     return LexicalIndex.build([row[0] for row in rows], [row[1].split() for row in rows])
+
+
+def open_base(index_dir: Path, report: BuildReport) -> store.Snapshot | None:
+    """The newest intact generation to update, noting in `report` what was damaged or outdated; None: build anew."""
+    try:
+        base = store.open_snapshot(index_dir, mmap=False)
+    except IndexMissingError:
+        return None
+    except IndexFormatError:
+        report.repaired.append("the index was written by an older Wenda: rebuilt in the current format")
+        return None
+    except DamagedIndexError as exc:
+        report.repaired.append(f"{exc.what}: no intact generation left, rebuilt from the corpus")
+        return None
+    if base.problem:
+        report.repaired.append(f"{base.problem}: repaired from {base.path.name}, the newest intact generation")
+    return base
 
 
 def build_index(
@@ -165,16 +199,20 @@ def build_index(
     files: dict[str, CorpusFile] | None = None,
     batch_size: int = BATCH_SIZE,
 ) -> BuildReport:
-    """Update (or with `rebuild`, recreate) the index of `settings.corpus` (or of `files`) in `settings.index_dir`."""
+    """Update (or with `rebuild`, recreate) the index of `settings.corpus` (or of `files`) in `settings.index_dir`,
+    repairing on the way whatever it finds damaged: CURRENT, a generation, the cache, leftover folders."""
     started = time.perf_counter()
     report = BuildReport()
-    with store.write_lock(settings.index_dir):
-        if files is None:
-            files, report.skipped = scan_corpus(settings.corpus, warn)
-        if not files:
-            raise WendaError(f"no readable .txt or .md files in {settings.corpus}; nothing to index")
-        live = None if rebuild else store.live_generation(settings.index_dir)
-        previous = store.open_snapshot(settings.index_dir, mmap=False) if live else None
+    if files is None:
+        files, report.skipped = scan_corpus(settings.corpus, warn)  # before the lock creates the index folder
+    files = dict(files)  # files deleted during the build are dropped from it
+    if not files:
+        raise WendaError(f"no readable .txt or .md files in {settings.corpus}; nothing to index")
+    index_dir = settings.index_dir
+    with store.write_lock(index_dir):
+        report.repaired += [f"removed {path.name}, left by an interrupted build" for path in store.leftovers(index_dir)]
+        store.remove_leftovers(index_dir)
+        previous = open_base(index_dir, report) if not rebuild else None
         manifest = {
             "format_version": store.FORMAT_VERSION,
             "model": embedder.identity(),
@@ -194,35 +232,106 @@ def build_index(
                 report.unchanged.append(source)
         report.removed = sorted(set(old) - set(files))
         if previous is not None and report.up_to_date:
+            if previous.problem:
+                store.switch_current(index_dir, previous.path)
+                store.prune(index_dir, keep={previous.path})
             report.total_chunks = len(previous)
             report.seconds = time.perf_counter() - started
-            return report
-
-        tmp, db = store.new_generation(settings.index_dir, previous)
-        vectors = previous.index if previous else new_flat(embedder.dim)
-        remove_sources(db, vectors, report.changed + report.removed)
-        next_id = previous.manifest["next_id"] if previous else 0
-        texts = insert_sources(db, files, report.added + report.changed, next_id, settings.chunking)
-        cache = EmbeddingCache(settings.embedding_cache, json.dumps(manifest["model"], sort_keys=True), embedder.dim)
-        try:
-            report.embedded_chunks = embed_into(vectors, texts, next_id, embedder, cache, progress, batch_size)
-        finally:
-            cache.close()
-        report.cached_chunks = len(texts) - report.embedded_chunks
-        vectors = fit(vectors)
-        live_manifest = store.live_manifest(settings.index_dir)  # read before the switch; also across --rebuild
-        if live_manifest.get("model") == manifest["model"] and "servable_with" in live_manifest:
-            manifest["servable_with"] = live_manifest["servable_with"]  # same building model, same agreement
-        manifest.update(
-            probes=probe_profile(embedder, vectors),
-            vector_index=describe(vectors),
-            files={source: files[source].fingerprint for source in sorted(files)},
-            next_id=next_id + len(texts),
-        )
-        final = store.commit_generation(tmp, db, vectors, lexical_index(db), manifest)
-        if previous is not None:
             previous.close()
-        report.total_chunks = int(vectors.ntotal)
+            return report
+        tmp, db = store.new_generation(index_dir, previous)
+        try:
+            options = BuildOptions(progress, batch_size, warn)
+            final = write_generation(settings, embedder, report, files, previous, tmp, db, manifest, options)
+        except BaseException as exc:
+            db.close()
+            shutil.rmtree(tmp, ignore_errors=True)  # a partial generation is useless, and may fill the disk
+            if no_space(exc):
+                raise out_of_space(index_dir, previous) from exc
+            raise
+        finally:
+            if previous is not None:
+                previous.close()
+        store.prune(index_dir, keep={final, previous.path} if report.repaired and previous else None)
         report.generation = final.name
         report.seconds = time.perf_counter() - started
         return report
+
+
+def write_generation(
+    settings: Settings,
+    embedder: Embedder,
+    report: BuildReport,
+    files: dict[str, CorpusFile],
+    previous: store.Snapshot | None,
+    tmp: Path,
+    db: sqlite3.Connection,
+    manifest: dict,
+    options: BuildOptions,
+) -> Path:
+    """Fill the temporary generation `tmp` with the changes in `report`, then commit it."""
+    vectors = previous.index if previous else new_flat(embedder.dim)
+    remove_sources(db, vectors, report.changed + report.removed)
+    next_id = previous.manifest["next_id"] if previous else 0
+    texts = insert_sources(db, files, report.added + report.changed, next_id, settings.chunking)
+    cache = EmbeddingCache(settings.embedding_cache, json.dumps(manifest["model"], sort_keys=True), embedder.dim)
+    try:
+        report.embedded_chunks = embed_into(
+            vectors, texts, next_id, embedder, cache, options.progress, options.batch_size
+        )
+        if cache.repaired:
+            report.repaired.append(cache.repaired)
+        if cache.dropped:
+            report.repaired.append(
+                f"dropped {cache.dropped} damaged vector{'s' if cache.dropped > 1 else ''} from the embedding cache "
+                "and embedded them again"
+            )
+    finally:
+        cache.close()
+    report.cached_chunks = len(texts) - report.embedded_chunks
+    for source in vanished(settings.corpus, files):
+        options.warn(f"warning: {source} was deleted while it was being indexed: left out")
+        remove_sources(db, vectors, [source])
+        del files[source]
+        report.removed.append(source)
+    vectors = fit(vectors)
+    live_manifest = store.live_manifest(settings.index_dir)  # read before the switch; also across --rebuild
+    if live_manifest.get("model") == manifest["model"] and "servable_with" in live_manifest:
+        manifest["servable_with"] = live_manifest["servable_with"]  # same building model, same agreement
+    manifest.update(
+        probes=probe_profile(embedder, vectors),
+        vector_index=describe(vectors),
+        files={source: files[source].fingerprint for source in sorted(files)},
+        stats={source: files[source].document.stat for source in sorted(files) if files[source].document.stat},
+        next_id=next_id + len(texts),
+    )
+    if manifest["stats"]:  # where the files were read, so readers can tell when a cited one changed
+        manifest["corpus"] = str(settings.corpus.resolve())
+    report.total_chunks = int(vectors.ntotal)
+    return store.commit_generation(tmp, db, vectors, lexical_index(db), manifest)
+
+
+def vanished(root: Path, files: dict[str, CorpusFile]) -> list[str]:
+    """Files read from disk for this build that are gone now: they must not be committed and then cited."""
+    return [source for source, file in files.items() if file.document.stat and not (root / source).exists()]
+
+
+def no_space(exc: BaseException) -> bool:
+    """A write failed for lack of space (FAISS reports it as a RuntimeError, SQLite as "disk is full")."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return True
+    return isinstance(exc, (RuntimeError, sqlite3.OperationalError)) and any(
+        words in str(exc) for words in ("No space left", "disk is full", "File too large", "quota exceeded")
+    )
+
+
+def out_of_space(index_dir: Path, previous: store.Snapshot | None) -> WendaError:
+    """The message for a full disk: how much a generation needs and how much is free."""
+    needed = sum(p.stat().st_size for p in previous.path.rglob("*") if p.is_file()) if previous else 0
+    free = shutil.disk_usage(index_dir).free
+    need = f"about {needed / 2**20:.0f} MB" if needed else "more space"
+    return WendaError(
+        f"no space left on the device holding {index_dir}: a new index generation needs {need}, "
+        f"{free / 2**20:.0f} MB are free; the partial generation was removed and the previous index still answers. "
+        "Free some space and run `wenda index` again"
+    )

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import WendaError
+from .errors import UsageError
 
 # Paragraph windows are cut by characters, not tokens, so chunking does not depend on the model.
 # e5-small reads at most 512 tokens; Chinese text runs about 0.9 token a character, and the context
@@ -61,14 +61,14 @@ def _threads(name: str, raw: str | None, auto: bool) -> str | int | None:
     if raw.strip().isdigit() and int(raw) > 0:
         return int(raw)
     allowed = '"auto" or a positive number' if auto else "a positive number"
-    raise WendaError(f"WENDA_{name} must be {allowed}, not {raw!r}")
+    raise UsageError(f"WENDA_{name} must be {allowed}, not {raw!r}")
 
 
 def _choice(name: str, raw: str | None, choices: tuple[str, ...]) -> str | None:
     if raw is None or not raw.strip():
         return None
     if raw.strip() not in choices:
-        raise WendaError(f"WENDA_{name} must be one of {', '.join(choices)}, not {raw!r}")
+        raise UsageError(f"WENDA_{name} must be one of {', '.join(choices)}, not {raw!r}")
     return raw.strip()
 
 
@@ -81,7 +81,7 @@ def _probability(raw: str | None) -> float:
     except ValueError:
         value = -1.0
     if not 0.0 <= value <= 1.0:
-        raise WendaError(f"WENDA_MIN_CONFIDENCE must be a number from 0 to 1, not {raw!r}")
+        raise UsageError(f"WENDA_MIN_CONFIDENCE must be a number from 0 to 1, not {raw!r}")
     return value
 
 

@@ -9,8 +9,24 @@ class IndexMismatchError(WendaError):
     """The stored index was built with another model, chunking or format."""
 
 
+class IndexFormatError(IndexMismatchError):
+    """The stored index was written by another version of Wenda; `wenda index` rebuilds it from the cache."""
+
+
 class IndexMissingError(WendaError):
     """No index has been built in the configured directory yet."""
+
+
+class DamagedIndexError(WendaError):
+    """An index file or CURRENT fails its checks; `wenda index` repairs it. `what` names the damage."""
+
+    def __init__(self, what: str, hint: str = "run `wenda index` to repair it") -> None:
+        super().__init__(f"{what}; {hint}")
+        self.what = what
+
+
+class UsageError(WendaError):
+    """A setting or argument is wrong (exit status 2, like a command-line usage error)."""
 
 
 class IndexLockedError(WendaError):

@@ -22,6 +22,7 @@ class Document:
     text: str
     sha256: str
     encoding: str
+    stat: tuple[int, int] | None = None  # (size, mtime_ns) of the file read, to notice later edits cheaply
 
 
 class SkippedFile(Exception):
@@ -61,7 +62,8 @@ def read_document(path: Path, root: Path) -> Document:
     try:
         if path.is_symlink() and not Path(os.path.realpath(path)).is_relative_to(os.path.realpath(root)):
             raise SkippedFile("a link to a file outside the corpus folder (not indexed, so it cannot be served)")
-        size = path.stat().st_size
+        stat = path.stat()
+        size = stat.st_size
         if size > MAX_FILE_BYTES:
             raise SkippedFile(
                 f"too large ({size / 2**20:.0f} MB; the limit is {MAX_FILE_BYTES // 2**20} MB, set WENDA_MAX_FILE_MB)"
@@ -71,4 +73,4 @@ def read_document(path: Path, root: Path) -> Document:
         raise SkippedFile(f"cannot read ({exc.strerror or exc})") from exc
     text, encoding = decode(data)
     source = path.relative_to(root).as_posix()
-    return Document(source, text, hashlib.sha256(data).hexdigest(), encoding)
+    return Document(source, text, hashlib.sha256(data).hexdigest(), encoding, (size, stat.st_mtime_ns))

@@ -9,6 +9,7 @@ distribution instead of against an absolute threshold that would need hand calib
 
 from __future__ import annotations
 
+import json
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -34,12 +35,24 @@ def language(question: str) -> str:
     return "zh" if CJK.search(question) else "en"
 
 
+_embedded: dict[str, np.ndarray] = {}  # probe vectors by model identity: a process that builds again (--watch)
+# or builds several indexes pays the ~0.7 s of embedding them once
+
+
+def probe_vectors(embedder: Embedder) -> np.ndarray:
+    """The probe questions embedded by `embedder` (computed once per model and process)."""
+    key = json.dumps(embedder.identity(), sort_keys=True)
+    if key not in _embedded:
+        _embedded[key] = embedder.embed_queries([normalize(q) for q in probe_questions()])
+    return _embedded[key]
+
+
 def probe_profile(embedder: Embedder, vectors: faiss.Index) -> dict:
     """{"zh": {"mean", "std", "n"}, "en": {…}}: best cosines of the probe questions against `vectors`."""
     questions = probe_questions()
     if vectors.ntotal == 0:
         return {}
-    best = vectors.search(embedder.embed_queries([normalize(q) for q in questions]), 1)[0][:, 0]
+    best = vectors.search(probe_vectors(embedder), 1)[0][:, 0]
     profile = {}
     for lang in ("zh", "en"):
         values = np.array([b for q, b in zip(questions, best, strict=True) if language(q) == lang], dtype=np.float64)

@@ -6,8 +6,13 @@ import time
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
 
 import numpy as np
+
+from index.errors import WendaError
+from index.passages import read_jsonl
 
 from .results import Response, Result
 from .retriever import Retriever
@@ -43,6 +48,25 @@ def judge(question: dict) -> tuple[str, Callable[[Result], bool], list[str]]:
 
 def question_text(question: dict) -> str:
     return question.get("q") or question.get("question") or ""
+
+
+def load_questions(path: Path, limit: int | None, with_passages: bool) -> list[dict]:
+    """The first `limit` questions of a .jsonl file, checked so a bad file is one clear error, not a crash or a 0."""
+    if limit is not None and limit < 1:
+        raise WendaError(f"--limit must be at least 1, not {limit}")
+    questions = list(islice(read_jsonl(path), limit))
+    if not questions:
+        raise WendaError(f"{path} holds no questions")
+    for number, question in enumerate(questions, start=1):  # read_jsonl skips blank lines: they are not counted
+        text = question_text(question) if isinstance(question, dict) else None
+        if not isinstance(text, str) or not text.strip():
+            raise WendaError(f'{path}:{number}: no "q" or "question" field')
+        if "gold_pids" in question and not with_passages:
+            raise WendaError(
+                f"{path}:{number}: questions with gold_pids are scored against their passages, "
+                "which need --passages PASSAGES_FILE"
+            )
+    return questions
 
 
 def evaluate(retriever: Retriever, questions: list[dict]) -> list[Outcome]:
@@ -119,23 +143,30 @@ COLUMNS = (
 )
 
 
-HEADERS = {"answer_hit": "answered", "false_abstention": "false_abs", "missed_abstention": "missed_ab"}
+def cell(column: str, value: float | None) -> str:
+    """One figure as text: a count as is, a rate with three decimals, a missing one as "-"."""
+    return "-" if value is None else str(value) if column == "questions" else f"{value:.3f}"
 
 
 def format_table(summaries: dict[str, dict]) -> str:
-    """A plain-text table: one row per (mode, question type)."""
-    lines = ["mode     type          " + "  ".join(f"{HEADERS.get(c, c):>9.9}" for c in COLUMNS)]
+    """A plain-text table, one row per (mode, question type); columns as wide as header and values: no name is cut."""
+    header = ["mode", "type", *COLUMNS]
+    rows = [
+        [mode, kind, *(cell(c, row.get(c)) for c in COLUMNS)]
+        for mode, summary in summaries.items()
+        for kind, row in summary.items()
+        if kind != "latency_ms"
+    ]
+    widths = [max(map(len, column)) for column in zip(header, *rows, strict=True)]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(
+            c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        )
+
+    lines = [line(header)]
     for mode, summary in summaries.items():
-        for kind, row in summary.items():
-            if kind == "latency_ms":
-                continue
-            cells = []
-            for column in COLUMNS:
-                value = row.get(column)
-                cells.append(
-                    f"{'-':>9}" if value is None else f"{value:>9}" if column == "questions" else f"{value:>9.3f}"
-                )
-            lines.append(f"{mode:8} {kind:13} " + "  ".join(cells))
+        lines.extend(line(cells) for cells in rows if cells[0] == mode)
         latency = summary["latency_ms"]
-        lines.append(f"{mode:8} latency p50 {latency['p50']:.1f} ms, p95 {latency['p95']:.1f} ms")
+        lines.append(f"{mode:{widths[0]}}  latency p50 {latency['p50']:.1f} ms, p95 {latency['p95']:.1f} ms")
     return "\n".join(lines)

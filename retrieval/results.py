@@ -9,8 +9,9 @@ from index.store import ChunkRecord
 from .answer import Answer
 
 
-def citation(record: ChunkRecord) -> dict:
-    """Where a passage comes from: enough to open the file at the right line."""
+def citation(record: ChunkRecord, stale: bool) -> dict:
+    """Where a passage comes from: enough to open the file at the right line; `stale` when the file changed
+    after indexing, so the line may now hold something else."""
     return {
         "source": record.source,
         "line": record.line,
@@ -22,6 +23,7 @@ def citation(record: ChunkRecord) -> dict:
         "date": record.date,
         "start": record.start,
         "end": record.end,
+        "stale": stale,
     }
 
 
@@ -34,6 +36,7 @@ class Result:
     record: ChunkRecord
     dense: float = 0.0
     bm25: float = 0.0
+    stale: bool = False  # the cited file changed after indexing (retrieval/freshness.py)
 
     def to_dict(self) -> dict:
         return {
@@ -42,7 +45,7 @@ class Result:
             "dense": round(self.dense, 4),
             "bm25": round(self.bm25, 4),
             "text": self.record.text,
-            "citation": citation(self.record),
+            "citation": citation(self.record, self.stale),
         }
 
 
@@ -62,9 +65,10 @@ class Response:
     def to_dict(self) -> dict:
         answer = None
         if self.answer is not None:
+            stale = any(r.stale and r.record.source == self.answer.record.source for r in self.results)
             answer = {
                 "text": self.answer.text,
-                "citation": {**citation(self.answer.record), "start": self.answer.start, "end": self.answer.end},
+                "citation": {**citation(self.answer.record, stale), "start": self.answer.start, "end": self.answer.end},
             }
             if self.answer.span is not None:
                 start, end = self.answer.span

@@ -17,8 +17,9 @@ from index import runtime
 from index.config import Settings
 from index.embeddings import Embedder, embedder_for
 from index.errors import QueryError
+from index.freshness import Freshness
 from index.probes import language, probe_profile
-from index.store import ChunkRecord, Snapshot, check_model, live_generation, open_snapshot
+from index.store import ChunkRecord, Snapshot, check_model, open_snapshot, read_current
 from index.tokenization import normalize
 
 from . import confidence, ranker
@@ -76,18 +77,31 @@ class Retriever:
         jieba.initialize()  # load the dictionary now, not on the first question
 
     def _open(self) -> tuple[Snapshot, dict]:
+        pointer = read_current(self.settings.index_dir)  # read first: a switch after this is noticed next time
         snapshot = open_snapshot(self.settings.index_dir)
         check_model(snapshot.manifest, self.embedder.identity(), serving=True)
         # Indexes built before probes existed get their profile now (about a second), in memory only.
         profile = snapshot.manifest.get("probes") or probe_profile(self.embedder, snapshot.index)
+        self.freshness = Freshness(snapshot.manifest)
+        self._pointer = pointer
         return snapshot, profile
 
+    @property
+    def problem(self) -> str | None:
+        """Why the live generation is not the one answering (it is damaged), or None."""
+        if self.snapshot.problem is None:
+            return None
+        return (
+            f"{self.snapshot.problem}; answering from {self.snapshot.path.name}, the newest intact generation, "
+            "until `wenda index` repairs it"
+        )
+
     def refresh(self) -> bool:
-        """Switch to a newer generation if `wenda index` committed one; True when it did."""
-        if live_generation(self.settings.index_dir) == self.snapshot.path:
+        """Switch to a newer generation if `wenda index` committed one (CURRENT changed); True when it did."""
+        if read_current(self.settings.index_dir) == self._pointer:
             return False
         with self._lock:
-            if live_generation(self.settings.index_dir) != self.snapshot.path:
+            if read_current(self.settings.index_dir) != self._pointer:
                 # the old one is left to the garbage collector: readers may hold it
                 self.snapshot, self.profile = self._open()
                 return True
@@ -134,7 +148,8 @@ class Retriever:
         return Analysis(parsed, candidates, records, matrix, scores, ranking, evidence, len(words))
 
     def ask(self, question: str, k: int) -> Response:
-        """Answer one raw question; bad input yields a Response with `error`, never an exception."""
+        """Answer one raw question; bad input yields a Response with `error`. An index that turns out damaged
+        raises DamagedIndexError (a WendaError): front ends tell the user the index is unavailable."""
         laps = Laps()
         try:
             cleaned = clean_query(question)
@@ -150,7 +165,8 @@ class Retriever:
                 continue
             seen.add((record.source, record.paragraph))
             dense, bm25 = float(analysis.candidates.dense[i]), float(analysis.candidates.lexical[i])
-            results.append(Result(len(results) + 1, float(analysis.scores[i]), record, dense, bm25))
+            stale = self.freshness.stale(record.source)
+            results.append(Result(len(results) + 1, float(analysis.scores[i]), record, dense, bm25, stale))
             if len(results) == k:
                 break
         probability = confidence.shipped().probability(analysis.evidence) if results else 0.0

@@ -18,13 +18,18 @@ from pathlib import Path
 import pytest
 
 from index.config import Settings
-from tests.conftest import ROOT
+from index.embeddings import Embedder
+from index.store import CURRENT, open_snapshot
+from tests.conftest import ROOT, build
 from tests.fake_telegram import BOT_USER, FakeTelegram
 
 TOKEN = "123456:TEST-token-that-must-never-be-logged"
 STRANGER = 666
 RATE_LIMIT = 5
 QUESTION = "安阳市区营运出租车中有多少台纯电动车？"
+COMMAND_NAMES = ["start", "help", "sources", "ask"]
+PHOTO = [{"file_id": "p", "file_unique_id": "pu", "width": 90, "height": 90}]
+DOCUMENT = {"file_id": "d", "file_unique_id": "du", "file_name": "问题.pdf"}
 
 
 def bot_env(settings: Settings, data_dir: Path, **extra: str) -> dict:
@@ -71,7 +76,63 @@ def visible(html: str) -> str:
 
 def test_commands_are_registered(telegram: FakeTelegram) -> None:
     commands = telegram.calls("setMyCommands")[0]["commands"]
-    assert [c["command"] for c in commands] == ["start", "help", "sources", "ask"]
+    assert [c["command"] for c in commands] == COMMAND_NAMES
+
+
+def command(text: str) -> list[dict]:
+    """The bot_command entity Telegram sets on a message starting with `text`'s first word."""
+    return [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
+
+
+def test_unknown_command_gets_the_list_of_commands(telegram: FakeTelegram) -> None:
+    telegram.message(user=15, text="/foo", entities=command("/foo"))
+    reply = replies(telegram, 15)[0]
+    assert reply["parse_mode"] == "HTML" and "/foo" in reply["text"] and "命令" in reply["text"]
+    assert all(f"/{name}" in reply["text"] for name in COMMAND_NAMES)
+    telegram.message(user=15, text="/help", entities=command("/help"))
+    assert all(f"/{name}" in replies(telegram, 15, count=2)[1]["text"] for name in COMMAND_NAMES)
+    group = -1003
+    telegram.message(user=15, chat=group, chat_type="supergroup", text="/foo", entities=command("/foo"))
+    addressed = f"/foo@{BOT_USER['username']} 1"
+    telegram.message(user=15, chat=group, chat_type="supergroup", text=addressed, entities=command(addressed))
+    assert "/foo" in replies(telegram, group)[0]["text"]
+    time.sleep(1)
+    assert len(telegram.calls("sendMessage", lambda p: p.get("chat_id") == group)) == 1  # bare /foo: another bot's
+
+
+def test_caption_of_a_photo_or_file_is_the_question(telegram: FakeTelegram) -> None:
+    telegram.message(user=16, text=None, photo=PHOTO, caption=QUESTION)
+    telegram.message(user=16, text=None, document=DOCUMENT, caption="运城建成了多少个嵌入式养老机构？")
+    telegram.message(user=16, text=None, photo=PHOTO)
+    texts = [visible(s["text"]) for s in replies(telegram, 16, count=3)]
+    assert any("856" in t.split("\n")[0] for t in texts)
+    assert any("52个" in t.split("\n")[0] for t in texts)
+    assert any(t.startswith("请用文字提问") for t in texts)
+    group = -1004
+    mention = "@" + BOT_USER["username"]
+    caption = f"{mention} {QUESTION}"
+    entities = [{"type": "mention", "offset": 0, "length": len(mention)}]
+    telegram.message(user=16, chat=group, chat_type="supergroup", text=None, photo=PHOTO, caption=QUESTION)
+    telegram.message(
+        user=16, chat=group, chat_type="supergroup", text=None, photo=PHOTO, caption=caption, caption_entities=entities
+    )
+    assert "856" in replies(telegram, group)[0]["text"]
+    time.sleep(1)
+    assert len(telegram.calls("sendMessage", lambda p: p.get("chat_id") == group)) == 1  # not mentioned: silent
+
+
+def test_start_counts_paragraphs_and_documents_not_chunks(telegram: FakeTelegram, seed_settings: Settings) -> None:
+    snapshot = open_snapshot(seed_settings.index_dir)
+    try:
+        documents, paragraphs = (
+            snapshot.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] for table in ("files", "paragraphs")
+        )
+        assert paragraphs != len(snapshot)  # chunks: the number /start used to give
+    finally:
+        snapshot.close()
+    telegram.message(user=17, text="/start", entities=command("/start"))
+    text = replies(telegram, 17)[0]["text"]
+    assert f"{documents} 篇文档（{paragraphs} 个段落）" in text
 
 
 def test_private_question_gets_cited_html_answer_with_buttons(telegram: FakeTelegram) -> None:
@@ -350,3 +411,36 @@ def test_no_update_lost_or_answered_twice_when_the_bot_is_killed(seed_settings: 
         finally:
             process.kill()
             process.wait(timeout=30)
+
+
+def test_unavailable_index_gets_a_notice_and_one_log_line_per_question(
+    small_corpus: Path, tmp_path: Path, embedder: Embedder
+) -> None:
+    index_dir = tmp_path / "index"
+    build(small_corpus, index_dir, embedder)
+    log_path = tmp_path / "bot.log"
+    question = "这个问题的文字不应出现在日志里吗？"
+    with FakeTelegram(TOKEN) as fake, log_path.open("wb") as log:
+        process = fake.start_bot(
+            env=bot_env(Settings(corpus=small_corpus, index_dir=index_dir), tmp_path / "data"), log=log
+        )
+        try:
+            fake.wait_for("setMyCommands", timeout=120)
+            fake.message(user=51, text=question)
+            assert "[1] " in replies(fake, 51)[0]["text"]  # answering from the index
+            shutil.rmtree(index_dir / (index_dir / CURRENT).read_text(encoding="utf-8").strip())
+            (index_dir / CURRENT).write_text("gen-999999\n", encoding="utf-8")
+            fake.message(user=52, text=question)
+            reply = replies(fake, 52)[0]
+            assert reply["parse_mode"] == "HTML" and "<code>wenda index</code>" in reply["text"]
+            assert "索引暂时不可用" in reply["text"] and "The index is unavailable" in reply["text"]
+            fake.inline(user=53, query=question)
+            fake.wait_for("answerInlineQuery", lambda p: p.get("results") == [])
+            assert process.poll() is None
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+    lines = log_path.read_text(encoding="utf-8").splitlines()
+    errors = [line for line in lines if " ERROR " in line]
+    assert len(errors) == 2 and all("index unavailable" in e and str(index_dir) in e for e in errors)
+    assert not any("Traceback" in line for line in lines) and not any(question in line for line in lines)
