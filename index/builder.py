@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import shutil
 import sqlite3
 import sys
@@ -17,7 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import store
-from .cache import EmbeddingCache
+from .cache import EmbeddingCache, disk_full
 from .chunking import chunk_paragraphs, split_paragraphs
 from .config import ChunkingParams, Settings
 from .embeddings import Embedder
@@ -244,9 +245,10 @@ def build_index(
             options = BuildOptions(progress, batch_size, warn)
             final = write_generation(settings, embedder, report, files, previous, tmp, db, manifest, options)
         except BaseException as exc:
+            full = no_space(exc, index_dir)  # before the cleanup frees the space again
             db.close()
             shutil.rmtree(tmp, ignore_errors=True)  # a partial generation is useless, and may fill the disk
-            if no_space(exc):
+            if full:
                 raise out_of_space(index_dir, previous) from exc
             raise
         finally:
@@ -305,8 +307,9 @@ def write_generation(
         stats={source: files[source].document.stat for source in sorted(files) if files[source].document.stat},
         next_id=next_id + len(texts),
     )
-    if manifest["stats"]:  # where the files were read, so readers can tell when a cited one changed
-        manifest["corpus"] = str(settings.corpus.resolve())
+    if manifest["stats"]:  # where the files were read, so readers can tell when a cited one changed; relative
+        # to the index folder, so a project moved or copied as a whole still finds its corpus
+        manifest["corpus"] = os.path.relpath(settings.corpus.resolve(), settings.index_dir.resolve())
     report.total_chunks = int(vectors.ntotal)
     return store.commit_generation(tmp, db, vectors, lexical_index(db), manifest)
 
@@ -316,13 +319,15 @@ def vanished(root: Path, files: dict[str, CorpusFile]) -> list[str]:
     return [source for source, file in files.items() if file.document.stat and not (root / source).exists()]
 
 
-def no_space(exc: BaseException) -> bool:
-    """A write failed for lack of space (FAISS reports it as a RuntimeError, SQLite as "disk is full")."""
+def no_space(exc: BaseException, index_dir: Path) -> bool:
+    """A write failed for lack of space (FAISS reports it as a RuntimeError, SQLite as "disk is full" or, at
+    times, as a bare I/O error on a full device)."""
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
         return True
-    return isinstance(exc, (RuntimeError, sqlite3.OperationalError)) and any(
-        words in str(exc) for words in ("No space left", "disk is full", "File too large", "quota exceeded")
-    )
+    if not isinstance(exc, (OSError, RuntimeError, sqlite3.Error)):  # numpy: "OSError: 1321 requested and 496 written"
+        return False
+    words = ("No space left", "disk is full", "File too large", "quota exceeded")
+    return any(word in str(exc) for word in words) or disk_full(index_dir)
 
 
 def out_of_space(index_dir: Path, previous: store.Snapshot | None) -> WendaError:

@@ -10,6 +10,7 @@ read at all is replaced by an empty one: it only holds what can be recomputed.
 from __future__ import annotations
 
 import hashlib
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -19,7 +20,16 @@ import xxhash
 from .errors import WendaError
 
 NORM_TOLERANCE = 1e-3
+FULL_BYTES = 4 << 20  # less than this free, and an I/O error is almost surely a full disk
 DAMAGE = {"SQLITE_CORRUPT", "SQLITE_NOTADB"}
+
+
+def disk_full(folder: Path) -> bool:
+    """Nearly no space left where `folder` lives: SQLite reports a full disk as a generic I/O error at times."""
+    try:
+        return shutil.disk_usage(folder).free < FULL_BYTES
+    except OSError:
+        return False
 
 
 def is_damage(exc: sqlite3.Error) -> bool:
@@ -71,7 +81,8 @@ class EmbeddingCache:
     def _recover(self, exc: sqlite3.Error) -> None:
         """Replace a damaged cache file by an empty one; anything else is the user's to fix."""
         if not is_damage(exc):
-            raise WendaError(f"cannot use the embedding cache {self.path} ({exc})") from exc
+            advice = "; the disk is full: free some space and try again" if disk_full(self.path.parent) else ""
+            raise WendaError(f"cannot use the embedding cache {self.path} ({exc}){advice}") from exc
         if getattr(self, "db", None) is not None:
             self.db.close()
         for suffix in ("", "-wal", "-shm"):

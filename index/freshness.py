@@ -15,9 +15,9 @@ from pathlib import Path
 class Freshness:
     """Stale-citation checks for one index generation."""
 
-    def __init__(self, manifest: dict) -> None:
-        corpus = manifest.get("corpus")
-        self.root = Path(corpus) if corpus else None
+    def __init__(self, index_dir: Path, manifest: dict) -> None:
+        corpus = manifest.get("corpus")  # relative to the index folder
+        self.root = index_dir / corpus if corpus else None
         self.stats: dict[str, list[int]] = manifest.get("stats", {})
         self.hashes = {source: entry.get("sha256") for source, entry in manifest.get("files", {}).items()}
         self._verdicts: dict[tuple[str, int, int], bool] = {}

@@ -95,7 +95,7 @@ def _cache(path: Path) -> Finding:
 def _stale(index_dir: Path) -> list[Finding]:
     """Corpus files edited or deleted since the live generation read them (not damage: `wenda index` updates)."""
     manifest = store.live_manifest(index_dir)
-    freshness = Freshness(manifest)
+    freshness = Freshness(index_dir, manifest)
     stale = [source for source in manifest.get("stats", {}) if freshness.stale(source)]
     if not stale:
         return []

@@ -82,7 +82,7 @@ class Retriever:
         check_model(snapshot.manifest, self.embedder.identity(), serving=True)
         # Indexes built before probes existed get their profile now (about a second), in memory only.
         profile = snapshot.manifest.get("probes") or probe_profile(self.embedder, snapshot.index)
-        self.freshness = Freshness(snapshot.manifest)
+        self.freshness = Freshness(self.settings.index_dir, snapshot.manifest)
         self._pointer = pointer
         return snapshot, profile
 

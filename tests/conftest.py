@@ -61,6 +61,24 @@ def small_corpus(tmp_path: Path) -> Path:
     return corpus
 
 
+@pytest.fixture(scope="session")
+def small_index(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Path:
+    """A folder holding `corpus/` (the two smallest seed files) and its built `index/`; tests copy it first."""
+    root = tmp_path_factory.mktemp("small-index")
+    (root / "corpus").mkdir()
+    for name in ("003_71e5a5211310dfa3.txt", "004_253b461cd30454f2.txt", "sources.toml"):
+        shutil.copy(SEED_CORPUS / name, root / "corpus" / name)
+    build(root / "corpus", root / "index", embedder)
+    return root
+
+
+def copy_of(small_index: Path, tmp_path: Path) -> tuple[Path, Path, dict]:
+    """A writable copy of `small_index`: (corpus, index folder, environment pointing `wenda` at them)."""
+    shutil.copytree(small_index, tmp_path / "copy")
+    corpus, index_dir = tmp_path / "copy" / "corpus", tmp_path / "copy" / "index"
+    return corpus, index_dir, {"WENDA_CORPUS": str(corpus), "WENDA_INDEX_DIR": str(index_dir)}
+
+
 def build(corpus: Path, index_dir: Path, embedder: Embedder, rebuild: bool = False) -> BuildReport:
     """Build quietly and return the report; warnings are collected on the report's `warnings`."""
     warnings: list[str] = []
