@@ -114,8 +114,8 @@ class Settings:
         """Build settings from WENDA_* variables; non-None keyword overrides (CLI flags) win."""
         env = os.environ
         values: dict[str, object] = {
-            "corpus": Path(env.get("WENDA_CORPUS", "corpus")),
-            "index_dir": Path(env.get("WENDA_INDEX_DIR", ".wenda-index")),
+            "corpus": Path(env.get("WENDA_CORPUS") or "corpus"),  # set but empty: the default, not "."
+            "index_dir": Path(env.get("WENDA_INDEX_DIR") or ".wenda-index"),
             "embedding_model": env.get("WENDA_EMBEDDING_MODEL", "builtin") or "builtin",
             "query_prefix": env.get("WENDA_QUERY_PREFIX"),
             "passage_prefix": env.get("WENDA_PASSAGE_PREFIX"),

@@ -1,0 +1,91 @@
+"""Stale citations: a cited file edited or deleted after indexing is flagged; `--watch` re-indexes it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from index.config import Settings
+from index.embeddings import Embedder
+from index.freshness import Freshness
+from index.store import live_generation, open_snapshot
+from retrieval.retriever import Retriever
+from tests.conftest import ROOT, copy_of, run_wenda
+
+FILE = "003_71e5a5211310dfa3.txt"
+QUESTION = "清丰县技术合同交易额完成了多少?"
+EVIDENCE = "技术合同交易额完成2.2亿元"
+
+
+def cited_line(corpus: Path, citation: dict) -> str:
+    return (corpus / citation["source"]).read_text(encoding="utf-8").split("\n")[citation["line"] - 1]
+
+
+def test_edited_or_deleted_file_is_marked_stale(small_index: Path, tmp_path: Path) -> None:
+    corpus, index_dir, env = copy_of(small_index, tmp_path)
+    fresh = json.loads(run_wenda("ask", "--json", "-k", "1", QUESTION, env=env).stdout)["results"][0]
+    assert fresh["citation"]["stale"] is False and EVIDENCE in cited_line(corpus, fresh["citation"])
+
+    path = corpus / FILE
+    path.write_text("插入的第一行\n" + path.read_text(encoding="utf-8"), encoding="utf-8")
+    moved = json.loads(run_wenda("ask", "--json", "-k", "1", QUESTION, env=env).stdout)
+    assert moved["results"][0]["citation"]["stale"] is True and moved["answer"]["citation"]["stale"] is True
+    text = run_wenda("ask", "-k", "1", QUESTION, env=env).stdout.decode()
+    assert "this file changed after indexing): run `wenda index`" in text
+
+    assert run_wenda("index", "-q", env=env).returncode == 0
+    updated = json.loads(run_wenda("ask", "--json", "-k", "1", QUESTION, env=env).stdout)["results"][0]
+    assert updated["citation"]["stale"] is False
+    assert updated["citation"]["line"] == fresh["citation"]["line"] + 1
+    assert EVIDENCE in cited_line(corpus, updated["citation"])
+
+    path.unlink()
+    gone = json.loads(run_wenda("ask", "--json", "-k", "1", QUESTION, env=env).stdout)["results"][0]
+    assert gone["citation"]["stale"] is True
+
+
+def test_same_bytes_saved_again_are_not_stale(small_index: Path, tmp_path: Path) -> None:
+    corpus, index_dir, _ = copy_of(small_index, tmp_path)
+    path = corpus / FILE
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # a new mtime, the same content: hashed
+    freshness = Freshness(index_dir, open_snapshot(index_dir).manifest)
+    assert not freshness.stale(FILE)
+    path.write_bytes(path.read_bytes().replace("清丰".encode(), "濮阳".encode(), 1))  # same size, new bytes
+    assert freshness.stale(FILE)
+
+
+def test_watch_reindexes_a_changed_file_within_seconds(small_index: Path, tmp_path: Path, embedder: Embedder) -> None:
+    corpus, index_dir, env = copy_of(small_index, tmp_path)
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "index", "--watch", "-q"],
+        env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        line = watcher.stderr.readline().decode()
+        while "watching" not in line:
+            assert line, "the watcher exited before watching"
+            line = watcher.stderr.readline().decode()
+        before = live_generation(index_dir)
+        fact = "清丰县今年新建了一座名为启明的图书馆，藏书十二万册。"
+        path = corpus / FILE
+        path.write_text(path.read_text(encoding="utf-8") + f"\n{fact}\n", encoding="utf-8")
+        changed_at = time.monotonic()
+        while live_generation(index_dir) == before:
+            assert time.monotonic() - changed_at < 60 and watcher.poll() is None, "no new generation within 60 s"
+            time.sleep(0.2)
+        seconds = time.monotonic() - changed_at
+        settings = Settings(corpus=corpus, index_dir=index_dir)
+        result = Retriever(settings, embedder).ask("启明图书馆藏书多少册?", 1).results[0]
+        assert fact in result.record.text and not result.stale and seconds < 30
+        lines = path.read_text(encoding="utf-8").split("\n")
+        assert lines[result.record.line - 1] == fact  # verbatim at the cited line
+    finally:
+        watcher.terminate()
+        watcher.wait(timeout=30)
