@@ -103,7 +103,16 @@ def ms(values: dict) -> str:
     return " / ".join(f"{values[p]:,.1f}" for p in ("p50", "p95", "p99") if p in values) + " ms"
 
 
-TABLES = ("indexing", "query_latency", "cold_start", "vector_search", "telegram_load", "quality", "contention")
+TABLES = (
+    "indexing",
+    "query_latency",
+    "cold_start",
+    "vector_search",
+    "telegram_load",
+    "quality",
+    "contention",
+    "integrity",
+)
 
 if __name__ == "__main__":
     import importlib

@@ -89,10 +89,12 @@ def watch_corpus(settings: Settings, update: object) -> int:
         except WendaError as exc:
             warn(f"wenda: error: {exc}")
 
-    print(f"watching {settings.corpus} for changes (Ctrl-C to stop)", file=sys.stderr, flush=True)
+    def ready() -> None:
+        warn(f"watching {settings.corpus} for changes (Ctrl-C to stop)")
+
     stop = threading.Event()
     try:
-        watch(settings.corpus, settings.index_dir, safe_update, stop)
+        watch(settings.corpus, settings.index_dir, safe_update, stop, ready)
     except KeyboardInterrupt:
         stop.set()
     return 0

@@ -36,7 +36,7 @@ class Agreement:
 
 def measure(index_dir: Path, embedder: Embedder, sample: int = SAMPLE, seed: int = 0) -> Agreement:
     """Re-embed up to `sample` random chunks of the live index with `embedder` and compare."""
-    snapshot = open_snapshot(index_dir)
+    snapshot = open_snapshot(index_dir, fallback=False)
     try:
         built = snapshot.manifest["model"]
         if built["dim"] != embedder.dim:
@@ -57,7 +57,7 @@ def record(index_dir: Path, embedder: Embedder, agreement: Agreement) -> None:
     if not agreement.agrees:
         raise WendaError("refusing to record a model that does not agree")
     with write_lock(index_dir):
-        snapshot = open_snapshot(index_dir, mmap=False)
+        snapshot = open_snapshot(index_dir, mmap=False, fallback=False)
         try:
             manifest = dict(snapshot.manifest)
             entries = [e for e in manifest.get("servable_with", []) if e["model"] != embedder.identity()]

@@ -240,14 +240,16 @@ def build_index(
             report.seconds = time.perf_counter() - started
             previous.close()
             return report
-        tmp, db = store.new_generation(index_dir, previous)
+        db = None
         try:
+            tmp, db = store.new_generation(index_dir, previous)
             options = BuildOptions(progress, batch_size, warn)
             final = write_generation(settings, embedder, report, files, previous, tmp, db, manifest, options)
         except BaseException as exc:
             full = no_space(exc, index_dir)  # before the cleanup frees the space again
-            db.close()
-            shutil.rmtree(tmp, ignore_errors=True)  # a partial generation is useless, and may fill the disk
+            if db is not None:
+                db.close()
+            store.remove_leftovers(index_dir)  # a partial generation is useless, and may fill the disk
             if full:
                 raise out_of_space(index_dir, previous) from exc
             raise

@@ -38,12 +38,16 @@ class _Changes(FileSystemEventHandler):
                 self.changed.set()
 
 
-def watch(corpus: Path, index_dir: Path, update: Callable[[], None], stop: threading.Event) -> None:
-    """Call `update` whenever files under `corpus` change (after they settle), until `stop` is set."""
+def watch(
+    corpus: Path, index_dir: Path, update: Callable[[], None], stop: threading.Event, ready: Callable[[], None]
+) -> None:
+    """Call `update` whenever files under `corpus` change (after they settle), until `stop` is set; `ready` is
+    called once changes are being watched."""
     handler = _Changes(index_dir.resolve())
     observer = Observer()
     observer.schedule(handler, str(corpus.resolve()), recursive=True)
     observer.start()
+    ready()
     try:
         while not stop.is_set():
             if not handler.changed.wait(0.2):

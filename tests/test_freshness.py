@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+from bot import telegram_format
+from bot.render import render_response
 from index.config import Settings
 from index.embeddings import Embedder
 from index.freshness import Freshness
@@ -57,6 +59,16 @@ def test_same_bytes_saved_again_are_not_stale(small_index: Path, tmp_path: Path)
     assert not freshness.stale(FILE)
     path.write_bytes(path.read_bytes().replace("清丰".encode(), "濮阳".encode(), 1))  # same size, new bytes
     assert freshness.stale(FILE)
+
+
+def test_telegram_and_terminal_show_the_stale_mark(small_index: Path, tmp_path: Path, embedder: Embedder) -> None:
+    corpus, index_dir, _ = copy_of(small_index, tmp_path)
+    path = corpus / FILE
+    path.write_text("插入的第一行\n" + path.read_text(encoding="utf-8"), encoding="utf-8")
+    response = Retriever(Settings(corpus=corpus, index_dir=index_dir), embedder).ask(QUESTION, 2)
+    assert response.results[0].stale
+    assert "此文件在建立索引后已修改" in telegram_format.answer_html(response, response.results, 1)
+    assert "this file changed after indexing" in render_response(response)
 
 
 def test_watch_reindexes_a_changed_file_within_seconds(small_index: Path, tmp_path: Path, embedder: Embedder) -> None:
