@@ -4,9 +4,9 @@ against the commit before the checks existed, alternated in one run.
 
     .venv/bin/python bench/integrity.py [--chunks 92622] [--runs 7] [--baseline d7ec5c8]
 
-The large generation holds real xwlb paragraphs (real chunking, jieba tokens, bm25s, SQLite, IVF-SQ8 past
-FLAT_LIMIT) with random unit vectors in place of embeddings: embedding 92k chunks takes two hours on this machine,
-and verification cost depends on the bytes on disk, not on what they mean. Keeps the results in
+The large generations (bench/synthetic_generation.py, written by each tree's own code) hold real xwlb paragraphs
+with random unit vectors in place of embeddings: embedding 92k chunks takes two hours on this machine, and what
+is measured here depends on the bytes on disk, not on what they mean. Keeps the results in
 bench/results/integrity.jsonl and rewrites the table in docs/benchmarks.md.
 """
 
@@ -29,13 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from index import store  # noqa: E402
-from index.builder import insert_sources, lexical_index  # noqa: E402
-from index.config import ChunkingParams  # noqa: E402
-from index.embeddings import BuiltinE5  # noqa: E402
-from index.passages import passage_files  # noqa: E402
-from index.vectors import describe, fit, new_flat  # noqa: E402
 
-XWLB = ROOT.parent / "shared" / "data" / "xwlb.corpus.jsonl.gz"
 QUESTION = "安阳市区营运出租车中有多少台纯电动车？"
 QUESTIONS = [ROOT.parent / "shared" / "eval" / "dev.jsonl"] + [
     ROOT / "bench" / "questions" / f"{name}.jsonl" for name in ("paraphrase", "english")
@@ -53,28 +47,6 @@ COLUMNS = [
 
 def table(rows: list[dict]) -> None:
     update_table("integrity", COLUMNS, rows)
-
-
-def synthetic_generation(index_dir: Path, paragraphs: int) -> Path:
-    """A generation of real xwlb paragraphs with random unit vectors, written by the real store code."""
-    files = passage_files(XWLB, limit=paragraphs)
-    tmp, db = store.new_generation(index_dir, None)
-    texts = insert_sources(db, files, sorted(files), 0, ChunkingParams())
-    vectors = np.random.default_rng(0).normal(size=(len(texts), 384)).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    index = new_flat(384)
-    index.add_with_ids(vectors, np.arange(len(texts), dtype=np.int64))
-    index = fit(index)
-    manifest = {
-        "format_version": store.FORMAT_VERSION,
-        "model": BuiltinE5().identity(),
-        "chunking": ChunkingParams().as_dict(),
-        "probes": {},
-        "vector_index": describe(index),
-        "files": {source: files[source].fingerprint for source in sorted(files)},
-        "next_id": len(texts),
-    }
-    return store.commit_generation(tmp, db, index, lexical_index(db), manifest)
 
 
 def evict(generation: Path) -> None:
@@ -109,72 +81,69 @@ def measure_open(generation: Path, runs: int) -> dict:
     return {"chunks": chunks, "megabytes": size / 2**20, **{k: float(np.median(v)) for k, v in times.items()}}
 
 
-def cli_timings(baseline: str, runs: int) -> str:
-    """`wenda ask` on the seed corpus at the baseline commit and in this tree, alternated: process start to exit
-    for one question, and the cost of each extra question of a batch (Chinese and English, `--json`)."""
-    work = Path(tempfile.mkdtemp(prefix="wenda-integrity-"))
-    trees = {"before": work / "before", "after": ROOT}
-    subprocess.run(["git", "worktree", "add", "-q", "--detach", str(trees["before"]), baseline], cwd=ROOT, check=True)
+def ask_timings(trees: dict[str, dict], runs: int) -> str:
+    """`wenda ask` in each tree (by its environment), alternated: process start to exit for one question, and the
+    cost of each extra question of a batch (Chinese and English, `--json`); medians."""
     questions = [json.loads(line)["q"] for path in QUESTIONS for line in path.read_text(encoding="utf-8").splitlines()]
     batch = "".join(question + "\n" for question in questions).encode()
-    try:
-        envs = {}
-        for name, tree in trees.items():
-            envs[name] = {
-                **os.environ,
-                "PYTHONPATH": str(tree),
-                "WENDA_CORPUS": str(ROOT / "corpus"),
-                "WENDA_INDEX_DIR": str(work / f"index-{name}"),
-                "WENDA_EMBEDDING_CACHE": str(work / f"cache-{name}.sqlite"),
-            }
-            shutil.copy(ROOT / ".wenda-index" / "embeddings.sqlite", work / f"cache-{name}.sqlite")
-            subprocess.run([sys.executable, "-m", "bot.cli", "index", "-q"], cwd=tree, env=envs[name], check=True)
-        one: dict[str, list[float]] = {name: [] for name in trees}
-        many: dict[str, list[float]] = {name: [] for name in trees}
-        for _ in range(runs):
-            for name, tree in trees.items():
-                for times, stdin, args in ((one, None, ["-k", "3", QUESTION]), (many, batch, ["--json"])):
-                    started = time.perf_counter()
-                    done = subprocess.run(
-                        [sys.executable, "-m", "bot.cli", "ask", *args],
-                        cwd=tree,
-                        env=envs[name],
-                        input=stdin,
-                        capture_output=True,
-                    )
-                    times[name].append(time.perf_counter() - started)
-                    assert done.stdout, done.stderr.decode()
-        cold = {name: float(np.median(one[name])) for name in trees}
-        extra = {name: (float(np.median(many[name])) - cold[name]) / (len(questions) - 1) * 1000 for name in trees}
-        return (
-            f"{cold['before']:.2f} / {cold['after']:.2f} s ({cold['after'] / cold['before'] - 1:+.0%}); per extra "
-            f"question {extra['before']:.1f} / {extra['after']:.1f} ms ({extra['after'] / extra['before'] - 1:+.0%})"
-        )
-    finally:
-        subprocess.run(["git", "worktree", "remove", "--force", str(trees["before"])], cwd=ROOT, check=False)
-        shutil.rmtree(work, ignore_errors=True)
+    one: dict[str, list[float]] = {name: [] for name in trees}
+    many: dict[str, list[float]] = {name: [] for name in trees}
+    for _ in range(runs):
+        for name, env in trees.items():
+            for times, stdin, args in ((one, None, ["-k", "3", QUESTION]), (many, batch, ["--json"])):
+                started = time.perf_counter()
+                done = subprocess.run(
+                    [sys.executable, "-m", "bot.cli", "ask", *args],
+                    cwd=env["PYTHONPATH"],  # `-m` puts the working folder first on sys.path
+                    env=env,
+                    input=stdin,
+                    capture_output=True,
+                )
+                times[name].append(time.perf_counter() - started)
+                assert done.stdout, done.stderr.decode()
+    cold = {name: float(np.median(one[name])) for name in trees}
+    extra = {name: (float(np.median(many[name])) - cold[name]) / (len(questions) - 1) * 1000 for name in trees}
+    return (
+        f"{cold['before']:.2f} / {cold['after']:.2f} s ({cold['after'] / cold['before'] - 1:+.0%}); per extra "
+        f"question {extra['before']:.1f} / {extra['after']:.1f} ms ({extra['after'] / extra['before'] - 1:+.0%})"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--chunks", type=int, default=92_622, help="xwlb paragraphs in the large generation")
     parser.add_argument("--runs", type=int, default=7)
-    parser.add_argument("--baseline", default="d7ec5c8", help="commit before the checks, for the cold start")
+    parser.add_argument("--baseline", default="d7ec5c8", help="commit before the checks, for `wenda ask`")
     args = parser.parse_args()
-    seed_dir = Path(tempfile.mkdtemp(prefix="wenda-seed-"))
-    env = {**os.environ, "WENDA_INDEX_DIR": str(seed_dir)}
-    subprocess.run([sys.executable, "-m", "bot.cli", "index", "-q"], cwd=ROOT, env=env, check=True)
-    seed = {"label": "seed corpus (real vectors)", **measure_open(store.live_generation(seed_dir), args.runs)}
-    seed["cli"] = cli_timings(args.baseline, args.runs)
-    rows = save("integrity", seed, key=("label",))
-    large_dir = Path(tempfile.mkdtemp(prefix="wenda-large-"))
+    work = Path(tempfile.mkdtemp(prefix="wenda-integrity-"))
+    trees = {"before": work / "before", "after": ROOT}
+    subprocess.run(
+        ["git", "worktree", "add", "-q", "--detach", str(trees["before"]), args.baseline], cwd=ROOT, check=True
+    )
     try:
-        generation = synthetic_generation(large_dir, args.chunks)
+        seed, large = {}, {}
+        for name, tree in trees.items():
+            seed[name] = {
+                **os.environ,
+                "PYTHONPATH": str(tree),
+                "WENDA_CORPUS": str(ROOT / "corpus"),
+                "WENDA_INDEX_DIR": str(work / f"seed-{name}"),
+            }
+            (work / f"seed-{name}").mkdir()
+            shutil.copy(ROOT / ".wenda-index" / "embeddings.sqlite", work / f"seed-{name}" / "embeddings.sqlite")
+            subprocess.run([sys.executable, "-m", "bot.cli", "index", "-q"], cwd=tree, env=seed[name], check=True)
+            large[name] = {**seed[name], "WENDA_INDEX_DIR": str(work / f"large-{name}")}
+            script = [sys.executable, str(ROOT / "bench" / "synthetic_generation.py"), str(work / f"large-{name}")]
+            subprocess.run([*script, "--paragraphs", str(args.chunks)], env=seed[name], check=True)
+        label = "seed corpus (real vectors)"
+        row = {"label": label, **measure_open(store.live_generation(work / "seed-after"), args.runs)}
+        rows = save("integrity", {**row, "cli": ask_timings(seed, args.runs)}, key=("label",))
         label = f"{args.chunks:,} xwlb paragraphs (random vectors)"
-        rows = save("integrity", {"label": label, **measure_open(generation, args.runs)}, key=("label",))
+        row = {"label": label, **measure_open(store.live_generation(work / "large-after"), args.runs)}
+        rows = save("integrity", {**row, "cli": ask_timings(large, args.runs)}, key=("label",))
     finally:
-        shutil.rmtree(large_dir, ignore_errors=True)
-        shutil.rmtree(seed_dir, ignore_errors=True)
+        subprocess.run(["git", "worktree", "remove", "--force", str(trees["before"])], cwd=ROOT, check=False)
+        shutil.rmtree(work, ignore_errors=True)
     table(rows)
     for row in rows:
         print(row)

@@ -113,17 +113,30 @@ def file_checksum(path: Path) -> str:
     return digest.hexdigest()
 
 
-def manifest_checksum(manifest: dict) -> str:
-    """Checksum of a manifest's content (all keys but "checksum" itself), independent of formatting."""
-    body = {key: value for key, value in manifest.items() if key != "checksum"}
-    return xxhash.xxh3_128(json.dumps(body, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
+MANIFEST_SEAL = b',\n "checksum": "'  # the manifest's last field: xxh3-128 of every byte before it
+
+
+def seal(manifest: dict) -> bytes:
+    """The manifest as written: indented JSON whose last field is the checksum of the bytes before it (hashing
+    the bytes as read costs ~2 ms at 92k files, re-serializing them canonically ~190 ms)."""
+    body = json.dumps({k: v for k, v in manifest.items() if k != "checksum"}, ensure_ascii=False, indent=1)
+    data = body.removesuffix("\n}").encode("utf-8")
+    return data + MANIFEST_SEAL + xxhash.xxh3_128(data).hexdigest().encode() + b'"\n}'
+
+
+def sealed(data: bytes) -> bool:
+    """True when the manifest bytes `data` match the checksum they end with."""
+    cut = data.rfind(MANIFEST_SEAL)
+    start = cut + len(MANIFEST_SEAL)
+    return cut > 0 and data[start : start + 32] == xxhash.xxh3_128(data[:cut]).hexdigest().encode()
 
 
 def read_manifest(path: Path) -> dict:
     """A generation's manifest after checking its own checksum; DamagedIndexError naming the file if not."""
     file = path / MANIFEST
     try:
-        manifest = json.loads(file.read_bytes().decode("utf-8"))
+        data = file.read_bytes()
+        manifest = json.loads(data.decode("utf-8"))
     except FileNotFoundError as exc:
         raise DamagedIndexError(f"{file} is missing") from exc
     except (OSError, ValueError) as exc:
@@ -136,7 +149,7 @@ def read_manifest(path: Path) -> dict:
             f"index at {path} has format version {version}, this Wenda reads version {FORMAT_VERSION}; "
             "run `wenda index` to upgrade it (vectors come from the embedding cache)"
         )
-    if manifest.get("checksum") != manifest_checksum(manifest):
+    if not sealed(data):
         raise DamagedIndexError(f"{file} is damaged (checksum mismatch)")
     return manifest
 
@@ -310,9 +323,8 @@ def check_model(manifest: dict, identity: dict, serving: bool = False) -> None:
 
 def write_manifest(generation: Path, manifest: dict) -> None:
     """Replace a generation's manifest atomically (used to record a model agreement)."""
-    manifest = dict(manifest, checksum=manifest_checksum(manifest))
     tmp = generation / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
+    tmp.write_bytes(seal(manifest))
     _fsync(tmp)
     os.replace(tmp, generation / MANIFEST)
 
