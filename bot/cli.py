@@ -9,11 +9,12 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 from index import agreement, runtime
-from index.builder import BATCH_SIZE, BuildReport, build_index
+from index.builder import BATCH_SIZE, BuildReport, build_index, check_corpus
 from index.config import DEFAULT_TOP_K, EVAL_CACHE, PRIORITIES, Settings
 from index.embeddings import embedder_for
 from index.errors import DamagedIndexError, IndexMissingError, UsageError, WendaError
@@ -64,24 +65,30 @@ def command_index(args: argparse.Namespace) -> int:
     runtime.size_native_pools(threads)
     embedder.use_threads(threads)
 
-    def update(rebuild: bool = False) -> BuildReport:
+    rebuild = args.rebuild
+
+    def update() -> BuildReport:
+        nonlocal rebuild  # --rebuild applies to the first update only, also under --watch
         report = build_index(
             settings, embedder, rebuild=rebuild, progress=not args.quiet, warn=warn, batch_size=args.batch_size
         )
+        rebuild = False
         if report.embedded_chunks and not args.quiet:
             warn(f"embedded on {threads} thread{'s' if threads > 1 else ''}, {how}")
         print(render_report(report), flush=True)
         return report
 
-    update(args.rebuild)
     if args.watch:
         return watch_corpus(settings, update)
+    update()
     return 0
 
 
-def watch_corpus(settings: Settings, update: object) -> int:
+def watch_corpus(settings: Settings, update: Callable[[], object]) -> int:
     """Re-index on every change under the corpus until interrupted; a failed update is reported, not fatal."""
     from index.watch import watch
+
+    check_corpus(settings.corpus)
 
     def safe_update() -> None:
         try:

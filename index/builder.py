@@ -75,12 +75,17 @@ class CorpusFile:
         return {"sha256": self.document.sha256, **self.info.as_dict()}
 
 
-def scan_corpus(root: Path, warn: Callable[[str], None]) -> tuple[dict[str, CorpusFile], list[tuple[str, str]]]:
-    """Readable files by source path, and (source, reason) for each skipped one (warned once each)."""
+def check_corpus(root: Path) -> None:
+    """WendaError unless `root` is a folder: the corpus setting names the folder of documents."""
     if root.is_file():
         raise WendaError(f"{root} is a file; WENDA_CORPUS or --corpus takes the folder that holds your documents")
     if not root.is_dir():
         raise WendaError(f"corpus folder {root} does not exist; set WENDA_CORPUS or --corpus to a folder of .txt files")
+
+
+def scan_corpus(root: Path, warn: Callable[[str], None]) -> tuple[dict[str, CorpusFile], list[tuple[str, str]]]:
+    """Readable files by source path, and (source, reason) for each skipped one (warned once each)."""
+    check_corpus(root)
     entries = load_sources(root)
     files: dict[str, CorpusFile] = {}
     skipped: list[tuple[str, str]] = []

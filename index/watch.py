@@ -41,14 +41,16 @@ class _Changes(FileSystemEventHandler):
 def watch(
     corpus: Path, index_dir: Path, update: Callable[[], None], stop: threading.Event, ready: Callable[[], None]
 ) -> None:
-    """Call `update` whenever files under `corpus` change (after they settle), until `stop` is set; `ready` is
-    called once changes are being watched."""
+    """Call `update` once, then whenever files under `corpus` change (after they settle), until `stop` is set;
+    `ready` is called once changes are being watched. Watching starts before the first update, so a change
+    made while it runs is never missed."""
     handler = _Changes(index_dir.resolve())
     observer = Observer()
     observer.schedule(handler, str(corpus.resolve()), recursive=True)
     observer.start()
-    ready()
     try:
+        update()
+        ready()
         while not stop.is_set():
             if not handler.changed.wait(0.2):
                 continue

@@ -15,12 +15,13 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from index.config import Settings
 from index.embeddings import Embedder
 from index.store import CURRENT, open_snapshot
-from tests.conftest import ROOT, build
+from tests.conftest import ROOT, build, copy_of
 from tests.fake_telegram import BOT_USER, FakeTelegram
 
 TOKEN = "123456:TEST-token-that-must-never-be-logged"
@@ -444,3 +445,27 @@ def test_unavailable_index_gets_a_notice_and_one_log_line_per_question(
     errors = [line for line in lines if " ERROR " in line]
     assert len(errors) == 2 and all("index unavailable" in e and str(index_dir) in e for e in errors)
     assert not any("Traceback" in line for line in lines) and not any(question in line for line in lines)
+
+
+def test_bot_with_watch_picks_up_a_changed_corpus_by_itself(small_index: Path, tmp_path: Path) -> None:
+    corpus, index_dir, _ = copy_of(small_index, tmp_path)
+    with FakeTelegram(TOKEN) as fake:
+        process = fake.start_bot("--watch", env=bot_env(Settings(corpus=corpus, index_dir=index_dir), tmp_path / "d"))
+        try:
+            fake.wait_for("setMyCommands", timeout=120)
+            watchers = psutil.Process(process.pid).children()
+            assert any("--watch" in " ".join(child.cmdline()) for child in watchers)
+            time.sleep(5)  # the watcher's first update and its observer start
+            (corpus / "new.txt").write_text("图书馆\n清丰县新建的启明图书馆藏书十二万册。\n", encoding="utf-8")
+            deadline = time.monotonic() + 60
+            for user in range(41, 100):  # ask until the new generation is live (no `wenda index` by hand)
+                fake.message(user=user, text="启明图书馆藏书多少册？")
+                if "十二万册" in replies(fake, user)[0]["text"]:
+                    break
+                assert time.monotonic() < deadline, "the bot did not pick up the new file within 60 s"
+                time.sleep(1)
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+        psutil.wait_procs(watchers, timeout=30)
+        assert not any(child.is_running() for child in watchers)  # the watcher stops with the bot
