@@ -9,8 +9,8 @@ Layout of an index directory::
 A build writes a new generation beside the live one and switches CURRENT only when it is complete,
 so a killed build leaves the previous index answering, and readers can hot-reload by watching CURRENT.
 The manifest holds a checksum of every other file and of itself; a reader verifies them all before it
-answers (xxh3-128 reads ~12 GB/s, so this costs milliseconds even at a million vectors) and falls back
-to the previous intact generation when the live one is damaged.
+answers (xxh3-128: 31 ms warm for the 189 MB of a 92k-chunk generation, docs/benchmarks.md) and falls
+back to the previous intact generation when the live one is damaged.
 """
 
 from __future__ import annotations
