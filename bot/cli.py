@@ -155,9 +155,14 @@ def open_retriever(args: argparse.Namespace) -> Retriever:
         warn(f"no index in {settings.index_dir} yet: building it now (same as `wenda index`)")
         print(render_report(build_index(settings, embedder, warn=warn)), file=sys.stderr)
     retriever = Retriever(settings, embedder)
-    if retriever.problem:
-        warn(f"wenda: warning: {retriever.problem}")
+    warn_problem(retriever)
     return retriever
+
+
+def warn_problem(retriever: Retriever) -> None:
+    """Say once when answers come from a fallback generation because the live one is damaged."""
+    if problem := retriever.unreported_problem():
+        warn(f"wenda: warning: {problem}")
 
 
 def never_built(settings: Settings) -> bool:
@@ -245,6 +250,7 @@ def command_chat(args: argparse.Namespace) -> int:
                 continue
             if question.strip():
                 emit(retriever.ask(question, args.k), args)
+                warn_problem(retriever)  # a hot reload may have landed on a fallback generation
     except EOFError:
         print()
     finally:

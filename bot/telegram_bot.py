@@ -120,10 +120,13 @@ class WendaBot:
     async def ask(self, question: str, k: int) -> Response | None:
         """The answer, from the worker thread; None when the index is unusable now (logged as one line, no question)."""
         try:
-            return await asyncio.get_running_loop().run_in_executor(self.executor, self.retriever.ask, question, k)
+            response = await asyncio.get_running_loop().run_in_executor(self.executor, self.retriever.ask, question, k)
         except WendaError as exc:
             log.error("index unavailable, users are told to try later: %s", exc)
             return None
+        if problem := self.retriever.unreported_problem():
+            log.warning("%s", problem)
+        return response
 
     def remember(self, session: Session) -> str:
         key = secrets.token_urlsafe(6)

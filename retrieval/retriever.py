@@ -73,6 +73,7 @@ class Retriever:
         self.mode = mode
         self.embedder = embedder or embedder_for(settings)
         self._lock = threading.Lock()
+        self._reported: Snapshot | None = None  # the snapshot whose problem a front end was told about
         self.snapshot, self.profile = self._open()
         jieba.initialize()  # load the dictionary now, not on the first question
 
@@ -95,6 +96,15 @@ class Retriever:
             f"{self.snapshot.problem}; answering from {self.snapshot.path.name}, the newest intact generation, "
             "until `wenda index` repairs it"
         )
+
+    def unreported_problem(self) -> str | None:
+        """`problem`, once per opened generation: front ends that run for a while warn when a hot reload
+        lands on a fallback, without repeating it on every question."""
+        snapshot = self.snapshot
+        if snapshot.problem is None or self._reported is snapshot:
+            return None
+        self._reported = snapshot
+        return self.problem
 
     def refresh(self) -> bool:
         """Switch to a newer generation if `wenda index` committed one (CURRENT changed); True when it did."""

@@ -17,7 +17,8 @@ from index.config import Settings
 from index.embeddings import Embedder
 from index.errors import WendaError
 from index.store import CURRENT, generations, live_generation
-from tests.conftest import ROOT, copy_of, run_wenda
+from retrieval.retriever import Retriever
+from tests.conftest import ROOT, build, copy_of, run_wenda
 
 QUESTION = "清丰县技术合同交易额完成了多少?"
 EVIDENCE = "技术合同交易额完成2.2亿元"
@@ -148,3 +149,14 @@ def test_a_file_deleted_during_the_build_is_not_committed(small_index: Path, tmp
     assert "new.txt" not in snapshot.manifest["files"] and report.generation == "gen-000002"
     assert [row[0] for row in snapshot.documents()] == sorted(p.name for p in corpus.glob("*.txt"))
     assert len(generations(index_dir)) == 2
+
+
+def test_a_fallback_is_reported_once_per_generation(small_index: Path, tmp_path: Path, embedder: Embedder) -> None:
+    corpus, index_dir, _ = copy_of(small_index, tmp_path)
+    (corpus / "new.txt").write_text("新增文件\n\n这一段让索引有第二代。\n", encoding="utf-8")
+    build(corpus, index_dir, embedder)
+    (live_generation(index_dir) / "vectors.faiss").write_bytes(b"damaged")
+    retriever = Retriever(Settings(corpus=corpus, index_dir=index_dir), embedder)
+    assert "answering from gen-000001, the newest intact generation" in retriever.unreported_problem()
+    assert EVIDENCE in retriever.ask(QUESTION, 1).results[0].record.text
+    assert retriever.unreported_problem() is None  # said once, not on every question
