@@ -125,12 +125,14 @@ class EmbeddingCache:
             key, blob = self.key(text), np.asarray(vector, dtype=np.float32).tobytes()
             rows.append((self.model, key, blob, row_checksum(self.model, key, blob)))
         try:
-            self.db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?, ?)", rows)
-            self.db.commit()
+            self._insert(rows)
         except sqlite3.DatabaseError as exc:
             self._recover(exc)
-            self.db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?, ?)", rows)
-            self.db.commit()
+            self._insert(rows)
+
+    def _insert(self, rows: list[tuple]) -> None:
+        self.db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?, ?)", rows)
+        self.db.commit()
 
     def close(self) -> None:
         self.db.close()

@@ -19,7 +19,7 @@ class Freshness:
         corpus = manifest.get("corpus")  # relative to the index folder
         self.root = index_dir / corpus if corpus else None
         self.stats: dict[str, list[int]] = manifest.get("stats", {})
-        self.hashes = {source: entry.get("sha256") for source, entry in manifest.get("files", {}).items()}
+        self.files: dict[str, dict] = manifest.get("files", {})  # looked up only for a file whose stat changed
         self._verdicts: dict[tuple[str, int, int], bool] = {}
         self._lock = threading.Lock()
 
@@ -38,7 +38,8 @@ class Freshness:
         key = (source, stat.st_size, stat.st_mtime_ns)
         with self._lock:
             if key not in self._verdicts:
-                self._verdicts[key] = stat.st_size != recorded[0] or self._digest(path) != self.hashes.get(source)
+                indexed = self.files.get(source, {}).get("sha256")
+                self._verdicts[key] = stat.st_size != recorded[0] or self._digest(path) != indexed
             return self._verdicts[key]
 
     @staticmethod
