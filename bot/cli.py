@@ -27,8 +27,13 @@ from retrieval.results import Response
 from retrieval.retriever import Retriever
 
 from .render import json_line, render_report, render_response, terminal_safe
+from .report import DEFAULT_TOP, Period, activity_summary, render_summary, since_argument, until_argument
+from .telegram_settings import data_dir_from_env
 
 HISTORY_FILE = Path(os.environ.get("WENDA_HISTORY", "~/.wenda_history")).expanduser()
+TURN_FORMAT = 'a JSON line must be {"question": "…", "history": ["earlier question", …]}'
+MAX_HISTORY = 20  # earlier turns read from a batch line; only the chain of the last few decides a follow-up
+NEW_CONVERSATION = (":new", "/new")
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -184,15 +189,37 @@ def question_argument(words: list[str]) -> str | Response:
 
 
 def answer_line(retriever: Retriever, raw: bytes, k: int) -> Response:
-    """Answer one line of batch input; a line that is not UTF-8 gets an error, not an exception."""
+    """Answer one line of batch input: a question, or `{"question": …, "history": [earlier questions…]}` for
+    the next turn of a conversation. A line that is not UTF-8 or not such an object gets an error, not an exception."""
     try:
         line = raw.rstrip(b"\r\n").decode("utf-8").lstrip("\ufeff")
     except UnicodeDecodeError:
         return Response(query=raw.decode("utf-8", "replace").strip(), error="input line is not UTF-8 text")
+    turn = conversation_turn(line)
+    if isinstance(turn, Response):
+        return turn
+    question, history = turn
     try:
-        return retriever.ask(line, k)
+        return retriever.ask(question, k, previous=retriever.understand(history) if history else None)
     except WendaError as exc:  # e.g. damage found mid-batch: this line fails, the others still get answers
-        return Response(query=line, error=str(exc))
+        return Response(query=question, error=str(exc))
+
+
+def conversation_turn(line: str) -> tuple[str, list[str]] | Response:
+    """(question, history) of a batch line; an error Response when a JSON line is not a valid turn."""
+    stripped = line.strip()
+    if not stripped.startswith("{"):  # a question that itself starts with "{" goes in as {"question": …}
+        return line, []
+    try:
+        data = json.loads(stripped)
+    except ValueError as exc:
+        return Response(query=line, error=f"not valid JSON ({exc}); {TURN_FORMAT}")
+    question, history = (data.get("question"), data.get("history", [])) if isinstance(data, dict) else (None, None)
+    if not isinstance(question, str):
+        return Response(query=line, error=f'"question" must be a string; {TURN_FORMAT}')
+    if not isinstance(history, list) or not all(isinstance(turn, str) for turn in history):
+        return Response(query=question, error=f'"history" must be a list of earlier questions (strings); {TURN_FORMAT}')
+    return question, history[-MAX_HISTORY:]
 
 
 def emit(response: Response, args: argparse.Namespace) -> None:
@@ -228,6 +255,7 @@ def command_ask(args: argparse.Namespace) -> int:
 
 
 def command_chat(args: argparse.Namespace) -> int:
+    """Each question follows up the one before (unless --no-memory); `:new` or `/new` starts over."""
     import readline  # noqa: F401 - gives input() line editing and history
 
     retriever = open_retriever(args)
@@ -236,11 +264,10 @@ def command_chat(args: argparse.Namespace) -> int:
         readline.read_history_file(HISTORY_FILE)
     except OSError:
         pass
-    print(
-        terminal_safe(
-            f"Wenda chat over {retriever.settings.corpus} ({len(retriever.snapshot)} passages). Ctrl-D to leave."
-        )
-    )
+    memory = "" if args.no_memory else " Follow-ups continue the conversation; :new starts a new one."
+    corpus = f"{retriever.settings.corpus} ({len(retriever.snapshot)} passages)"
+    print(terminal_safe(f"Wenda chat over {corpus}.{memory} Ctrl-D to leave."))
+    previous: str | None = None  # the last question as understood: what a follow-up completes
     try:
         while True:
             try:
@@ -248,8 +275,14 @@ def command_chat(args: argparse.Namespace) -> int:
             except KeyboardInterrupt:
                 print()
                 continue
-            if question.strip():
-                emit(retriever.ask(question, args.k), args)
+            if question.strip() in NEW_CONVERSATION:
+                previous = None
+                print("— 新对话 (new conversation) —")
+            elif question.strip():
+                response = retriever.ask(question, args.k, previous=previous)
+                emit(response, args)
+                if response.error is None and not args.no_memory:
+                    previous = response.understood
                 warn_problem(retriever)  # a hot reload may have landed on a fallback generation
     except EOFError:
         print()
@@ -303,6 +336,15 @@ def command_telegram(args: argparse.Namespace) -> int:
     finally:
         watcher.terminate()
         watcher.wait(timeout=30)
+
+
+def command_report(args: argparse.Namespace) -> int:
+    """What the bot did over a period, read from its data folder; needs no index or model."""
+    if args.since and args.until and args.since >= args.until:
+        raise UsageError("--since must be before --until")
+    summary = activity_summary(args.data_dir or data_dir_from_env(), Period(args.since, args.until), args.top)
+    print(json_line(summary.to_dict()) if args.json else render_summary(summary))
+    return 0
 
 
 def positive(text: str) -> int:
@@ -375,7 +417,11 @@ def parser() -> argparse.ArgumentParser:
     export.set_defaults(run=command_export_model)
 
     ask = command(commands, "ask", parents=[common], summary="answer a question (or one per stdin line)")
-    ask.add_argument("question", nargs="*", help="the question; none: read one per line from stdin")
+    ask.add_argument(
+        "question",
+        nargs="*",
+        help='the question; none: read one per line from stdin (a line may be {"question": …, "history": […]})',
+    )
     ask.add_argument("-k", type=positive, default=DEFAULT_TOP_K, help=f"number of passages (default {DEFAULT_TOP_K})")
     ask.add_argument("--json", action="store_true", help="print JSON (JSON Lines in batch mode)")
     ask.set_defaults(run=command_ask)
@@ -383,6 +429,7 @@ def parser() -> argparse.ArgumentParser:
     chat = command(commands, "chat", parents=[common], summary="interactive chat in the terminal")
     chat.add_argument("-k", type=positive, default=3, help="number of passages per answer (default 3)")
     chat.add_argument("--json", action="store_true", help="print JSON instead of text")
+    chat.add_argument("--no-memory", action="store_true", help="answer every question on its own, never as a follow-up")
     chat.set_defaults(run=command_chat)
 
     evaluation = command(commands, "eval", parents=[common], summary="measure retrieval quality on a question file")
@@ -410,6 +457,16 @@ def parser() -> argparse.ArgumentParser:
         "--watch", action="store_true", help="keep the index current: run `wenda index --watch` beside the bot"
     )
     telegram.set_defaults(run=command_telegram)
+
+    report = command(commands, "report", summary="what the Telegram bot answered, refused and heard, over a period")
+    report.add_argument("--data-dir", type=Path, help="the bot's data folder (env WENDA_DATA_DIR, default .wenda-data)")
+    report.add_argument("--since", type=since_argument, help="7d, 24h, 30m ago or a date such as 2026-11-01")
+    report.add_argument("--until", type=until_argument, help="a date such as 2026-11-30, included (default: now)")
+    report.add_argument(
+        "--top", type=positive, default=DEFAULT_TOP, help=f"refused questions listed (default {DEFAULT_TOP})"
+    )
+    report.add_argument("--json", action="store_true", help="print JSON")
+    report.set_defaults(run=command_report)
     return main
 
 

@@ -16,6 +16,7 @@ from retrieval.results import Response
 
 # C0 controls but newline and tab, DEL, C1 controls, and the bidirectional overrides and isolates
 UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+UNDERSTOOD = "按上文理解为："  # the line that shows how a follow-up was completed, so a wrong guess is visible
 STALE_NOTE = "⚠ 此文件在建立索引后已修改 (this file changed after indexing): run `wenda index`"
 
 
@@ -61,7 +62,8 @@ def render_response(response: Response) -> str:
         f"[{result.rank}] {result.score:.3f}  {citation_line(result.record, result.stale)}\n    {result.record.text}"
         for result in response.results
     ]
-    return terminal_safe("\n\n".join([head, *blocks]))
+    understood = [f"{UNDERSTOOD}{response.resolved}"] if response.resolved else []
+    return terminal_safe("\n".join(understood) + "\n" * bool(understood) + "\n\n".join([head, *blocks]))
 
 
 def render_report(report: BuildReport) -> str:

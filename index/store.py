@@ -236,6 +236,10 @@ class Snapshot:
         """(source, title) of every indexed file."""
         return self.db.execute("SELECT source, title FROM files ORDER BY source").fetchall()
 
+    def places(self) -> list[str]:
+        """The distinct `place` metadata of the indexed files (sources.toml), for follow-up questions."""
+        return [row[0] for row in self.db.execute("SELECT DISTINCT place FROM files WHERE place IS NOT NULL")]
+
     def close(self) -> None:
         self.db.close()
 

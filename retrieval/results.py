@@ -59,8 +59,14 @@ class Response:
     answerable: bool = False
     confidence: float = 0.0  # calibrated probability that the top result answers the question
     error: str | None = None
+    resolved: str | None = None  # the question as completed from the conversation, when it was a follow-up
     # milliseconds per stage (Laps), for benchmarks and logs; not part of the JSON contract
     timings: dict[str, float] = field(default_factory=dict, compare=False)
+
+    @property
+    def understood(self) -> str:
+        """The question as searched: what the next turn of the conversation follows."""
+        return self.resolved or self.query
 
     def to_dict(self) -> dict:
         answer = None
@@ -75,6 +81,7 @@ class Response:
                 answer["span"] = {"text": self.answer.record.paragraph_text[start:end], "start": start, "end": end}
         data: dict = {
             "query": self.query,
+            "resolved": self.resolved,
             "answerable": self.answerable,
             "confidence": round(self.confidence, 4),
             "answer": answer,

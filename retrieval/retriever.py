@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import jieba
@@ -28,12 +29,18 @@ from .bridge import lexicon, translate
 from .candidates import Candidates, gather
 from .content import content_tokens
 from .features import Question, features
+from .followup import Resolution, places_of, prefer_place, resolve, resolve_history
+from .followup import warm_up as followup_warm_up
 from .query import clean_query
 from .results import Response, Result
 
 NO_CONTENT = (
     "问题里没有可检索的词，请换个说法 (the question has nothing to search for: only punctuation, symbols or filler)"
 )
+
+
+# Completions that may be wrong about the question needing context at all; a bare place ("那襄阳呢？") is not.
+DOUBTFUL = ("anaphor", "coherent")
 
 
 class Laps:
@@ -74,10 +81,10 @@ class Retriever:
         self.embedder = embedder or embedder_for(settings)
         self._lock = threading.Lock()
         self._reported: Snapshot | None = None  # the snapshot whose problem a front end was told about
-        self.snapshot, self.profile = self._open()
+        self.snapshot, self.profile, self.places = self._open()
         jieba.initialize()  # load the dictionary now, not on the first question
 
-    def _open(self) -> tuple[Snapshot, dict]:
+    def _open(self) -> tuple[Snapshot, dict, frozenset[str]]:
         pointer = read_current(self.settings.index_dir)  # read first: a switch after this is noticed next time
         snapshot = open_snapshot(self.settings.index_dir)
         check_model(snapshot.manifest, self.embedder.identity(), serving=True)
@@ -85,7 +92,7 @@ class Retriever:
         profile = snapshot.manifest.get("probes") or probe_profile(self.embedder, snapshot.index)
         self.freshness = Freshness(self.settings.index_dir, snapshot.manifest)
         self._pointer = pointer
-        return snapshot, profile
+        return snapshot, profile, places_of(snapshot.places())
 
     @property
     def problem(self) -> str | None:
@@ -113,7 +120,7 @@ class Retriever:
         with self._lock:
             if read_current(self.settings.index_dir) != self._pointer:
                 # the old one is left to the garbage collector: readers may hold it
-                self.snapshot, self.profile = self._open()
+                self.snapshot, self.profile, self.places = self._open()
                 return True
         return False
 
@@ -123,14 +130,16 @@ class Retriever:
         ranker.shipped()
         confidence.shipped()
         lexicon()
+        followup_warm_up()
 
     def model_threads(self) -> int:
         """Threads for this question's model pass: the setting, or with "auto" the CPUs idle right now."""
         threads = self.settings.query_threads
         return runtime.idle_cpus() if threads == "auto" else int(threads)
 
-    def analyze(self, question: str, laps: Laps | None = None) -> Analysis:
-        """Rank the candidates of a cleaned question; QueryError when it has nothing to search for."""
+    def analyze(self, question: str, laps: Laps | None = None, place: str | None = None) -> Analysis:
+        """Rank the candidates of a cleaned question; QueryError when it has nothing to search for. With
+        `place` (a follow-up that only named another place), passages about that place rank first."""
         laps = laps or Laps()
         words = content_tokens(question)
         if not words:
@@ -153,20 +162,61 @@ class Retriever:
         laps("features")
         scores = ranker.mode_scores(self.mode, matrix, candidates.dense, candidates.lexical)
         ranking = ranker.order(scores, matrix) if self.mode == "hybrid" else np.argsort(-scores, kind="stable")
+        if place is not None:
+            ranking = prefer_place(ranking, [records.get(int(i)) for i in candidates.ids], place)
         evidence = confidence.question_features(matrix, scores, ranking, profile, language(question), len(words))
         laps("ranker")
         return Analysis(parsed, candidates, records, matrix, scores, ranking, evidence, len(words))
 
-    def ask(self, question: str, k: int) -> Response:
-        """Answer one raw question; bad input yields a Response with `error`. An index that turns out damaged
+    def understand(self, history: Sequence[str]) -> str | None:
+        """The last turn of a conversation given as its raw questions (oldest first), as `ask` understood it:
+        pass it to `ask` as `previous`. Empty, over-long or control-only entries are skipped."""
+        turns = []
+        for turn in history:
+            try:
+                turns.append(clean_query(turn))
+            except QueryError:
+                continue
+        return resolve_history(turns, self.snapshot.lexical, self.places)
+
+    def resolve(self, question: str, previous: str | None) -> Resolution:
+        """What to search for `question` after the previous turn's understood question (retrieval/followup.py)."""
+        return resolve(question, previous, self.snapshot.lexical, self.places)
+
+    def ask(self, question: str, k: int, previous: str | None = None) -> Response:
+        """Answer one raw question, as the next turn after `previous` (the last turn's `understood`, or None
+        for a first question). Bad input yields a Response with `error`. An index that turns out damaged
         raises DamagedIndexError (a WendaError): front ends tell the user the index is unavailable."""
         laps = Laps()
         try:
             cleaned = clean_query(question)
             self.refresh()
-            analysis = self.analyze(cleaned, laps)
+            resolution = self.resolve(cleaned, previous)
+            laps("followup")
+            analysis = self.analyze(resolution.text, laps, resolution.place)
+            results, probability = self._rank(analysis, k)
+            if resolution.kind in DOUBTFUL and probability < self.settings.min_confidence:
+                # In doubt: a completed question the corpus cannot answer may have been self-contained after
+                # all. Measure the question alone too and keep whichever the calibrated confidence prefers.
+                alone = self.analyze(cleaned, laps)
+                alone_results, alone_probability = self._rank(alone, k)
+                if alone_probability > probability:
+                    resolution, analysis = Resolution(cleaned), alone
+                    results, probability = alone_results, alone_probability
         except QueryError as exc:
             return Response(query=question, error=str(exc))
+        answerable = probability >= self.settings.min_confidence
+        answer = (
+            extract_answer(analysis.question, analysis.candidates, [r.record for r in results]) if answerable else None
+        )
+        laps("answer")
+        resolved = resolution.text if resolution.completed else None
+        return Response(
+            cleaned, results, answer, answerable, confidence=probability, resolved=resolved, timings=laps.times
+        )
+
+    def _rank(self, analysis: Analysis, k: int) -> tuple[list[Result], float]:
+        """The best `k` passages, one per paragraph, and the calibrated probability that the first answers."""
         results: list[Result] = []
         seen: set[tuple[str, int]] = set()  # overlapping windows of one paragraph: keep the best only
         for i in analysis.ranking:
@@ -179,10 +229,4 @@ class Retriever:
             results.append(Result(len(results) + 1, float(analysis.scores[i]), record, dense, bm25, stale))
             if len(results) == k:
                 break
-        probability = confidence.shipped().probability(analysis.evidence) if results else 0.0
-        answerable = probability >= self.settings.min_confidence
-        answer = (
-            extract_answer(analysis.question, analysis.candidates, [r.record for r in results]) if answerable else None
-        )
-        laps("answer")
-        return Response(cleaned, results, answer, answerable, confidence=probability, timings=laps.times)
+        return results, (confidence.shipped().probability(analysis.evidence) if results else 0.0)
