@@ -2,36 +2,32 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import secrets
 import threading
 import time
 from pathlib import Path
 
+from .privacy import UserHasher
+
+FEEDBACK_FILE = "feedback.jsonl"
+
 
 class FeedbackStore:
-    """One JSON object a line: time, hashed user, question, shown sources, vote."""
+    """One JSON object a line: time, hashed user, question (null unless logging is on), shown sources, vote."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, log_questions: bool) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        self.path = directory / "feedback.jsonl"
-        salt_file = directory / "feedback.salt"
-        if not salt_file.exists():
-            salt_file.write_text(secrets.token_hex(16), encoding="utf-8")
-            salt_file.chmod(0o600)
-        self._salt = salt_file.read_text(encoding="utf-8").strip()
+        self.path = directory / FEEDBACK_FILE
+        self.users = UserHasher(directory)
+        self.log_questions = log_questions
         self._lock = threading.Lock()
-
-    def user_hash(self, user_id: int) -> str:
-        return hashlib.sha256(f"{self._salt}:{user_id}".encode()).hexdigest()[:16]
 
     def record(self, user_id: int, question: str, sources: list[str], vote: str) -> None:
         line = json.dumps(
             {
                 "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                "user": self.user_hash(user_id),
-                "question": question,
+                "user": self.users.user_hash(user_id),
+                "question": question if self.log_questions else None,
                 "sources": sources,
                 "vote": vote,
             },

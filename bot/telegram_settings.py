@@ -8,10 +8,20 @@ from pathlib import Path
 
 from index.errors import WendaError
 
+from .privacy import log_questions
+
 DEFAULT_RATE_LIMIT = 20  # questions per user per minute: a fast human reader, not a script
 PAGE_SIZE = 3  # passages per message: enough evidence, still short on a phone
 MAX_RESULTS = 12  # "More results" pages through this many passages
 MAX_QUESTION_CHARS = 1000
+DEFAULT_MEMORY_MINUTES = 30.0  # a conversation idle this long is forgotten: the next question starts afresh
+CONVERSATIONS_KEPT = 10_000  # per (chat, user); the least recently active beyond this are forgotten
+DEFAULT_DATA_DIR = Path(".wenda-data")
+
+
+def data_dir_from_env() -> Path:
+    """Where the bot keeps feedback, activity and its update journal (WENDA_DATA_DIR); `wenda report` reads it."""
+    return Path(os.environ.get("WENDA_DATA_DIR") or DEFAULT_DATA_DIR)
 
 
 def _ids(name: str) -> frozenset[int] | None:
@@ -32,7 +42,9 @@ class TelegramSettings:
     allowed_users: frozenset[int] | None = None
     allowed_chats: frozenset[int] | None = None
     rate_limit: int = DEFAULT_RATE_LIMIT
-    data_dir: Path = Path(".wenda-data")
+    data_dir: Path = DEFAULT_DATA_DIR
+    log_questions: bool = False  # WENDA_LOG_QUESTIONS: keep question text in the data folder (opt-in)
+    memory_minutes: float = DEFAULT_MEMORY_MINUTES  # 0: every question is answered on its own
 
     @classmethod
     def from_env(cls) -> TelegramSettings:
@@ -42,13 +54,25 @@ class TelegramSettings:
         rate = os.environ.get("WENDA_TELEGRAM_RATE_LIMIT", str(DEFAULT_RATE_LIMIT))
         if not rate.isdigit() or int(rate) < 1:
             raise WendaError(f"WENDA_TELEGRAM_RATE_LIMIT must be a positive number of questions a minute, got {rate!r}")
+        memory = os.environ.get("WENDA_TELEGRAM_MEMORY_MINUTES", str(DEFAULT_MEMORY_MINUTES)).strip()
+        try:
+            memory_minutes = float(memory)
+        except ValueError:
+            memory_minutes = -1.0
+        if not 0 <= memory_minutes < float("inf"):
+            raise WendaError(
+                f"WENDA_TELEGRAM_MEMORY_MINUTES must be minutes a conversation is remembered (0 turns memory off), "
+                f"got {memory!r}"
+            )
         return cls(
             token=token,
             base_url=os.environ.get("TELEGRAM_API_BASE_URL") or None,
             allowed_users=_ids("WENDA_TELEGRAM_ALLOWED_USERS"),
             allowed_chats=_ids("WENDA_TELEGRAM_ALLOWED_CHATS"),
             rate_limit=int(rate),
-            data_dir=Path(os.environ.get("WENDA_DATA_DIR", ".wenda-data")),
+            data_dir=data_dir_from_env(),
+            log_questions=log_questions(),
+            memory_minutes=memory_minutes,
         )
 
     def allows(self, user_id: int | None, chat_id: int | None) -> bool:
