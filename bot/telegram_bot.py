@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
-from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from html import escape
@@ -20,6 +18,7 @@ from telegram import (
     InlineKeyboardMarkup,
     InlineQueryResultArticle,
     InputTextMessageContent,
+    Message,
     MessageEntity,
     Update,
 )
@@ -45,10 +44,12 @@ from index.store import Snapshot
 from retrieval.results import Response
 from retrieval.retriever import Retriever
 
+from .activity import ActivityLog
+from .conversations import ConversationStore
 from .feedback import FeedbackStore
 from .ratelimit import RateLimiter
 from .telegram_format import TELEGRAM_LIMIT, answer_html, paragraph_html, telegram_length, trim
-from .telegram_settings import MAX_QUESTION_CHARS, MAX_RESULTS, PAGE_SIZE, TelegramSettings
+from .telegram_settings import CONVERSATIONS_KEPT, MAX_QUESTION_CHARS, MAX_RESULTS, PAGE_SIZE, TelegramSettings
 from .update_journal import JournaledApplication, JournalingBot, UpdateJournal
 
 log = logging.getLogger("wenda.telegram")
@@ -60,6 +61,7 @@ COMMANDS = [
     ("help", "使用说明"),
     ("sources", "语料中的文档"),
     ("ask", "提问（群组中使用）：/ask 问题"),
+    ("new", "开始新的对话（不再联系上文）"),
 ]
 EXAMPLES = [
     "安阳市区营运出租车中有多少台纯电动车？",
@@ -73,6 +75,7 @@ NOT_TEXT = "请用文字提问，例如：" + EXAMPLES[0]
 TOO_LONG = f"问题太长了（超过 {MAX_QUESTION_CHARS} 字），请精简后再问。"
 EMPTY = "请在命令后写上问题，例如：/ask " + EXAMPLES[0]
 THANKS = "谢谢反馈！"
+NEW_CONVERSATION = "好的，开始新的对话：下一个问题不再联系上文。"
 INDEX_UNAVAILABLE = (
     "索引暂时不可用，已通知管理员修复（运行 <code>wenda index</code>），请稍后再试。\n"
     "The index is unavailable right now; the owner has been told to repair it (<code>wenda index</code>). "
@@ -85,6 +88,7 @@ HELP = (
     "• 群组：@我 或回复我的消息，或用 /ask 问题。\n"
     "• 行内：在任意聊天输入 @我的用户名 加问题。\n"
     "回答下方：📄 查看整段原文，更多结果 翻页，👍/👎 反馈。\n"
+    "追问（如「那襄阳呢？」「它投资多少？」）会联系上一个问题，回答开头写明我的理解；/new 重新开始。\n"
     "语料中没有答案时我会直说，并列出最接近的段落。\n\n" + COMMAND_LIST
 )
 
@@ -112,15 +116,24 @@ class WendaBot:
         self.settings = settings
         self.examples = examples or EXAMPLES
         self.limiter = RateLimiter(settings.rate_limit)
-        self.feedback = FeedbackStore(settings.data_dir)
-        self.sessions: OrderedDict[str, Session] = OrderedDict()
+        self.feedback = FeedbackStore(settings.data_dir, settings.log_questions)
+        self.activity = ActivityLog(settings.data_dir, settings.log_questions)
+        self.memory = ConversationStore(
+            settings.data_dir / "conversations.sqlite",
+            idle_seconds=settings.memory_minutes * 60,
+            conversations=CONVERSATIONS_KEPT,
+            answers=SESSIONS_KEPT,
+        )
         # One worker: the C embedding engine already uses every core for one query.
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wenda-retrieval")
 
-    async def ask(self, question: str, k: int) -> Response | None:
-        """The answer, from the worker thread; None when the index is unusable now (logged as one line, no question)."""
+    async def ask(self, question: str, k: int, previous: str | None = None) -> Response | None:
+        """The answer (a follow-up of `previous` when given), from the worker thread; None when the index is
+        unusable now (logged as one line, no question)."""
         try:
-            response = await asyncio.get_running_loop().run_in_executor(self.executor, self.retriever.ask, question, k)
+            response = await asyncio.get_running_loop().run_in_executor(
+                self.executor, self.retriever.ask, question, k, previous
+            )
         except WendaError as exc:
             log.error("index unavailable, users are told to try later: %s", exc)
             return None
@@ -128,12 +141,29 @@ class WendaBot:
             log.warning("%s", problem)
         return response
 
-    def remember(self, session: Session) -> str:
-        key = secrets.token_urlsafe(6)
-        self.sessions[key] = session
-        while len(self.sessions) > SESSIONS_KEPT:
-            self.sessions.popitem(last=False)
-        return key
+    @property
+    def remembers(self) -> bool:
+        """False when WENDA_TELEGRAM_MEMORY_MINUTES=0: every question is answered on its own."""
+        return self.settings.memory_minutes > 0
+
+    def conversation(self, chat_id: int, user_id: int) -> str:
+        """The key of one user's conversation in one chat (groups: one per user), hashed like feedback."""
+        return self.feedback.users.user_hash(f"{chat_id}:{user_id}")
+
+    def chat_key(self, chat_id: int) -> str:
+        """A chat's key in the answer store: a private chat's id is its user's id, so it is hashed too."""
+        return self.feedback.users.user_hash(f"chat:{chat_id}")
+
+    def previous(self, message: Message, user_id: int, me: int) -> str | None:
+        """What a question follows up: the answer it replies to, else the user's conversation in this chat."""
+        if not self.remembers:
+            return None
+        replied = message.reply_to_message
+        if replied is not None and replied.from_user is not None and replied.from_user.id == me:
+            understood = self.memory.understood_at(self.chat_key(message.chat.id), replied.message_id)
+            if understood is not None:
+                return understood
+        return self.memory.previous(self.conversation(message.chat.id, user_id))
 
 
 def wenda(context: ContextTypes.DEFAULT_TYPE) -> WendaBot:
@@ -213,16 +243,21 @@ async def respond(update: Update, context: ContextTypes.DEFAULT_TYPE, question: 
     if not bot.limiter.allow(update.effective_user.id):
         await retrying(lambda: message.reply_text(RATE_LIMITED))
         return
-    response = await bot.ask(question, MAX_RESULTS)
+    user = update.effective_user.id
+    response = await bot.ask(question, MAX_RESULTS, bot.previous(message, user, context.bot.id))
     if response is None:
         await retrying(lambda: message.reply_html(INDEX_UNAVAILABLE))
         return
+    bot.activity.record(user, response)
     if response.error or not response.results:
         await retrying(lambda: message.reply_text(response.error or "索引是空的：请先运行 wenda index。"))
         return
+    if bot.remembers:
+        bot.memory.remember(bot.conversation(message.chat.id, user), response.understood)
     session = Session(question, response)
-    key = bot.remember(session)
-    await retrying(lambda: message.reply_html(page_html(session, 0), reply_markup=keyboard(key, session, 0)))
+    key = bot.memory.save_answer(question, response)
+    sent = await retrying(lambda: message.reply_html(page_html(session, 0), reply_markup=keyboard(key, session, 0)))
+    bot.memory.shown(key, bot.chat_key(message.chat.id), sent.message_id)
 
 
 async def on_private_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -277,6 +312,13 @@ async def on_unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE)
     await retrying(lambda: message.reply_html(text))
 
 
+async def on_new(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Forget this user's conversation in this chat: the next question stands on its own."""
+    bot = wenda(context)
+    bot.memory.forget(bot.conversation(update.effective_chat.id, update.effective_user.id))
+    await retrying(lambda: update.effective_message.reply_text(NEW_CONVERSATION))
+
+
 async def on_start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     bot = wenda(context)
     documents, paragraphs = corpus_size(bot.retriever.snapshot)
@@ -310,8 +352,9 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     query = update.callback_query
     bot = wenda(context)
     kind, key, value = ((query.data or "").split("|") + ["", "", ""])[:3]
-    session = bot.sessions.get(key)
-    if session is None or kind not in "mfv" or not kind:
+    kept = bot.memory.answer(key) if kind and kind in "mfv" else None
+    session = Session(*kept) if kept else None
+    if session is None:
         await retrying(lambda: query.answer(EXPIRED, show_alert=True))
         return
     if kind == "m" and value.isdigit() and int(value) < session.pages:
@@ -406,6 +449,7 @@ def build_application(bot: WendaBot) -> Application:
     application.add_handler(CommandHandler("help", on_help))
     application.add_handler(CommandHandler("sources", on_sources))
     application.add_handler(CommandHandler("ask", on_ask))
+    application.add_handler(CommandHandler("new", on_new))
     application.add_handler(MessageHandler(filters.COMMAND, on_unknown_command))
     text = (filters.TEXT | filters.CAPTION) & ~filters.COMMAND
     application.add_handler(MessageHandler(filters.ChatType.PRIVATE & text, on_private_text))

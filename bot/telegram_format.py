@@ -11,6 +11,8 @@ from html import escape
 from index.chunking import SENTENCE_END
 from retrieval.results import Response, Result
 
+from .render import UNDERSTOOD
+
 TELEGRAM_LIMIT = 4096
 ELLIPSIS = "…"
 NO_ANSWER = "语料中没有找到这个问题的答案。以下是最接近的段落，仅供参考："
@@ -57,6 +59,8 @@ def answer_html(response: Response, results: list[Result], first_number: int, fo
         head = f"<b>{escape(response.answer.text)}</b>\n<i>{sure}</i>"
     else:
         head = f"{escape(NO_ANSWER)}\n<i>{sure}</i>"
+    if response.resolved:  # a follow-up: show how it was understood, so a wrong guess can be re-asked in full
+        head = f"<i>{escape(UNDERSTOOD)}{escape(response.resolved)}</i>\n{head}"
     limit = 1200
     while True:
         blocks = [head]

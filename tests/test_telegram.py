@@ -28,7 +28,7 @@ TOKEN = "123456:TEST-token-that-must-never-be-logged"
 STRANGER = 666
 RATE_LIMIT = 5
 QUESTION = "安阳市区营运出租车中有多少台纯电动车？"
-COMMAND_NAMES = ["start", "help", "sources", "ask"]
+COMMAND_NAMES = ["start", "help", "sources", "ask", "new"]
 PHOTO = [{"file_id": "p", "file_unique_id": "pu", "width": 90, "height": 90}]
 DOCUMENT = {"file_id": "d", "file_unique_id": "du", "file_name": "问题.pdf"}
 
@@ -167,7 +167,8 @@ def test_buttons_page_show_paragraph_and_store_feedback(telegram: FakeTelegram) 
     telegram.press(2, message, buttons["👍"])
     telegram.wait_for("answerCallbackQuery", lambda p: p.get("text") == "谢谢反馈！")
     feedback = (telegram.data_dir / "feedback.jsonl").read_text(encoding="utf-8")
-    assert '"vote": "up"' in feedback and "出庭率" in feedback and '"user": "' in feedback
+    assert '"vote": "up"' in feedback and '"user": "' in feedback
+    assert '"question": null' in feedback and "出庭率" not in feedback  # question text is opt-in (WENDA_LOG_QUESTIONS)
     assert '"2"' not in feedback and ": 2," not in feedback  # no raw user id
 
     telegram.press(2, message, "m|no-such-session|1")
