@@ -112,6 +112,7 @@ TABLES = (
     "quality",
     "contention",
     "integrity",
+    "followups",
 )
 
 if __name__ == "__main__":
