@@ -3,7 +3,8 @@
 - conversations: per (chat, user) key, the last question as understood, which a follow-up completes; idle
   ones expire, and the number kept is bounded.
 - answers: what the buttons under an answer need (the question and the whole response), and which chat
-  message showed it, so a reply to that message continues that answer's conversation.
+  message showed it, so a reply to that message continues that answer's conversation; the newest 2,000 of
+  the last 7 days.
 Keys are salted hashes: no user id is stored in the clear.
 """
 
@@ -23,6 +24,9 @@ from retrieval.answer import Answer
 from retrieval.results import Response, Result
 
 log = logging.getLogger("wenda.telegram")
+
+# Buttons under an answer older than this say "expired": the store keeps questions and answers, and is not a log.
+ANSWER_DAYS = 7
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS conversations (key TEXT PRIMARY KEY, understood TEXT NOT NULL, updated REAL NOT NULL);
@@ -114,6 +118,7 @@ class ConversationStore:
                 "DELETE FROM answers WHERE key IN (SELECT key FROM answers ORDER BY created DESC LIMIT -1 OFFSET ?)",
                 (self.kept_answers,),
             )
+            self.db.execute("DELETE FROM answers WHERE created < ?", (time.time() - ANSWER_DAYS * 86400,))
         return key
 
     def shown(self, key: str, chat: int, message: int) -> None:
