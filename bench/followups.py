@@ -9,8 +9,10 @@
 - no harm: every answerable question of a set asked as the second turn after an unrelated first question
   (the next answerable question of the set about another document or article) against asked alone:
   recall@1, questions flagged unanswerable, and how many were completed from the context at all.
-- --latency-index: at that index (e.g. 92k xwlb chunks from bench/synthetic_generation.py), the time of
-  `ask` for each follow-up with its context against the same follow-up without, interleaved, 5 rounds.
+- --latency-index: at that index (e.g. 92k xwlb chunks plus the seed corpus from
+  `bench/synthetic_generation.py DIR --with-corpus corpus`), the time of `ask` for each follow-up with its
+  context against the same follow-up without, interleaved, 5 rounds; and how often a completed follow-up
+  was in doubt and also measured alone (a second search).
 
 Keeps the results in bench/results/followups.jsonl and rewrites the tables in docs/quality.md and
 docs/benchmarks.md.
@@ -124,7 +126,7 @@ def latency(index_dir: Path, rounds: int) -> dict:
     rows = [json.loads(line) for line in DIALOGUES.read_text(encoding="utf-8").splitlines() if line.strip()]
     pairs = [(row["turns"][0]["q"], row["turns"][1]["q"]) for row in rows]
     contexts = {q1: retriever.ask(q1, K).understood for q1, _ in pairs}
-    plain, followed, resolving = [], [], []
+    plain, followed, resolving, doubted = [], [], [], []
     for _ in range(rounds):
         for q1, q2 in pairs:
             started = time.perf_counter()
@@ -134,6 +136,7 @@ def latency(index_dir: Path, rounds: int) -> dict:
             response = retriever.ask(q2, K, previous=contexts[q1])
             followed.append(time.perf_counter() - started)
             resolving.append(response.timings["followup"] / 1000)
+            doubted.append("alone" in response.timings)
     added = np.array(followed) - np.array(plain)
     return {
         "set": "latency",
@@ -143,6 +146,7 @@ def latency(index_dir: Path, rounds: int) -> dict:
         "followup_ms": percentiles(followed),
         "added_p50_ms": round(float(np.median(added)) * 1000, 2),
         "resolve_ms": percentiles(resolving),
+        "measured_alone_too": round(sum(doubted) / len(doubted), 3),
     }
 
 
@@ -199,6 +203,7 @@ def latency_table(rows: list[dict]) -> None:
             ("follow-up p50 / p95", lambda r: f"{r['followup_ms']['p50']:.1f} / {r['followup_ms']['p95']:.1f} ms"),
             ("added, median of pairs", lambda r: f"{r['added_p50_ms']:.1f} ms"),
             ("resolving p50 / p95", lambda r: f"{r['resolve_ms']['p50']:.2f} / {r['resolve_ms']['p95']:.2f} ms"),
+            ("asked alone too (in doubt)", lambda r: f"{r['measured_alone_too']:.0%}"),
             ("command", lambda r: f"`{r['command']}`"),
         ],
         [r for r in rows if r["set"] == "latency"],

@@ -1,11 +1,12 @@
 """Write an index generation of real xwlb paragraphs with random unit vectors, using whichever Wenda the
 `index` package on PYTHONPATH belongs to (bench/integrity.py runs it for the code before and after a change).
 
-    PYTHONPATH=TREE .venv/bin/python bench/synthetic_generation.py INDEX_DIR [--paragraphs 92622]
+    PYTHONPATH=TREE .venv/bin/python bench/synthetic_generation.py INDEX_DIR [--paragraphs 92622] [--with-corpus corpus]
 
 Real chunking, jieba tokens, bm25s, SQLite and IVF-SQ8 past FLAT_LIMIT; only the embeddings are random
 (embedding 92k chunks takes two hours on a 2-core machine), so it measures what depends on the bytes on disk:
-opening, verifying, loading, searching; not retrieval quality.
+opening, verifying, loading, searching; not retrieval quality. With --with-corpus, that folder's chunks get
+real vectors, so its questions (bench/followups.py --latency-index) take the paths they take in real use.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from index import store
-from index.builder import insert_sources, lexical_index
+from index.builder import insert_sources, lexical_index, scan_corpus
 from index.config import ChunkingParams
 from index.embeddings import BuiltinE5
 from index.passages import passage_files
@@ -26,17 +27,35 @@ from index.vectors import describe, fit, new_flat
 XWLB = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "xwlb.corpus.jsonl.gz"
 
 
+def chunk_counts(db) -> list[tuple[str, int]]:
+    """(source, chunks) in chunk id order: ids were given file by file, in `sources` order."""
+    return db.execute("SELECT source, COUNT(*) FROM chunks GROUP BY source ORDER BY MIN(id)").fetchall()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("index_dir", type=Path)
     parser.add_argument("--paragraphs", type=int, default=92_622)
+    parser.add_argument(
+        "--with-corpus",
+        type=Path,
+        help="also index this corpus folder with real embeddings (the paragraphs stay random distractors), so its "
+        "questions find their passages among 92k chunks",
+    )
     args = parser.parse_args()
     args.index_dir.mkdir(parents=True, exist_ok=True)
     files = passage_files(XWLB, limit=args.paragraphs)
+    real = scan_corpus(args.with_corpus, print)[0] if args.with_corpus else {}
+    files.update(real)
     tmp, db = store.new_generation(args.index_dir, None)
-    texts = insert_sources(db, files, sorted(files), 0, ChunkingParams())
+    sources = sorted(files)
+    texts = insert_sources(db, files, sources, 0, ChunkingParams())
     vectors = np.random.default_rng(0).normal(size=(len(texts), 384)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    if real:
+        owners = [source for source, count in chunk_counts(db) for _ in range(count)]
+        rows = [i for i, source in enumerate(owners) if source in real]
+        vectors[rows] = BuiltinE5().embed_passages([texts[i] for i in rows])
     index = new_flat(384)
     index.add_with_ids(vectors, np.arange(len(texts), dtype=np.int64))
     index = fit(index)

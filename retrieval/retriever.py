@@ -198,8 +198,9 @@ class Retriever:
             if resolution.kind in DOUBTFUL and probability < self.settings.min_confidence:
                 # In doubt: a completed question the corpus cannot answer may have been self-contained after
                 # all. Measure the question alone too and keep whichever the calibrated confidence prefers.
-                alone = self.analyze(cleaned, laps)
+                alone = self.analyze(cleaned)
                 alone_results, alone_probability = self._rank(alone, k)
+                laps("alone")  # only in timings when the question was also measured alone
                 if alone_probability > probability:
                     resolution, analysis = Resolution(cleaned), alone
                     results, probability = alone_results, alone_probability
