@@ -13,7 +13,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qsl
@@ -76,6 +77,18 @@ class FakeTelegram:
         }
         command = [sys.executable, "-m", "bot.cli", "telegram", *args]
         return subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    @contextmanager
+    def running_bot(self, *args: str, env: dict[str, str], log=subprocess.DEVNULL) -> Iterator[subprocess.Popen]:
+        """`start_bot`, ready once it registered its commands, and stopped when the block ends."""
+        registered = len(self.calls("setMyCommands"))
+        process = self.start_bot(*args, env=env, log=log)
+        try:
+            self.wait_for("setMyCommands", count=registered + 1, timeout=120)
+            yield process
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
 
     def fail(self, method: str, status: int | str, times: int = 1, retry_after: int | None = None) -> None:
         """The next `times` calls of `method` fail: an HTTP status, or "drop" (connection closed without an

@@ -54,16 +54,11 @@ def telegram(seed_settings: Settings, tmp_path_factory: pytest.TempPathFactory) 
             WENDA_TELEGRAM_ALLOWED_USERS=",".join(str(i) for i in range(1, 60)),
             WENDA_TELEGRAM_RATE_LIMIT=str(RATE_LIMIT),
         )
-        process = fake.start_bot(env=env, log=log)
-        fake.data_dir = data_dir  # type: ignore[attr-defined]
-        fake.log_path = log_path  # type: ignore[attr-defined]
-        fake.process = process  # type: ignore[attr-defined]
-        try:
-            fake.wait_for("setMyCommands", timeout=120)
+        with fake.running_bot(env=env, log=log) as process:
+            fake.data_dir = data_dir  # type: ignore[attr-defined]
+            fake.log_path = log_path  # type: ignore[attr-defined]
+            fake.process = process  # type: ignore[attr-defined]
             yield fake
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
 
 
 def replies(fake: FakeTelegram, chat: int, count: int = 1, timeout: float = 60) -> list[dict]:

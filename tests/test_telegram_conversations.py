@@ -42,15 +42,10 @@ def telegram(seed_settings: Settings, tmp_path_factory: pytest.TempPathFactory) 
     """One bot process with the default memory (30 minutes), shared by the tests that need no restart."""
     data_dir = tmp_path_factory.mktemp("conversations-data")
     with FakeTelegram(TOKEN) as fake, (data_dir / "bot.log").open("wb") as log:
-        process = fake.start_bot(env=bot_env(seed_settings, data_dir), log=log)
-        fake.data_dir = data_dir  # type: ignore[attr-defined]
-        fake.process = process  # type: ignore[attr-defined]
-        try:
-            fake.wait_for("setMyCommands", timeout=120)
+        with fake.running_bot(env=bot_env(seed_settings, data_dir), log=log) as process:
+            fake.data_dir = data_dir  # type: ignore[attr-defined]
+            fake.process = process  # type: ignore[attr-defined]
             yield fake
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
 
 
 def answer(fake: FakeTelegram, chat: int, send: Callable[[], object]) -> dict:
@@ -206,16 +201,10 @@ def test_conversations_and_buttons_survive_a_restart(seed_settings: Settings, tm
     data_dir = tmp_path / "data"
     env = bot_env(seed_settings, data_dir)
     with FakeTelegram(TOKEN) as fake:
-        process = fake.start_bot(env=env)
-        try:
-            fake.wait_for("setMyCommands", timeout=120)
+        with fake.running_bot(env=env):
             before = ask_private(fake, RESTART_USER, XUCHANG)
             assert_first_question(before)
-            process.terminate()
-            assert process.wait(timeout=30) is not None
-
-            process = fake.start_bot(env=env)
-            fake.wait_for("setMyCommands", count=2, timeout=120)
+        with fake.running_bot(env=env) as process:  # a new process on the same data folder
             assert_xiangyang_followup(ask_private(fake, RESTART_USER, XIANGYANG))
 
             # the buttons of the answer sent by the previous process still work
@@ -230,34 +219,24 @@ def test_conversations_and_buttons_survive_a_restart(seed_settings: Settings, tm
             assert "[4] " in page["text"] and "第 2/" in page["text"]
             assert not fake.calls("answerCallbackQuery", lambda p: p.get("text") == EXPIRED)
             assert process.poll() is None
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
 
 
 def test_idle_conversation_is_forgotten(seed_settings: Settings, tmp_path: Path) -> None:
     idle = 6.0  # seconds: WENDA_TELEGRAM_MEMORY_MINUTES=0.1
     env = bot_env(seed_settings, tmp_path / "data", WENDA_TELEGRAM_MEMORY_MINUTES=str(idle / 60))
     with FakeTelegram(TOKEN) as fake:
-        process = fake.start_bot(env=env)
-        try:
-            fake.wait_for("setMyCommands", timeout=120)
+        with fake.running_bot(env=env):
             ask_private(fake, QUIET_USER, XUCHANG)
             assert_xiangyang_followup(ask_private(fake, QUIET_USER, XIANGYANG))  # within the idle time
             time.sleep(idle + 1)  # idle past the expiry
             late = ask_private(fake, QUIET_USER, XIANGYANG)
             assert UNDERSTOOD not in visible(late["text"]) and "秒批" not in first_passage(late)
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
 
 
 def test_memory_off_answers_every_question_alone(seed_settings: Settings, tmp_path: Path) -> None:
     env = bot_env(seed_settings, tmp_path / "data", WENDA_TELEGRAM_MEMORY_MINUTES="0")
     with FakeTelegram(TOKEN) as fake:
-        process = fake.start_bot(env=env)
-        try:
-            fake.wait_for("setMyCommands", timeout=120)
+        with fake.running_bot(env=env) as process:
             first = ask_private(fake, QUIET_USER, XUCHANG)
             assert_first_question(first)
             alone = ask_private(fake, QUIET_USER, XIANGYANG)
@@ -270,9 +249,6 @@ def test_memory_off_answers_every_question_alone(seed_settings: Settings, tmp_pa
             )
             assert UNDERSTOOD not in visible(replied["text"]) and "秒批" not in first_passage(replied)
             assert process.poll() is None
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
 
 
 @pytest.mark.parametrize("value", ["abc", "-5"])
