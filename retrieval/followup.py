@@ -3,12 +3,13 @@
 No language model: the decision is made per turn from the question's own form and from the index.
 - A question that names a place is self-contained, unless the place is all it says ("那襄阳呢?"): then it is
   the previous question asked for that place ("襄阳 开办企业要多久").
-- A question with a pronoun or demonstrative for something earlier ("这个项目…", "它…", "该县…") carries the
-  previous question's topic words.
-- Any other question carries them only when the index says they belong together: some passage matches both
-  the question's words and the previous topic nearly as well as each does alone (BM25, measured per turn).
-  A new topic finds no such passage, so history never drags it back to the old one.
-The completed text is what gets searched, and what front ends show ("按上文理解为：…").
+- A question with a pronoun or demonstrative ("这个项目…", "它…", "该县…"), or one of at most three topic
+  words, carries the previous question's places and rarest words, but only when the index says they belong
+  together: some passage matches both the question's words and the previous topic nearly as well as each
+  does alone (BM25, measured per turn). A new topic finds no such passage, so history never drags it back
+  to the old one; a longer question without a pronoun stands alone.
+The completed text is what gets searched, and what front ends show ("按上文理解为：…"). The retriever also
+searches a pronoun or BM25 completion alone when the completed question would be refused (retriever.py).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ ASKING = re.compile(
 ANAPHOR = re.compile(
     r"[这那](个|些|所|家|种|次|项|条|位|里|儿|座|批|类|款|笔|片|名|份|栋|块|一)"
     r"|(?<!应)该(?=[\u4e00-\u9fff])|它|其中|(?<![尤极与])其(?![他它余实次间])|此(?![外前后时])|上述|前者|后者"
-    r"|\b(it|its|this|that|these|those|there|they|them|their)\b",
+    r"|\b(it|its|this|these|those|they|them|their)\b",  # not "that", "there": relative, existential
     re.I,
 )
 # "那…呢?" and "…呢?" with nothing else: the ellipsis that asks the previous question again.
