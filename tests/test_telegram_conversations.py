@@ -222,7 +222,7 @@ def test_conversations_and_buttons_survive_a_restart(seed_settings: Settings, tm
 
 
 def test_idle_conversation_is_forgotten(seed_settings: Settings, tmp_path: Path) -> None:
-    idle = 6.0  # seconds: WENDA_TELEGRAM_MEMORY_MINUTES=0.1
+    idle = 3.0  # seconds: WENDA_TELEGRAM_MEMORY_MINUTES=0.05
     env = bot_env(seed_settings, tmp_path / "data", WENDA_TELEGRAM_MEMORY_MINUTES=str(idle / 60))
     with FakeTelegram(TOKEN) as fake:
         with fake.running_bot(env=env):
