@@ -28,10 +28,9 @@ def outcome(response: Response) -> str:
 class ActivityLog:
     """Appends time, hashed user, outcome and follow-up flag; the question text too when the owner opted in."""
 
-    def __init__(self, directory: Path, log_questions: bool) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
+    def __init__(self, directory: Path, users: UserHasher, log_questions: bool) -> None:
         self.path = directory / ACTIVITY_FILE
-        self.users = UserHasher(directory)
+        self.users = users
         self.log_questions = log_questions
         self._lock = threading.Lock()
         self._warned = False

@@ -15,10 +15,9 @@ FEEDBACK_FILE = "feedback.jsonl"
 class FeedbackStore:
     """One JSON object a line: time, hashed user, question (null unless logging is on), shown sources, vote."""
 
-    def __init__(self, directory: Path, log_questions: bool) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
+    def __init__(self, directory: Path, users: UserHasher, log_questions: bool) -> None:
         self.path = directory / FEEDBACK_FILE
-        self.users = UserHasher(directory)
+        self.users = users
         self.log_questions = log_questions
         self._lock = threading.Lock()
 

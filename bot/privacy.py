@@ -19,6 +19,7 @@ class UserHasher:
     """Salted hashes of user ids, the salt in one file of the data folder readable by its owner only."""
 
     def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
         salt_file = directory / SALT_FILE
         try:
             # O_EXCL: two processes starting at once cannot each write a different salt

@@ -47,6 +47,7 @@ from retrieval.retriever import Retriever
 from .activity import ActivityLog
 from .conversations import ConversationStore
 from .feedback import FeedbackStore
+from .privacy import UserHasher
 from .ratelimit import RateLimiter
 from .telegram_format import TELEGRAM_LIMIT, answer_html, paragraph_html, telegram_length, trim
 from .telegram_settings import CONVERSATIONS_KEPT, MAX_QUESTION_CHARS, MAX_RESULTS, PAGE_SIZE, TelegramSettings
@@ -116,8 +117,9 @@ class WendaBot:
         self.settings = settings
         self.examples = examples or EXAMPLES
         self.limiter = RateLimiter(settings.rate_limit)
-        self.feedback = FeedbackStore(settings.data_dir, settings.log_questions)
-        self.activity = ActivityLog(settings.data_dir, settings.log_questions)
+        self.users = UserHasher(settings.data_dir)  # one salt for feedback, activity and conversation keys
+        self.feedback = FeedbackStore(settings.data_dir, self.users, settings.log_questions)
+        self.activity = ActivityLog(settings.data_dir, self.users, settings.log_questions)
         self.memory = ConversationStore(
             settings.data_dir / "conversations.sqlite",
             idle_seconds=settings.memory_minutes * 60,
@@ -148,11 +150,11 @@ class WendaBot:
 
     def conversation(self, chat_id: int, user_id: int) -> str:
         """The key of one user's conversation in one chat (groups: one per user), hashed like feedback."""
-        return self.feedback.users.user_hash(f"{chat_id}:{user_id}")
+        return self.users.user_hash(f"{chat_id}:{user_id}")
 
     def chat_key(self, chat_id: int) -> str:
         """A chat's key in the answer store: a private chat's id is its user's id, so it is hashed too."""
-        return self.feedback.users.user_hash(f"chat:{chat_id}")
+        return self.users.user_hash(f"chat:{chat_id}")
 
     def previous(self, message: Message, user_id: int, me: int) -> str | None:
         """What a question follows up: the answer it replies to, else the user's conversation in this chat."""

@@ -12,7 +12,7 @@ import pytest
 
 from bot.activity import ActivityLog
 from bot.feedback import FeedbackStore
-from bot.privacy import log_questions
+from bot.privacy import UserHasher, log_questions
 from index.errors import UsageError
 from retrieval.results import Response
 from tests.conftest import run_wenda
@@ -33,7 +33,8 @@ def report(data_dir: Path, *flags: str, env: dict | None = None) -> tuple[str, d
 
 def write_a_day(data_dir: Path, logging_on: bool) -> None:
     """Seven questions from three users (and one unknown), three votes."""
-    activity = ActivityLog(data_dir, logging_on)
+    users = UserHasher(data_dir)
+    activity = ActivityLog(data_dir, users, logging_on)
     activity.record(ALICE, Response(query=MARS, answerable=False))
     activity.record(BOB, Response(query="火星上有多少人 ", answerable=False))  # same question: NFKC, no punctuation
     activity.record(CAROL, Response(query="它的首都呢？", answerable=False, resolved="月球的首都是哪里"))
@@ -41,7 +42,7 @@ def write_a_day(data_dir: Path, logging_on: bool) -> None:
     activity.record(ALICE, Response(query="运城呢？", answerable=True, resolved="运城有多少台纯电动出租车"))
     activity.record(BOB, Response(query="?", error="the question is empty"))
     activity.record(None, Response(query=MARS, answerable=False))  # an inline query: no user
-    feedback = FeedbackStore(data_dir, logging_on)
+    feedback = FeedbackStore(data_dir, users, logging_on)
     feedback.record(ALICE, "安阳市区有多少台纯电动出租车？", ["a.txt:3"], "up")
     feedback.record(BOB, "安阳市区有多少台纯电动出租车？", ["a.txt:3"], "up")
     feedback.record(CAROL, MARS, ["b.txt:9"], "down")
@@ -148,7 +149,9 @@ def test_unreadable_lines_are_skipped_and_counted(tmp_path: Path) -> None:
 
 
 def test_question_text_cannot_drive_the_terminal(tmp_path: Path) -> None:
-    ActivityLog(tmp_path, log_questions=True).record(ALICE, Response(query="\x1b[2J\x1b]0;HACKED\x07\u202e问"))
+    ActivityLog(tmp_path, UserHasher(tmp_path), log_questions=True).record(
+        ALICE, Response(query="\x1b[2J\x1b]0;HACKED\x07\u202e问")
+    )
     done = run_wenda("report", "--data-dir", str(tmp_path))
     assert done.returncode == 0 and b"\\x1b[2J" in done.stdout
     assert b"\x1b" not in done.stdout and b"\x07" not in done.stdout and "\u202e".encode() not in done.stdout
@@ -195,15 +198,16 @@ def test_question_logging_rejects_other_values(monkeypatch: pytest.MonkeyPatch) 
 
 def test_an_existing_salt_is_kept_and_shared(tmp_path: Path) -> None:
     (tmp_path / "feedback.salt").write_text("an-older-salt\n", encoding="utf-8")
-    ActivityLog(tmp_path, log_questions=False).record(ALICE, Response(query="q", answerable=True))
-    FeedbackStore(tmp_path, log_questions=False).record(ALICE, "q", [], "up")
+    users = UserHasher(tmp_path)
+    ActivityLog(tmp_path, users, log_questions=False).record(ALICE, Response(query="q", answerable=True))
+    FeedbackStore(tmp_path, users, log_questions=False).record(ALICE, "q", [], "up")
     expected = hashlib.sha256(f"an-older-salt:{ALICE}".encode()).hexdigest()[:16]
     for name in ("activity.jsonl", "feedback.jsonl"):
         assert json.loads((tmp_path / name).read_text(encoding="utf-8"))["user"] == expected
 
 
 def test_concurrent_records_stay_whole_lines(tmp_path: Path) -> None:
-    activity = ActivityLog(tmp_path, log_questions=True)
+    activity = ActivityLog(tmp_path, UserHasher(tmp_path), log_questions=True)
 
     def ask(user: int) -> None:
         for _ in range(50):
@@ -219,7 +223,7 @@ def test_concurrent_records_stay_whole_lines(tmp_path: Path) -> None:
 
 
 def test_a_failed_write_loses_the_statistic_not_the_answer(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    activity = ActivityLog(tmp_path, log_questions=False)
+    activity = ActivityLog(tmp_path, UserHasher(tmp_path), log_questions=False)
     (tmp_path / "activity.jsonl").mkdir()  # appending to it now fails with an OSError, even as root
     with caplog.at_level(logging.WARNING, logger="wenda.telegram"):
         activity.record(ALICE, Response(query="q", answerable=True))
