@@ -49,7 +49,7 @@ def main() -> None:
     files.update(real)
     tmp, db = store.new_generation(args.index_dir, None)
     sources = sorted(files)
-    texts = insert_sources(db, files, sources, 0, ChunkingParams())
+    texts = insert_sources(db, files, sources, 0, ChunkingParams(), lambda source, reason: print(source, reason))
     vectors = np.random.default_rng(0).normal(size=(len(texts), 384)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     if real:

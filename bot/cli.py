@@ -16,17 +16,18 @@ from pathlib import Path
 from index import agreement, runtime
 from index.builder import BATCH_SIZE, BuildReport, build_index, check_corpus
 from index.config import DEFAULT_TOP_K, EVAL_CACHE, PRIORITIES, Settings
+from index.context import show
 from index.embeddings import embedder_for
 from index.errors import DamagedIndexError, IndexMissingError, UsageError, WendaError
 from index.integrity import check_index
 from index.passages import passage_files
-from index.store import live_generation, live_manifest
+from index.store import live_generation, live_manifest, open_snapshot
 from retrieval.evaluation import evaluate, format_table, load_questions, summarize
 from retrieval.ranker import MODES
 from retrieval.results import Response
 from retrieval.retriever import Retriever
 
-from .render import json_line, render_report, render_response, terminal_safe
+from .render import json_line, render_context, render_report, render_response, terminal_safe
 from .report import DEFAULT_TOP, Period, activity_summary, render_summary, since_argument, until_argument
 from .telegram_settings import data_dir_from_env
 
@@ -220,6 +221,17 @@ def conversation_turn(line: str) -> tuple[str, list[str]] | Response:
     if not isinstance(history, list) or not all(isinstance(turn, str) for turn in history):
         return Response(query=question, error=f'"history" must be a list of earlier questions (strings); {TURN_FORMAT}')
     return question, history[-MAX_HISTORY:]
+
+
+def command_show(args: argparse.Namespace) -> int:
+    """Print a cited passage with the lines around it, re-read from the original file."""
+    settings = settings_from(args)
+    snapshot = open_snapshot(settings.index_dir)
+    try:
+        print(render_context(show(snapshot, settings.index_dir, args.reference, args.around)))
+    finally:
+        snapshot.close()
+    return 0
 
 
 def emit(response: Response, args: argparse.Namespace) -> None:
@@ -431,6 +443,13 @@ def parser() -> argparse.ArgumentParser:
     chat.add_argument("--json", action="store_true", help="print JSON instead of text")
     chat.add_argument("--no-memory", action="store_true", help="answer every question on its own, never as a follow-up")
     chat.set_defaults(run=command_chat)
+
+    shown = command(commands, "show", parents=[common], summary="print a cited passage in context from its file")
+    shown.add_argument(
+        "reference", help="SOURCE:LOCATOR as a citation gives it: a.txt:12, report.pdf:p3:12, b.epub:c2:5"
+    )
+    shown.add_argument("--around", type=int, default=3, help="lines of context before and after (default 3)")
+    shown.set_defaults(run=command_show)
 
     evaluation = command(commands, "eval", parents=[common], summary="measure retrieval quality on a question file")
     evaluation.add_argument("file", type=Path, help='questions: dev.jsonl format, or {"qid","question","gold_pids"}')

@@ -11,6 +11,7 @@ import json
 import re
 
 from index.builder import BuildReport
+from index.context import Context
 from index.store import ChunkRecord
 from retrieval.results import Response
 
@@ -35,14 +36,40 @@ def json_line(data: dict) -> str:
     return UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(data, ensure_ascii=False))
 
 
+def location(record: ChunkRecord) -> str:
+    """Where in the file, in words a reader can follow: "第3页", "第2章", "表1第4行", "脚注2" (empty for
+    a text file's line, which `source:line` already says)."""
+    where = record.where
+    words = [f"第{where['page']}页"] if "page" in where else [f"第{where['chapter']}章"] if "chapter" in where else []
+    if "table" in where:
+        words.append(f"表{where['table']}第{where['row']}行")
+    if "footnote" in where:
+        words.append(f"脚注{where['footnote']}")
+    return "".join(words)
+
+
+def citation_parts(record: ChunkRecord) -> list[str]:
+    """《title》, section, where in the file, and `source:locator` as `wenda show` takes it."""
+    parts = [f"《{record.title}》"] + ([record.section] if record.section else [])
+    return parts + ([location(record)] if location(record) else []) + [f"{record.source}:{record.locator}"]
+
+
 def citation_line(record: ChunkRecord, stale: bool = False) -> str:
-    """《title》 · section · file:line — enough to find the passage by hand (flagged when the file changed)."""
-    parts = [f"《{record.title}》"]
-    if record.section:
-        parts.append(record.section)
-    parts.append(f"{record.source}:{record.line}")
-    line = " · ".join(parts)
+    """《title》 · section · 第3页 · file:p3:12 — enough to find the passage by hand or with `wenda show`
+    (flagged when the file changed)."""
+    line = " · ".join(citation_parts(record))
     return f"{line}\n    {STALE_NOTE}" if stale else line
+
+
+def render_context(context: Context) -> str:
+    """A passage in context: a heading line, then numbered lines with the passage's marked ▶."""
+    unit = {"page": f" · 第{context.unit}页", "chapter": f" · 第{context.unit}章"}.get(context.unit_name or "", "")
+    lines = [f"《{context.title}》 · {context.source}{unit}"]
+    if context.changed:
+        lines.append(STALE_NOTE)
+    width = len(str(context.lines[-1][0])) if context.lines else 1
+    lines += [f"{'▶' if marked else ' '} {number:>{width}}  {text}" for number, text, marked in context.lines]
+    return terminal_safe("\n".join(lines))
 
 
 def render_response(response: Response) -> str:

@@ -19,14 +19,15 @@ from tqdm import tqdm
 
 from . import store
 from .cache import EmbeddingCache, disk_full
-from .chunking import chunk_paragraphs, split_paragraphs
+from .chunking import chunk_paragraphs, paragraphs_of
 from .config import ChunkingParams, Settings
 from .embeddings import Embedder
 from .errors import DamagedIndexError, IndexFormatError, IndexMismatchError, IndexMissingError, WendaError
+from .formats import SkippedFile
 from .lexical import LexicalIndex
-from .loader import Document, SkippedFile, discover, read_document
+from .loader import Document, discover, read_document
 from .probes import probe_profile
-from .sources import SourceInfo, load_sources, source_info
+from .sources import load_sources, source_info
 from .tokenization import tokenize
 from .vectors import describe, fit, new_flat
 
@@ -65,14 +66,15 @@ class BuildOptions:
 
 @dataclass(frozen=True)
 class CorpusFile:
-    """A readable corpus file with its metadata; `fingerprint` changes when either does."""
+    """A corpus file with its sources.toml entry; `fingerprint` changes when either does. What the document
+    says about itself (its title, …) follows from its bytes, so the digest covers it."""
 
     document: Document
-    info: SourceInfo
+    entry: dict = field(default_factory=dict)
 
     @property
     def fingerprint(self) -> dict:
-        return {"sha256": self.document.sha256, **self.info.as_dict()}
+        return {"sha256": self.document.sha256, **self.entry}
 
 
 def check_corpus(root: Path) -> None:
@@ -84,7 +86,8 @@ def check_corpus(root: Path) -> None:
 
 
 def scan_corpus(root: Path, warn: Callable[[str], None]) -> tuple[dict[str, CorpusFile], list[tuple[str, str]]]:
-    """Readable files by source path, and (source, reason) for each skipped one (warned once each)."""
+    """Files to index by source path (not read yet), and (source, reason) for each skipped one (warned once
+    each); a file whose text turns out unusable is skipped when it is extracted (`insert_sources`)."""
     check_corpus(root)
     entries = load_sources(root)
     files: dict[str, CorpusFile] = {}
@@ -97,8 +100,7 @@ def scan_corpus(root: Path, warn: Callable[[str], None]) -> tuple[dict[str, Corp
             warn(f"warning: skipped {source}: {exc}")
             skipped.append((source, str(exc)))
             continue
-        first_line = next(line for line in document.text.split("\n") if line.strip())
-        files[source] = CorpusFile(document, source_info(entries.get(source), first_line))
+        files[source] = CorpusFile(document, entries.get(source, {}))
     for source in sorted(set(entries) - set(files) - {s for s, _ in skipped}):
         warn(f"warning: sources.toml names {source}, which is not in {root}")
     return files, skipped
@@ -115,21 +117,47 @@ def remove_sources(db: sqlite3.Connection, vectors: faiss.Index, sources: list[s
 
 
 def insert_sources(
-    db: sqlite3.Connection, files: dict[str, CorpusFile], sources: list[str], next_id: int, params: ChunkingParams
+    db: sqlite3.Connection,
+    files: dict[str, CorpusFile],
+    sources: list[str],
+    next_id: int,
+    params: ChunkingParams,
+    skip: Callable[[str, str], None],
 ) -> list[str]:
-    """Store rows and tokens of these files; return the texts to embed, for ids next_id, next_id + 1, …"""
+    """Extract these files one at a time and store their rows and tokens; return the texts to embed, for ids
+    next_id, next_id + 1, … A file that cannot be extracted is passed to `skip` with the reason instead."""
     texts: list[str] = []
     for source in sources:
         corpus_file = files[source]
-        info = corpus_file.info
+        try:
+            extraction = corpus_file.document.extract()
+        except SkippedFile as exc:
+            skip(source, str(exc))
+            continue
+        if not extraction.blocks:
+            skip(source, "no text in it")
+            continue
+        info = source_info(corpus_file.entry, extraction.blocks[0].text, extraction.meta)
         db.execute(
-            "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?)",
-            (source, info.title, info.publisher, info.place, info.date, corpus_file.document.encoding),
+            "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                source,
+                info.title,
+                info.publisher,
+                info.place,
+                info.date,
+                extraction.encoding,
+                corpus_file.document.reader,
+                info.url,
+            ),
         )
-        paragraphs = split_paragraphs(corpus_file.document.text, params)
+        paragraphs = paragraphs_of(extraction, params, info.title)
         db.executemany(
-            "INSERT INTO paragraphs VALUES (?, ?, ?, ?, ?)",
-            [(source, p.number, p.line, p.section, p.text) for p in paragraphs],
+            "INSERT INTO paragraphs VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (source, p.number, p.line, p.section, p.text, p.lines, json.dumps(p.where) if p.where else None)
+                for p in paragraphs
+            ],
         )
         for chunk in chunk_paragraphs(paragraphs, params):
             chunk_id = next_id + len(texts)
@@ -213,7 +241,7 @@ def build_index(
         files, report.skipped = scan_corpus(settings.corpus, warn)  # before the lock creates the index folder
     files = dict(files)  # files deleted during the build are dropped from it
     if not files:
-        raise WendaError(f"no readable .txt or .md files in {settings.corpus}; nothing to index")
+        raise WendaError(f"no readable documents in {settings.corpus}; nothing to index")
     index_dir = settings.index_dir
     with store.write_lock(index_dir):
         report.repaired += [f"removed {path.name}, left by an interrupted build" for path in store.leftovers(index_dir)]
@@ -229,8 +257,15 @@ def build_index(
             if previous.manifest["chunking"] != manifest["chunking"]:
                 raise IndexMismatchError(f"chunking settings changed since the index was built; {store.REBUILD_HINT}")
         old = previous.manifest["files"] if previous else {}
-        for source, corpus_file in files.items():
-            if source not in old:
+        known_bad = previous.manifest.get("skipped", {}) if previous else {}
+        carried: dict[str, dict] = {}  # unchanged files that could not be extracted last time: not tried again
+        for source, corpus_file in list(files.items()):
+            if source not in old and known_bad.get(source, {}).get("fingerprint") == corpus_file.fingerprint:
+                carried[source] = known_bad[source]
+                warn(f"warning: skipped {source}: {carried[source]['reason']}")
+                report.skipped.append((source, carried[source]["reason"]))
+                del files[source]
+            elif source not in old:
                 report.added.append(source)
             elif old[source] != corpus_file.fingerprint:
                 report.changed.append(source)
@@ -249,6 +284,7 @@ def build_index(
         try:
             tmp, db = store.new_generation(index_dir, previous)
             options = BuildOptions(progress, batch_size, warn)
+            manifest["skipped"] = carried
             final = write_generation(settings, embedder, report, files, previous, tmp, db, manifest, options)
         except BaseException as exc:
             full = no_space(exc, index_dir)  # before the cleanup frees the space again
@@ -282,7 +318,20 @@ def write_generation(
     vectors = previous.index if previous else new_flat(embedder.dim)
     remove_sources(db, vectors, report.changed + report.removed)
     next_id = previous.manifest["next_id"] if previous else 0
-    texts = insert_sources(db, files, report.added + report.changed, next_id, settings.chunking)
+
+    def skip(source: str, reason: str) -> None:
+        options.warn(f"warning: skipped {source}: {reason}")
+        report.skipped.append((source, reason))
+        manifest["skipped"][source] = {"fingerprint": files.pop(source).fingerprint, "reason": reason}
+        if source in report.changed:  # its old passages are gone with the old text
+            report.changed.remove(source)
+            report.removed.append(source)
+        else:
+            report.added.remove(source)
+
+    texts = insert_sources(db, files, report.added + report.changed, next_id, settings.chunking, skip)
+    if not files:
+        raise WendaError(f"none of the documents in {settings.corpus} could be read (see the warnings above)")
     cache = EmbeddingCache(settings.embedding_cache, json.dumps(manifest["model"], sort_keys=True), embedder.dim)
     try:
         report.embedded_chunks = embed_into(

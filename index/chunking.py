@@ -1,11 +1,12 @@
-"""Split a document into paragraphs, detect section headings and cut long paragraphs into windows."""
+"""Turn a document's blocks into paragraphs with sections, and cut long paragraphs into windows."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .config import ChunkingParams
+from .formats.base import Block, Extraction
 
 # A heading never ends like a sentence or a clause.
 CLOSING_PUNCTUATION = '。！？；…!?;.，,、：:”’"」』）)】'
@@ -17,13 +18,16 @@ SECTION_JOIN = " › "
 
 @dataclass(frozen=True)
 class Paragraph:
-    """A non-blank line: `number` is its 1-based ordinal among them, `line` its 1-based line number."""
+    """A block of a document: `number` is its 1-based ordinal among them; `line`, `lines` and `where` locate
+    it in the extracted text (Block); `section` is the heading path above it (with a table row's header)."""
 
     number: int
     line: int
     text: str
     section: str | None
     heading: bool
+    lines: int = 1
+    where: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -44,25 +48,46 @@ def is_heading_candidate(text: str, params: ChunkingParams) -> bool:
     return len(text) <= params.heading_max_chars and text[-1] not in CLOSING_PUNCTUATION
 
 
-def split_paragraphs(text: str, params: ChunkingParams) -> list[Paragraph]:
-    """Each non-blank line is a paragraph; runs of short lines before body text are its section headings."""
-    lines = [(number, line.strip()) for number, line in enumerate(text.split("\n"), start=1)]
-    lines = [(number, line) for number, line in lines if line]
-    candidate = [is_heading_candidate(line, params) for _, line in lines]
-    # A run of candidates is a heading only if body text follows it (a trailing run is body text).
-    heading = [False] * len(lines)
-    for i in range(len(lines) - 2, -1, -1):
+def shaped_headings(blocks: list[Block], params: ChunkingParams) -> list[bool]:
+    """Which blocks are headings by shape: runs of short lines with body text after them (a trailing run is
+    body text), as in plain-text reports and PDFs."""
+    candidate = [is_heading_candidate(block.text, params) for block in blocks]
+    heading = [False] * len(blocks)
+    for i in range(len(blocks) - 2, -1, -1):
         heading[i] = candidate[i] and (not candidate[i + 1] or heading[i + 1])
+    return heading
+
+
+def paragraphs_of(extraction: Extraction, params: ChunkingParams, title: str | None = None) -> list[Paragraph]:
+    """Paragraphs with their sections. Headings told by shape: a run of them is the section of the body text
+    after it (bylines aside). Headings the format marks: the path of headings above, by level, less the
+    document's own title."""
+    blocks = extraction.blocks
+    shaped = shaped_headings(blocks, params) if extraction.shaped_headings else None
     paragraphs: list[Paragraph] = []
     section: str | None = None
     run: list[str] = []
-    for index, (number, line) in enumerate(lines):
-        if heading[index]:
-            if not BYLINE.match(line):
-                run.append(line)
-        elif run:
-            section, run = SECTION_JOIN.join(run), []
-        paragraphs.append(Paragraph(index + 1, number, line, None if heading[index] else section, heading[index]))
+    path: list[tuple[int, str]] = []
+    for index, block in enumerate(blocks):
+        heading = shaped[index] if shaped is not None else block.level is not None
+        if shaped is not None:
+            if heading:
+                if not BYLINE.match(block.text):
+                    run.append(block.text)
+            elif run:
+                section, run = SECTION_JOIN.join(run), []
+        elif heading:
+            assert block.level is not None
+            path = [(level, text) for level, text in path if level < block.level]
+            if block.text != title:
+                path.append((block.level, block.text))
+            section = SECTION_JOIN.join(text for _, text in path) or None
+        context = SECTION_JOIN.join(filter(None, (section, block.context))) or None
+        paragraphs.append(
+            Paragraph(
+                index + 1, block.line, block.text, None if heading else context, heading, block.lines, block.where
+            )
+        )
     return paragraphs
 
 

@@ -1,4 +1,4 @@
-"""Find corpus files and decode them (UTF-8 with or without BOM, GB18030), skipping unreadable ones."""
+"""Find corpus files, fingerprint them and pick their reader; the text is extracted only when it is indexed."""
 
 from __future__ import annotations
 
@@ -7,70 +7,81 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-TEXT_SUFFIXES = (".txt", ".md")
-# Encodings tried in order; GB18030 is a superset of GBK and GB2312, the usual legacy Chinese files.
-ENCODINGS = ("utf-8", "gb18030")
-# A bigger text file is almost always a dump or a log, and would take hours to embed on a small CPU box.
+from .formats import BY_NAME, SUFFIXES, Extraction, SkippedFile, reader_for
+
+# A bigger file is almost always a dump, an archive or a log, and would take hours to embed on a small CPU box.
 MAX_FILE_BYTES = int(os.environ.get("WENDA_MAX_FILE_MB", "20")) * 1024 * 1024
 
 
 @dataclass(frozen=True)
 class Document:
-    """One decoded corpus file; `source` is its path relative to the corpus root, with '/'."""
+    """A corpus file as found: `source` is its path relative to the corpus root, with '/'; `reader` names its
+    format. Only this is kept for every file, so a big folder never has all its text in memory at once."""
 
     source: str
-    text: str
     sha256: str
-    encoding: str
+    reader: str
+    path: Path | None = None
     stat: tuple[int, int] | None = None  # (size, mtime_ns) of the file read, to notice later edits cheaply
+    text: str | None = None  # the text itself, for passages given as text rather than files (benchmarks)
 
-
-class SkippedFile(Exception):
-    """A corpus file that cannot be indexed; the message says why."""
+    def extract(self) -> Extraction:
+        """Read and extract the document; SkippedFile says why it cannot be indexed."""
+        if self.text is not None:
+            return BY_NAME[self.reader].read(self.text.encode("utf-8"), self.source)
+        assert self.path is not None
+        data = read_bytes(self.path)
+        if hashlib.sha256(data).hexdigest() != self.sha256:
+            raise SkippedFile("it changed while it was being indexed; run `wenda index` again")
+        return BY_NAME[self.reader].read(data, self.source)
 
 
 def discover(root: Path) -> list[Path]:
-    """All text files under `root`, sorted; hidden entries skipped, directory symlinks not followed."""
+    """Documents under `root`, sorted; hidden entries skipped, directory symlinks not followed, and a file
+    reached twice (a symlink to another file of the corpus) listed once, under its real name."""
     found: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
-            if not name.startswith(".") and name.lower().endswith(TEXT_SUFFIXES):
+            if not name.startswith(".") and name.lower().endswith(SUFFIXES):
                 found.append(Path(dirpath) / name)
-    return found
+    real = {os.path.realpath(path) for path in found if not path.is_symlink()}
+    unique: list[Path] = []
+    for path in found:
+        target = os.path.realpath(path)
+        if path.is_symlink() and target in real:
+            continue  # the linked file itself is indexed
+        real.add(target)
+        unique.append(path)
+    return unique
 
 
-def decode(data: bytes) -> tuple[str, str]:
-    """Decode file bytes to text with universal line ends; raise SkippedFile for binary or unknown bytes."""
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    if not data.strip():
-        raise SkippedFile("empty file")
-    if b"\x00" in data[:8192]:
-        raise SkippedFile("binary file (contains NUL bytes)")
-    for encoding in ENCODINGS:
-        try:
-            text = data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-        return text.replace("\r\n", "\n").replace("\r", "\n"), encoding
-    raise SkippedFile("not UTF-8 or GB18030 text")
-
-
-def read_document(path: Path, root: Path) -> Document:
-    """Read and decode one corpus file; raise SkippedFile with the reason when it cannot be used."""
+def read_bytes(path: Path) -> bytes:
+    """A corpus file's bytes, refusing one over the size limit; SkippedFile when it cannot be read."""
     try:
-        if path.is_symlink() and not Path(os.path.realpath(path)).is_relative_to(os.path.realpath(root)):
-            raise SkippedFile("a link to a file outside the corpus folder (not indexed, so it cannot be served)")
-        stat = path.stat()
-        size = stat.st_size
+        size = path.stat().st_size
         if size > MAX_FILE_BYTES:
             raise SkippedFile(
                 f"too large ({size / 2**20:.0f} MB; the limit is {MAX_FILE_BYTES // 2**20} MB, set WENDA_MAX_FILE_MB)"
             )
-        data = path.read_bytes()
+        return path.read_bytes()
+    except FileNotFoundError as exc:
+        raise SkippedFile("it was deleted while it was being indexed: left out") from exc
     except OSError as exc:
         raise SkippedFile(f"cannot read ({exc.strerror or exc})") from exc
-    text, encoding = decode(data)
+
+
+def read_document(path: Path, root: Path) -> Document:
+    """Fingerprint one corpus file and pick its reader; raise SkippedFile with the reason when it cannot be used."""
+    if path.is_symlink() and not Path(os.path.realpath(path)).is_relative_to(os.path.realpath(root)):
+        raise SkippedFile("a link to a file outside the corpus folder (not indexed, so it cannot be served)")
+    data = read_bytes(path)
+    try:
+        stat = path.stat()
+    except OSError as exc:
+        raise SkippedFile(f"cannot read ({exc.strerror or exc})") from exc
+    if not data.strip():
+        raise SkippedFile("empty file")
+    reader = reader_for(path.name, data[:4096])
     source = path.relative_to(root).as_posix()
-    return Document(source, text, hashlib.sha256(data).hexdigest(), encoding, (size, stat.st_mtime_ns))
+    return Document(source, hashlib.sha256(data).hexdigest(), reader.name, path, (len(data), stat.st_mtime_ns))

@@ -11,7 +11,6 @@ from pathlib import Path
 from .builder import CorpusFile
 from .errors import WendaError
 from .loader import Document
-from .sources import SourceInfo
 
 
 def read_jsonl(path: Path) -> Iterator[dict]:
@@ -38,7 +37,7 @@ def passage_files(path: Path, limit: int | None = None) -> dict[str, CorpusFile]
         if not isinstance(item, dict) or not isinstance(item.get("pid"), str) or not isinstance(item.get("text"), str):
             raise WendaError(f'{path}:{number}: expected {{"pid": str, "title": str, "text": str}}')
         text = item["text"]
-        document = Document(item["pid"], text, hashlib.sha256(text.encode("utf-8")).hexdigest(), "utf-8")
+        document = Document(item["pid"], hashlib.sha256(text.encode("utf-8")).hexdigest(), "text", text=text)
         title = str(item.get("title") or text.strip().split("\n")[0][:40])
-        files[item["pid"]] = CorpusFile(document, SourceInfo(title=title))
+        files[item["pid"]] = CorpusFile(document, {"title": title})
     return files

@@ -1,4 +1,5 @@
-"""Per-file metadata from `sources.toml` in the corpus root: title, publisher, place, date."""
+"""Per-file metadata: from `sources.toml` in the corpus root (title, publisher, place, date, url), which
+overrides what the document says about itself (PDF info, Word properties, HTML meta tags)."""
 
 from __future__ import annotations
 
@@ -9,17 +10,18 @@ from pathlib import Path
 from .errors import WendaError
 
 SOURCES_FILE = "sources.toml"
-FIELDS = ("title", "publisher", "place", "date")
+FIELDS = ("title", "publisher", "place", "date", "url")
 
 
 @dataclass(frozen=True)
 class SourceInfo:
-    """What is known about one file; a file without an entry is titled by its first line."""
+    """What is known about one file; a file titled nowhere is titled by its first line."""
 
     title: str
     publisher: str | None = None
     place: str | None = None
     date: str | None = None
+    url: str | None = None  # where the document was fetched from (a web page), for links in citations
 
     def as_dict(self) -> dict:
         return {name: getattr(self, name) for name in FIELDS}
@@ -45,8 +47,9 @@ def load_sources(root: Path) -> dict[str, dict]:
     return entries
 
 
-def source_info(entry: dict | None, first_line: str) -> SourceInfo:
-    """Metadata for a file: its entry, with the first line as title when none is given."""
-    entry = dict(entry or {})
-    entry.setdefault("title", first_line.strip())
-    return SourceInfo(**entry)
+def source_info(entry: dict | None, first_line: str, meta: dict | None = None) -> SourceInfo:
+    """Metadata for a file: its sources.toml entry, else the document's own metadata, else (for the title)
+    its first line."""
+    merged = {**(meta or {}), **(entry or {})}
+    merged.setdefault("title", first_line.strip())
+    return SourceInfo(**{name: merged[name] for name in FIELDS if merged.get(name)})

@@ -42,7 +42,7 @@ from .errors import (
 from .lexical import LexicalIndex
 from .vectors import for_queries
 
-FORMAT_VERSION = 3  # 3: checksums of every file
+FORMAT_VERSION = 4  # 3: checksums of every file; 4: document formats, locators, urls
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
@@ -53,9 +53,10 @@ KEEP_GENERATIONS = 2  # the live one and its predecessor, which a reader may sti
 
 SCHEMA = """
 CREATE TABLE files (source TEXT PRIMARY KEY, title TEXT NOT NULL, publisher TEXT, place TEXT, date TEXT,
-                    encoding TEXT NOT NULL);
+                    encoding TEXT NOT NULL, format TEXT NOT NULL, url TEXT);
 CREATE TABLE paragraphs (source TEXT NOT NULL, number INTEGER NOT NULL, line INTEGER NOT NULL,
-                         section TEXT, text TEXT NOT NULL, PRIMARY KEY (source, number));
+                         section TEXT, text TEXT NOT NULL, lines INTEGER NOT NULL, locator TEXT,
+                         PRIMARY KEY (source, number));
 CREATE TABLE chunks (id INTEGER PRIMARY KEY, source TEXT NOT NULL, paragraph INTEGER NOT NULL,
                      start INTEGER NOT NULL, end INTEGER NOT NULL);
 CREATE INDEX chunks_source ON chunks (source);
@@ -70,7 +71,9 @@ MAX_SIMILARITY = 1.05
 
 @dataclass(frozen=True)
 class ChunkRecord:
-    """A stored chunk with everything needed to cite it."""
+    """A stored chunk with everything needed to cite it. `line` is in the extracted text of the unit that
+    `where` names ({"page": 3}, {"chapter": 2}; {} for a document read as one flow), which may add a table
+    row or footnote ({"table": 1, "row": 4})."""
 
     id: int
     source: str
@@ -84,6 +87,10 @@ class ChunkRecord:
     start: int
     end: int
     paragraph_text: str
+    lines: int = 1
+    locator_json: str | None = None
+    url: str | None = None
+    format: str = "text"
 
     @property
     def text(self) -> str:
@@ -93,6 +100,23 @@ class ChunkRecord:
     def embedded_text(self) -> str:
         """Exactly what was embedded and lexically indexed for this chunk."""
         return embedding_text(self.place, self.title, self.section, self.text)
+
+    @property
+    def where(self) -> dict:
+        return json.loads(self.locator_json) if self.locator_json else {}
+
+    @property
+    def locator(self) -> str:
+        """The passage's place in its file as `wenda show` takes it: "12" (line), "p3:12" (page 3, line 12),
+        "c2:5" (chapter 2, line 5)."""
+        where = self.where
+        for key, letter in UNIT_LETTERS.items():
+            if key in where:
+                return f"{letter}{where[key]}:{self.line}"
+        return str(self.line)
+
+
+UNIT_LETTERS = {"page": "p", "chapter": "c"}
 
 
 def embedding_text(place: str | None, title: str, section: str | None, text: str) -> str:
@@ -223,7 +247,7 @@ class Snapshot:
         try:
             rows = self.db.execute(
                 "SELECT c.id, c.source, p.line, c.paragraph, p.section, f.title, f.place, f.publisher, f.date,"
-                " c.start, c.end, p.text FROM chunks c"
+                " c.start, c.end, p.text, p.lines, p.locator, f.url, f.format FROM chunks c"
                 " JOIN paragraphs p ON p.source = c.source AND p.number = c.paragraph"
                 f" JOIN files f ON f.source = c.source WHERE c.id IN ({marks})",
                 ids,

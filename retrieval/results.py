@@ -10,17 +10,23 @@ from .answer import Answer
 
 
 def citation(record: ChunkRecord, stale: bool) -> dict:
-    """Where a passage comes from: enough to open the file at the right line; `stale` when the file changed
-    after indexing, so the line may now hold something else."""
+    """Where a passage comes from: enough to open the file at the right place (`wenda show SOURCE:LOCATOR`);
+    `line` is within the page or chapter when `page` or `chapter` is given; `stale` when the file changed
+    after indexing, so the place may now hold something else."""
     return {
         "source": record.source,
         "line": record.line,
+        "lines": record.lines,
+        **record.where,  # page, chapter, table, row, footnote: as the format has them
+        "locator": record.locator,
         "paragraph": record.paragraph,
         "title": record.title,
         "section": record.section,
         "place": record.place,
         "publisher": record.publisher,
         "date": record.date,
+        "url": record.url,
+        "format": record.format,
         "start": record.start,
         "end": record.end,
         "stale": stale,

@@ -1,9 +1,16 @@
 """index.chunking: paragraphs, headings and long-paragraph windows."""
 
-from index.chunking import chunk_paragraphs, sentence_spans, split_paragraphs, windows
+from index.chunking import Paragraph, chunk_paragraphs, paragraphs_of, sentence_spans, windows
 from index.config import ChunkingParams
+from index.formats.text import TextReader
 
 PARAMS = ChunkingParams()
+
+
+def split_paragraphs(text: str, params: ChunkingParams) -> list[Paragraph]:
+    return paragraphs_of(TextReader().read(text.encode("utf-8"), "article.txt"), params)
+
+
 ARTICLE = """6.以人为核心的新型城镇化战略
 安居民富景象新
 □本报记者 牛思明

@@ -1,11 +1,13 @@
-"""index.loader: encodings, line ends and files that must be skipped."""
+"""index.loader and index.formats.text: encodings, line ends, discovery and files that must be skipped."""
 
 import os
 from pathlib import Path
 
 import pytest
 
-from index.loader import SkippedFile, decode, discover, read_document
+from index.formats import SkippedFile
+from index.formats.text import decode
+from index.loader import discover, read_document
 
 TEXT = "第一段。\n第二段：改革。\n"
 
@@ -18,6 +20,10 @@ TEXT = "第一段。\n第二段：改革。\n"
         (TEXT.encode("gb18030"), "gb18030"),
         (TEXT.replace("\n", "\r\n").encode("utf-8"), "utf-8"),
         (TEXT.replace("\n", "\r").encode("gb18030"), "gb18030"),
+        (b"\xff\xfe" + TEXT.encode("utf-16-le"), "utf-16-le"),
+        (b"\xfe\xff" + TEXT.encode("utf-16-be"), "utf-16-be"),
+        (TEXT.encode("utf-16-le"), "utf-16-le"),
+        (TEXT.encode("utf-16-be"), "utf-16-be"),
     ],
 )
 def test_decodes_utf8_bom_gb18030_and_line_ends(data: bytes, encoding: str) -> None:
@@ -41,17 +47,18 @@ def test_unusable_files_are_skipped_with_a_reason(data: bytes, reason: str) -> N
 def test_discover_skips_hidden_and_non_text(tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
     (tmp_path / ".hidden").mkdir()
-    for name in ("a.txt", "sub/b.md", ".hidden/c.txt", ".d.txt", "e.pdf", "sources.toml"):
+    for name in ("a.txt", "sub/b.md", ".hidden/c.txt", ".d.txt", "e.pdf", "f.DOCX", "sources.toml", "g.exe"):
         (tmp_path / name).write_text("x", encoding="utf-8")
-    assert [p.relative_to(tmp_path).as_posix() for p in discover(tmp_path)] == ["a.txt", "sub/b.md"]
+    found = [p.relative_to(tmp_path).as_posix() for p in discover(tmp_path)]
+    assert found == ["a.txt", "e.pdf", "f.DOCX", "sub/b.md"]
 
 
 def test_document_source_is_relative_posix_path(tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "a.txt").write_bytes(TEXT.encode("gb18030"))
     document = read_document(tmp_path / "sub" / "a.txt", tmp_path)
-    assert (document.source, document.text, document.encoding) == ("sub/a.txt", TEXT, "gb18030")
-    assert len(document.sha256) == 64
+    assert (document.source, document.reader) == ("sub/a.txt", "text")
+    assert len(document.sha256) == 64 and document.extract().encoding == "gb18030"
 
 
 def test_symlink_loop_huge_and_unreadable_files_are_skipped(tmp_path: Path) -> None:
@@ -88,4 +95,6 @@ def test_link_to_a_file_outside_the_corpus_is_skipped(tmp_path: Path) -> None:
     (corpus / "alias.txt").symlink_to(corpus / "inside.txt")
     with pytest.raises(SkippedFile, match="outside the corpus"):
         read_document(corpus / "leak.txt", corpus)
-    assert read_document(corpus / "alias.txt", corpus).text == "公开。"
+    assert read_document(corpus / "alias.txt", corpus).extract().blocks[0].text == "公开。"
+    # a link to a file of the corpus is that file: found once, under the file's own name
+    assert [p.name for p in discover(corpus)] == ["inside.txt", "leak.txt"]

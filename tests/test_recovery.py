@@ -144,7 +144,7 @@ def test_a_file_deleted_during_the_build_is_not_committed(small_index: Path, tmp
     files, _ = scan_corpus(corpus, warnings.append)  # read…
     (corpus / "new.txt").unlink()  # …then deleted before the generation is committed
     report = build_index(Settings(corpus=corpus, index_dir=index_dir), embedder, False, False, warnings.append, files)
-    assert "warning: new.txt was deleted while it was being indexed: left out" in warnings
+    assert "warning: skipped new.txt: it was deleted while it was being indexed: left out" in warnings
     snapshot = index.store.open_snapshot(index_dir)
     assert "new.txt" not in snapshot.manifest["files"] and report.generation == "gen-000002"
     assert [row[0] for row in snapshot.documents()] == sorted(p.name for p in corpus.glob("*.txt"))

@@ -1,0 +1,133 @@
+"""What every document reader returns: the extracted text, the blocks to index, and the document's metadata."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import zipfile
+from dataclasses import dataclass, field
+
+
+class SkippedFile(Exception):
+    """A corpus file that cannot be indexed; the message says why and, where it can, what to do."""
+
+
+# Untrusted input: a zip-based file (.docx, .epub) may unpack to far more than it weighs (a "zip bomb").
+MAX_UNPACKED_BYTES = int(os.environ.get("WENDA_MAX_UNPACKED_MB", "200")) * 1024 * 1024
+MAX_PACK_RATIO = 200  # real documents compress 3–20×; a bomb, thousands of times
+MAX_PAGES = int(os.environ.get("WENDA_MAX_PAGES", "2000"))  # a longer PDF is an archive, not a document
+
+
+@dataclass(frozen=True)
+class Block:
+    """A paragraph (or heading, or table row) of a document and where it is in the extracted text.
+
+    `line` is 1-based in the extracted text of `unit` (a PDF page, an EPUB chapter; 0 for a document read
+    as one flow) and the block spans `lines` lines there; `level` is the heading level when the format marks
+    headings (1 = top), None for body text; `where` adds format-specific locators ({"table": 1, "row": 3});
+    `context` is what a passage needs to be understood but does not say, such as a table row's header row."""
+
+    text: str
+    line: int
+    unit: int = 0
+    lines: int = 1
+    level: int | None = None
+    where: dict = field(default_factory=dict)
+    context: str | None = None
+
+
+@dataclass
+class Extraction:
+    """A read document: `pages` holds the extracted text, one list of lines per unit, which citations point
+    into; `blocks` are what gets indexed; `meta` is title/publisher/date/url from the document itself."""
+
+    pages: list[list[str]]
+    blocks: list[Block]
+    meta: dict[str, str] = field(default_factory=dict)
+    unit: str | None = None  # what a unit is called in a citation: "page", "chapter", or None for one flow
+    encoding: str = "utf-8"
+    shaped_headings: bool = False  # headings are told by their shape (short, no closing punctuation)
+
+    def lines_of(self, unit: int) -> list[str]:
+        """The extracted lines of one unit (0 for a single-flow document)."""
+        return self.pages[max(unit - 1, 0)] if self.pages else []
+
+
+class Reader:
+    """One document format. `suffixes` pick it by name; `sniff` recognises it by content (a PDF renamed .txt)."""
+
+    name: str = ""
+    suffixes: tuple[str, ...] = ()
+
+    def sniff(self, head: bytes) -> bool:
+        """True when these first bytes can only be this format."""
+        return False
+
+    def read(self, data: bytes, name: str) -> Extraction:
+        raise NotImplementedError
+
+
+WHITESPACE = re.compile(r"\s+")
+CJK = r"\u3000-\u303f\u3400-\u9fff\uf900-\ufaff\uff00-\uffef"
+CJK_GAP = re.compile(rf"(?<=[{CJK}])[ \t\u00a0]+|[ \t\u00a0]+(?=[{CJK}])")
+
+
+def tidy(text: str) -> str:
+    """One line of extracted text: runs of whitespace become one space, and spaces next to CJK characters
+    or full-width punctuation (letter-spaced titles, padded cells) go."""
+    return CJK_GAP.sub("", WHITESPACE.sub(" ", text)).strip()
+
+
+def open_zip(data: bytes, what: str) -> zipfile.ZipFile:
+    """A zip-based document opened only when it cannot unpack to a bomb; SkippedFile otherwise."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        members = archive.infolist()
+    except (zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise SkippedFile(f"not a valid {what} file (damaged or truncated zip: {exc})") from exc
+    unpacked = sum(member.file_size for member in members)
+    packed = sum(member.compress_size for member in members) or 1
+    if unpacked > MAX_UNPACKED_BYTES or unpacked > max(packed * MAX_PACK_RATIO, 1 << 20):
+        raise SkippedFile(
+            f"rejected: it would unpack to {unpacked / 2**20:.0f} MB from {len(data) / 2**20:.1f} MB "
+            f"(a decompression bomb, or a damaged {what} file); the limit is {MAX_UNPACKED_BYTES // 2**20} MB, "
+            "set WENDA_MAX_UNPACKED_MB"
+        )
+    return archive
+
+
+def read_member(archive: zipfile.ZipFile, name: str, what: str) -> bytes:
+    """One member of a checked archive, read no further than its declared size (the header may lie)."""
+    try:
+        info = archive.getinfo(name)
+        with archive.open(info) as handle:
+            data = handle.read(info.file_size + 1)
+    except KeyError as exc:
+        raise SkippedFile(f"not a valid {what} file ({name} is missing)") from exc
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        raise SkippedFile(f"not a valid {what} file ({name} is damaged: {exc})") from exc
+    if len(data) > info.file_size:
+        raise SkippedFile(f"rejected: {name} unpacks to more than its declared size (a damaged or hostile {what})")
+    return data
+
+
+LATIN_END = re.compile(r"[A-Za-z0-9]$")
+LATIN_START = re.compile(r"^[A-Za-z0-9]")
+HYPHENATED = re.compile(r"[A-Za-z]-$")
+
+
+def join_lines(lines: list[str]) -> str:
+    """Lines of one paragraph as one string: CJK text joins without a space, Latin words with one, and a word
+    hyphenated at a line end ("Public-Pri-" + "vate") is mended."""
+    text = ""
+    for line in (tidy(line) for line in lines):
+        if not line:
+            continue
+        if HYPHENATED.search(text) and line[0].islower():
+            text = text[:-1] + line
+        elif LATIN_END.search(text) and LATIN_START.match(line):
+            text = f"{text} {line}"
+        else:
+            text += line
+    return text

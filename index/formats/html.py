@@ -1,0 +1,87 @@
+"""Web pages saved from a browser, through trafilatura: the article's main text without menus, ads, comments or
+related-article lists; title, author or site and date from the page's metadata; the page's URL from the
+browser's "saved from url" mark or its canonical link. A citation names the line of the extracted main text."""
+
+from __future__ import annotations
+
+import re
+
+import trafilatura
+from lxml import etree
+
+from .base import Block, Extraction, Reader, SkippedFile, tidy
+
+SAVED_FROM = re.compile(rb"<!--\s*saved from url=\(\d+\)(\S+?)\s*-->", re.I)
+HEADING = re.compile(r"h(\d)")
+
+
+def saved_from(data: bytes) -> str | None:
+    """The URL a browser (or `wenda add`) noted at the top of a saved page."""
+    match = SAVED_FROM.search(data[:4096])
+    url = match.group(1).decode("ascii", "replace") if match else None
+    return url if url and url.startswith(("http://", "https://")) else None
+
+
+def text_of(element: etree._Element) -> str:
+    return tidy("".join(element.itertext()))
+
+
+def body_blocks(body: etree._Element) -> tuple[list[str], list[Block]]:
+    """Lines and blocks of trafilatura's main-text XML: head, p, list items, table rows (header as context)."""
+    lines: list[str] = []
+    blocks: list[Block] = []
+    tables = 0
+
+    def add(text: str, **kwargs) -> None:
+        lines.append(text)
+        if text:
+            blocks.append(Block(text, len(lines), **kwargs))
+
+    for element in body:
+        if element.tag == "head":
+            match = HEADING.fullmatch(element.get("rend", ""))
+            add(text_of(element), level=int(match.group(1)) if match else 2)
+        elif element.tag == "list":
+            for item in element.iter("item"):
+                add(text_of(item))
+        elif element.tag == "table":
+            tables += 1
+            rows = [[text_of(cell) for cell in row.iter("cell")] for row in element.iter("row")]
+            header = " | ".join(rows[0]) if len(rows) > 1 else None
+            for number, cells in enumerate(rows, start=1):
+                if number == 1 and header is not None:
+                    lines.append(header)
+                else:
+                    add(" | ".join(cells), where={"table": tables, "row": number}, context=header)
+        elif element.tag == "code":
+            add("".join(element.itertext()).strip())
+        else:  # p, quote and whatever else trafilatura keeps as a paragraph
+            add(text_of(element))
+    return lines, blocks
+
+
+class HtmlReader(Reader):
+    name = "html"
+    suffixes = (".html", ".htm", ".xhtml")
+
+    def sniff(self, head: bytes) -> bool:
+        start = head[:1024].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+        return start.startswith((b"<!doctype html", b"<html", b"<!-- saved from url"))
+
+    def read(self, data: bytes, name: str) -> Extraction:
+        try:
+            document = trafilatura.bare_extraction(
+                data, with_metadata=True, include_tables=True, include_comments=False, favor_precision=True
+            )
+        except Exception as exc:  # noqa: BLE001 - the extractor raises many types on hostile input
+            raise SkippedFile(f"not a readable web page ({type(exc).__name__}: {str(exc)[:120]})") from exc
+        if document is None or document.body is None or not len(document.body):
+            raise SkippedFile("no article text found in the page (only menus, links or scripts)")
+        lines, blocks = body_blocks(document.body)
+        meta = {
+            "title": tidy(document.title or ""),
+            "publisher": tidy(document.sitename or document.author or ""),
+            "date": document.date or "",
+            "url": saved_from(data) or document.url or "",
+        }
+        return Extraction([lines], blocks, {k: v for k, v in meta.items() if v}, encoding="html")

@@ -1,0 +1,191 @@
+"""index.formats: each reader on real files (tests/fixtures/documents, made with reportlab, python-docx, …):
+known facts come out whole, at a locator that an independent extraction confirms; bad files are refused
+with a reason."""
+
+from __future__ import annotations
+
+import json
+import re
+import zipfile
+from pathlib import Path
+
+import docx
+import pdfplumber
+import pytest
+
+from index.chunking import paragraphs_of
+from index.config import ChunkingParams
+from index.formats import SkippedFile, reader_for
+from index.formats.base import Extraction
+
+DOCUMENTS = Path(__file__).parent / "fixtures" / "documents"
+FACTS = json.loads((DOCUMENTS / "facts.json").read_text(encoding="utf-8"))
+
+
+def extract(name: str) -> Extraction:
+    data = (DOCUMENTS / name).read_bytes()
+    return reader_for(name, data[:4096]).read(data, name)
+
+
+def bare(text: str) -> str:
+    return re.sub(r"\s+", "", text)
+
+
+def plain(text: str) -> str:
+    """Text without whitespace, cell bars and hyphens: what a table row or a re-joined line break may change."""
+    return re.sub(r"[\s|\-]+", "", text)
+
+
+def independent_text(name: str, where: dict) -> str:
+    """The text at `where` as another tool (or the raw file) gives it, whitespace removed."""
+    path = DOCUMENTS / name
+    data = path.read_bytes()
+    if data.startswith(b"%PDF"):
+        with pdfplumber.open(path) as pdf:
+            page = pdf.pages[where["page"] - 1]
+            halves = [
+                page.crop((0, 0, page.width / 2, page.height)),
+                page.crop((page.width / 2, 0, page.width, page.height)),
+            ]
+            return bare(page.extract_text() + "".join(half.extract_text() for half in halves))
+    if name.endswith(".docx"):
+        document = docx.Document(path)
+        if "table" in where:
+            row = document.tables[where["table"] - 1].rows[where["row"] - 1]
+            return bare("".join(cell.text for cell in row.cells))
+        if "footnote" in where:
+            return bare(re.sub(r"<[^>]+>", "", zipfile.ZipFile(path).read("word/footnotes.xml").decode("utf-8")))
+        return bare(document.paragraphs[where["paragraph"] - 1].text)
+    if name.endswith(".epub"):
+        archive = zipfile.ZipFile(path)
+        chapters = sorted(n for n in archive.namelist() if re.search(r"chap\w*\d", n))
+        return bare(re.sub(r"<[^>]+>", "", archive.read(chapters[where["chapter"] - 1]).decode("utf-8")))
+    if name.endswith(".html"):
+        charset = "gb2312" if b"gb2312" in data[:2000].lower() else "utf-8"
+        return bare(re.sub(r"<[^>]+>", "", data.decode(charset)))
+    encoding = "utf-16" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-16-le" if b"\x00" in data else "utf-8"
+    return bare(data.decode(encoding))
+
+
+@pytest.mark.parametrize("fact", FACTS, ids=[f"{f['file']}:{f['fact']}" for f in FACTS])
+def test_each_fact_is_whole_in_one_block_at_a_checkable_place(fact: dict) -> None:
+    extraction = extract(fact["file"])
+    blocks = [b for b in extraction.blocks if fact["fact"] in b.text]
+    assert blocks, f"{fact['fact']} not whole in any block of {fact['file']}"
+    block = blocks[0]
+    # the block is verbatim in its lines of the extracted text (what `wenda show` prints; a table row's cells
+    # are joined by " | ", a wrapped paragraph's lines without their breaks) …
+    lines = extraction.lines_of(block.unit)[block.line - 1 : block.line - 1 + block.lines]
+    assert plain(block.text) in plain("".join(lines))
+    # … in the right page, chapter, table row or footnote …
+    for key in ("page", "chapter", "table", "row", "footnote"):
+        if key in fact["where"]:
+            assert block.where.get(key) == fact["where"][key], (key, block.where)
+    # … and another extraction of that place holds the fact too
+    assert bare(fact["fact"]) in independent_text(fact["file"], fact["where"])
+
+
+def test_pdf_running_header_footer_and_page_numbers_are_not_in_passages() -> None:
+    extraction = extract("report.pdf")
+    assert extraction.unit == "page" and len(extraction.pages) == 3
+    for block in extraction.blocks:
+        assert "清河市人民政府工作报告" not in block.text
+        assert not re.fullmatch(r"[—\-\s\d]+", block.text)
+    assert extraction.meta == {
+        "title": "清河市二〇二四年政府工作报告",
+        "publisher": "清河市人民政府",
+        "date": "2024-02-01",
+    }
+
+
+def test_pdf_words_hyphenated_at_a_line_end_are_joined() -> None:
+    text = " ".join(block.text for block in extract("report.pdf").blocks)
+    assert "Public-Private Partnership" in text and "Partner-" not in text
+
+
+def test_two_column_pdf_reads_each_column_in_order() -> None:
+    extraction = extract("two-column.pdf")
+    text = "".join(block.text for block in extraction.blocks)
+    # a paragraph of the left column is whole, and comes before the right column's first heading
+    assert text.index("东港码头年吞吐量达到3150万吨") < text.index("城市建设")
+    assert "滨江大道改造工程投资8.6亿元" in text
+
+
+@pytest.mark.parametrize(
+    "name, reason",
+    [
+        ("scanned.pdf", "no text layer .*OCR"),
+        ("encrypted.pdf", "encrypted"),
+        ("truncated.pdf", "truncated or damaged"),
+        ("bomb.docx", "decompression bomb"),
+    ],
+)
+def test_unusable_documents_are_refused_with_the_reason(name: str, reason: str) -> None:
+    with pytest.raises(SkippedFile, match=reason):
+        extract(name)
+
+
+def test_content_decides_the_format_not_the_name() -> None:
+    data = (DOCUMENTS / "renamed-pdf.txt").read_bytes()
+    assert reader_for("renamed-pdf.txt", data[:4096]).name == "pdf"
+    assert reader_for("x.png", (DOCUMENTS / "article.html").read_bytes()[:4096]).name == "html"
+
+
+def test_docx_headings_become_sections_and_table_rows_carry_their_header() -> None:
+    extraction = extract("notice.docx")
+    paragraphs = paragraphs_of(extraction, ChunkingParams(), "关于加强城市供水安全管理的通知")
+    row = next(p for p in paragraphs if "北郊水厂" in p.text)
+    assert row.text == "北郊水厂 | 45 | 2019" and row.where == {"table": 1, "row": 4}
+    assert row.section == "二、加强水厂运行管理 › 水厂 | 日供水能力（万吨） | 投运年份"
+    assert extraction.meta == {
+        "title": "关于加强城市供水安全管理的通知",
+        "publisher": "清河市水务局",
+        "date": "2024-05-10",
+    }
+
+
+def test_html_keeps_the_article_not_the_menus_ads_comments_or_related_links() -> None:
+    extraction = extract("article.html")
+    text = "".join(block.text for block in extraction.blocks)
+    assert "首条有轨电车线路全长18.6公里" in text
+    for decoy in ("9800元", "票价应该是5元", "全长24.5公里", "ICP"):
+        assert decoy not in text
+    assert extraction.meta["title"] == "清河市首条有轨电车线路今日开通运营"
+    assert extraction.meta["publisher"] == "清河日报" and extraction.meta["date"] == "2024-06-18"
+    assert extraction.meta["url"].startswith("https://")
+
+
+def test_html_in_gb2312_is_decoded() -> None:
+    assert any("今年新增城市绿道126公里" in block.text for block in extract("gb2312.html").blocks)
+
+
+def test_epub_chapters_are_units_and_their_titles_sections() -> None:
+    extraction = extract("book.epub")
+    paragraphs = paragraphs_of(extraction, ChunkingParams(), extraction.meta["title"])
+    fact = next(p for p in paragraphs if "明嘉靖十二年" in p.text)
+    assert fact.where == {"chapter": 2} and fact.section == "第二章古桥遗韵"
+    assert extraction.meta == {"title": "清河风物志", "publisher": "清河市地方志办公室", "date": "2023-09-01"}
+
+
+def test_markdown_headings_lose_their_markers_and_table_rows_are_passages() -> None:
+    extraction = extract("guide.md")
+    paragraphs = paragraphs_of(extraction, ChunkingParams(), "清河交通出行指南")
+    assert not any(p.text.startswith(("#", "|", "---")) for p in paragraphs)
+    row = next(p for p in paragraphs if "清河东站" in p.text and "|" in p.text)
+    assert not row.heading and row.section.endswith("车站 | 类型 | 投入使用")
+    assert (DOCUMENTS / "guide.md").read_text(encoding="utf-8").split("\n")[row.line - 1].count("清河东站") == 1
+    code = next(p for p in paragraphs if p.text.startswith("curl "))
+    assert not code.heading
+
+
+def test_markdown_code_is_verbatim_and_never_a_heading() -> None:
+    source = "# 标题\n\n正文一段。\n\n```\n短代码\n```\n\n| a | b |\n|---|---|\n| 甲 | 乙 |\n"
+    extraction = reader_for("x.md", b"").read(source.encode("utf-8"), "x.md")
+    paragraphs = paragraphs_of(extraction, ChunkingParams(), None)
+    assert [(p.text, p.heading) for p in paragraphs] == [
+        ("标题", True),
+        ("正文一段。", False),
+        ("短代码", False),
+        ("甲 | 乙", False),
+    ]
+    assert paragraphs[3].section == "标题 › a | b" and paragraphs[2].line == 6
