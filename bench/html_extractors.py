@@ -17,9 +17,9 @@ Reads the pages listed in bench/documents.toml from ~/.cache/wenda/documents/ ($
   ms/page   median of --runs extractions from decoded text
 Per page it also gives the main text's CJK characters and its paragraphs (non-empty lines).
 
-Configurations: trafilatura.bare_extraction(with_metadata=True) as is, with favor_precision=True and with
-favor_recall=True (its main text only: comments come apart, in .comments); readability-lxml
-Document(html).summary() turned into text, its title from .short_title().
+Configurations: trafilatura.bare_extraction(with_metadata=True) as is, with favor_precision=True, with
+favor_recall=True and with include_tables=False (its main text only: comments come apart, in .comments);
+readability-lxml Document(html).summary() turned into text, its title from .short_title().
 """
 
 from __future__ import annotations
@@ -85,6 +85,7 @@ EXTRACTORS: dict[str, tuple[str, Callable[[str | bytes], Result]]] = {
     "trafilatura": ("trafilatura", trafilatura_with()),
     "trafilatura favor_precision": ("trafilatura", trafilatura_with(favor_precision=True)),
     "trafilatura favor_recall": ("trafilatura", trafilatura_with(favor_recall=True)),
+    "trafilatura include_tables=False": ("trafilatura", trafilatura_with(include_tables=False)),
     "readability-lxml": ("readability-lxml", readability),
 }
 
@@ -172,7 +173,10 @@ def main() -> int:
     args = parser.parse_args()
     pages = present(("html",))
     if args.show:
-        path = next(p for n, _, p in pages if n == args.show)
+        path = next((p for n, _, p in pages if n == args.show), None)
+        if path is None:
+            print(f"{args.show} is not an HTML page present in bench/documents.toml", file=sys.stderr)
+            return 1
         for extractor, (_, extract) in EXTRACTORS.items():
             result = extract(decode(path.read_bytes()))
             print(f"===== {extractor}: {result['title']} | {result['date']} | {result['author']}\n{result['text']}")

@@ -399,7 +399,10 @@ def main() -> int:
         documents = [d for d in documents if d[0] in args.only]
     if args.show:
         name, page = args.show.rsplit(":", 1)
-        path = next(p for n, _, p in documents if n == name)
+        path = next((p for n, _, p in documents if n == name), None)
+        if path is None:
+            print(f"{name} is not a PDF present in bench/documents.toml", file=sys.stderr)
+            return 1
         for library in libraries:
             print(f"===== {library}\n{LIBRARIES[library][0](path)[int(page)]}")
         return 0

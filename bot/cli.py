@@ -19,7 +19,10 @@ from index.config import DEFAULT_TOP_K, EVAL_CACHE, PRIORITIES, Settings
 from index.context import show
 from index.embeddings import embedder_for
 from index.errors import DamagedIndexError, IndexMissingError, UsageError, WendaError
+from index.formats import SkippedFile
+from index.intake import Admitted, admit, digests, fetch
 from index.integrity import check_index
+from index.loader import discover, read_bytes
 from index.passages import passage_files
 from index.store import live_generation, live_manifest, open_snapshot
 from retrieval.evaluation import evaluate, format_table, load_questions, summarize
@@ -53,6 +56,74 @@ def warn(line: str) -> None:
     print(terminal_safe(line), file=sys.stderr, flush=True)
 
 
+def builder(settings: Settings, quiet: bool, batch_size: int = BATCH_SIZE) -> Callable[[bool], BuildReport]:
+    """A function that updates the index (printing its report) with the model loaded once, at the build priority."""
+    # before the model starts its threads: they inherit the priority of the thread that starts them
+    how = runtime.lower_priority() if settings.index_priority == "low" else "normal priority"
+    embedder = embedder_for(settings)
+    threads = settings.index_threads or runtime.free_cpus()
+    runtime.size_native_pools(threads)
+    embedder.use_threads(threads)
+
+    def build(rebuild: bool = False) -> BuildReport:
+        report = build_index(settings, embedder, rebuild=rebuild, progress=not quiet, warn=warn, batch_size=batch_size)
+        if report.embedded_chunks and not quiet:
+            warn(f"embedded on {threads} thread{'s' if threads > 1 else ''}, {how}")
+        print(render_report(report), flush=True)
+        return report
+
+    return build
+
+
+def command_add(args: argparse.Namespace) -> int:
+    """Copy files (or fetch web pages) into the corpus, then update the index; exit 1 if any was refused."""
+    settings = settings_from(args)
+    if settings.corpus.is_file():
+        check_corpus(settings.corpus)
+    known = digests(settings.corpus, live_manifest(settings.index_dir).get("files", {}))
+    added: list[Admitted] = []
+    refused = 0
+    for item in args.items:
+        try:
+            if item.startswith(("http://", "https://")):
+                data, name, final = fetch(item)
+                added.append(admit(settings.corpus, data, name, known, url=final))
+                continue
+            path = Path(item)
+            if not path.exists():
+                raise WendaError(f"{item}: no such file or folder")
+            for found in discover(path) if path.is_dir() else [path]:
+                try:
+                    added.append(admit(settings.corpus, read_bytes(found), found.name, known))
+                except SkippedFile as exc:
+                    warn(f"wenda: refused {terminal_safe(str(found))}: {terminal_safe(str(exc))}")
+                except WendaError as exc:  # names the file
+                    warn(f"wenda: refused {terminal_safe(str(exc))}")
+                    refused += 1
+        except WendaError as exc:
+            warn(f"wenda: refused {terminal_safe(str(exc))}")
+            refused += 1
+    if added:
+        builder(settings, args.quiet)()
+        counts = passage_counts(settings.index_dir)
+        for document in added:
+            print(
+                terminal_safe(
+                    f"added {document.source}: 《{document.title}》, {counts.get(document.source, 0)} passages"
+                )
+            )
+    return 1 if refused else 0
+
+
+def passage_counts(index_dir: Path) -> dict[str, int]:
+    """Indexed passages per source in the live generation."""
+    snapshot = open_snapshot(index_dir)
+    try:
+        return dict(snapshot.db.execute("SELECT source, COUNT(*) FROM chunks GROUP BY source").fetchall())
+    finally:
+        snapshot.close()
+
+
 def command_index(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     if args.check:
@@ -64,24 +135,13 @@ def command_index(args: argparse.Namespace) -> int:
             f"{damaged} problem{'s' if damaged != 1 else ''} found" + ("; run `wenda index` to repair" * bool(damaged))
         )
         return 1 if damaged else 0
-    # before the model starts its threads: they inherit the priority of the thread that starts them
-    how = runtime.lower_priority() if settings.index_priority == "low" else "normal priority"
-    embedder = embedder_for(settings)
-    threads = settings.index_threads or runtime.free_cpus()
-    runtime.size_native_pools(threads)
-    embedder.use_threads(threads)
-
     rebuild = args.rebuild
+    build = builder(settings, args.quiet, args.batch_size)
 
     def update() -> BuildReport:
         nonlocal rebuild  # --rebuild applies to the first update only, also under --watch
-        report = build_index(
-            settings, embedder, rebuild=rebuild, progress=not args.quiet, warn=warn, batch_size=args.batch_size
-        )
+        report = build(rebuild)
         rebuild = False
-        if report.embedded_chunks and not args.quiet:
-            warn(f"embedded on {threads} thread{'s' if threads > 1 else ''}, {how}")
-        print(render_report(report), flush=True)
         return report
 
     if args.watch:
@@ -443,6 +503,13 @@ def parser() -> argparse.ArgumentParser:
     chat.add_argument("--json", action="store_true", help="print JSON instead of text")
     chat.add_argument("--no-memory", action="store_true", help="answer every question on its own, never as a follow-up")
     chat.set_defaults(run=command_chat)
+
+    add = command(
+        commands, "add", parents=[common], summary="add documents (files, folders or web page URLs) and index them"
+    )
+    add.add_argument("items", nargs="+", metavar="PATH|URL", help="files, folders of documents, or http(s) URLs")
+    add.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add.set_defaults(run=command_add)
 
     shown = command(commands, "show", parents=[common], summary="print a cited passage in context from its file")
     shown.add_argument(
