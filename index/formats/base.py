@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import unicodedata
 import zipfile
 from dataclasses import dataclass, field
 
@@ -73,10 +74,19 @@ CJK = r"\u3000-\u303f\u3400-\u9fff\uf900-\ufaff\uff00-\uffef"
 CJK_GAP = re.compile(rf"(?<=[{CJK}])[ \t\u00a0]+|[ \t\u00a0]+(?=[{CJK}])")
 
 
+# Kangxi and supplementary radicals (U+2F00–U+2FD5, U+2E80–U+2EF3) look like the ideographs they stand for
+# (⼈ and 人) but match nothing a user types; some PDF producers emit them. NFKC maps each to its ideograph.
+RADICALS = {
+    code: unicodedata.normalize("NFKC", chr(code))
+    for code in [*range(0x2E80, 0x2EF4), *range(0x2F00, 0x2FD6)]
+    if unicodedata.normalize("NFKC", chr(code)) != chr(code)
+}
+
+
 def tidy(text: str) -> str:
-    """One line of extracted text: runs of whitespace become one space, and spaces next to CJK characters
-    or full-width punctuation (letter-spaced titles, padded cells) go."""
-    return CJK_GAP.sub("", WHITESPACE.sub(" ", text)).strip()
+    """One line of extracted text: runs of whitespace become one space, spaces next to CJK characters or
+    full-width punctuation (letter-spaced titles, padded cells) go, and radicals become their ideographs."""
+    return CJK_GAP.sub("", WHITESPACE.sub(" ", text.translate(RADICALS))).strip()
 
 
 def open_zip(data: bytes, what: str) -> zipfile.ZipFile:
@@ -131,3 +141,35 @@ def join_lines(lines: list[str]) -> str:
         else:
             text += line
     return text
+
+
+# What document properties often hold instead of a name: an account name, a template's placeholder.
+PLACEHOLDER_AUTHORS = {
+    "administrator",
+    "admin",
+    "user",
+    "author",
+    "作者",
+    "微软用户",
+    "微软中国",
+    "microsoft",
+    "unknown",
+}
+SITE_SUFFIX = re.compile(r"\s*[-_|–—·]\s*([^-_|–—·]{1,16})$")
+SITE_WORDS = re.compile(r"网|报|频道|新闻|在线|官网|门户|\.(com|cn|net|org)\b", re.I)
+
+
+def credible_author(value: str) -> str:
+    """An author or publisher worth citing, or "": one bare ASCII word ("sky", "Smith") is an account name."""
+    value = tidy(value)
+    if value.lower() in PLACEHOLDER_AUTHORS or re.fullmatch(r"[A-Za-z0-9_.]+", value):
+        return ""
+    return value
+
+
+def clean_title(title: str) -> str:
+    """A web page's title without the site and channel names browsers show after it ("…_教育频道_中国青年网")."""
+    title = tidy(title)
+    while (match := SITE_SUFFIX.search(title)) and SITE_WORDS.search(match.group(1)) and match.start() >= 4:
+        title = title[: match.start()]
+    return title

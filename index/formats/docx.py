@@ -13,7 +13,7 @@ from docx.table import Table
 from docx.text.paragraph import Paragraph
 from lxml import etree
 
-from .base import Block, Extraction, Reader, SkippedFile, open_zip, read_member, tidy
+from .base import Block, Extraction, Reader, SkippedFile, credible_author, open_zip, read_member, tidy
 
 HEADING_STYLE = re.compile(r"^(heading|标题)\s*(\d)$", re.I)
 
@@ -96,7 +96,7 @@ class DocxReader(Reader):
             lines.append(text)
             blocks.append(Block(text, len(lines), where={"footnote": int(number)}))
         core = document.core_properties
-        meta = {"title": tidy(core.title or ""), "publisher": tidy(core.author or "")}
+        meta = {"title": tidy(core.title or ""), "publisher": credible_author(core.author or "")}
         if core.created is not None:
             meta["date"] = core.created.date().isoformat()
         return Extraction([lines], [b for b in blocks if b.text], {k: v for k, v in meta.items() if v}, encoding="docx")

@@ -9,10 +9,11 @@ import re
 import trafilatura
 from lxml import etree
 
-from .base import Block, Extraction, Reader, SkippedFile, tidy
+from .base import Block, Extraction, Reader, SkippedFile, clean_title, credible_author, tidy
 
 SAVED_FROM = re.compile(rb"<!--\s*saved from url=\(\d+\)(\S+?)\s*-->", re.I)
 HEADING = re.compile(r"h(\d)")
+LAYOUT_CELL_CHARS = 300  # a data table's cell is a name or a number; a layout table's cell is the article
 
 
 def saved_from(data: bytes) -> str | None:
@@ -60,6 +61,19 @@ def body_blocks(body: etree._Element) -> tuple[list[str], list[Block]]:
     return lines, blocks
 
 
+def extract(data: bytes, tables: bool):  # -> trafilatura's Document | None
+    """The main text without comments; with tables, precision over recall (less boilerplate on real pages);
+    without (a page laid out in a table, where precision finds nothing), the default balance."""
+    return trafilatura.bare_extraction(
+        data, with_metadata=True, include_tables=tables, include_comments=False, favor_precision=tables
+    )
+
+
+def layout_table(body: etree._Element) -> bool:
+    """A table used for page layout rather than data: a cell holding a whole article's worth of text."""
+    return any(len(text_of(cell)) > LAYOUT_CELL_CHARS for cell in body.iter("cell"))
+
+
 class HtmlReader(Reader):
     name = "html"
     suffixes = (".html", ".htm", ".xhtml")
@@ -70,17 +84,17 @@ class HtmlReader(Reader):
 
     def read(self, data: bytes, name: str) -> Extraction:
         try:
-            document = trafilatura.bare_extraction(
-                data, with_metadata=True, include_tables=True, include_comments=False, favor_precision=True
-            )
+            document = extract(data, tables=True)
+            if document is not None and document.body is not None and layout_table(document.body):
+                document = extract(data, tables=False) or document  # an old page laid out in a table
         except Exception as exc:  # noqa: BLE001 - the extractor raises many types on hostile input
             raise SkippedFile(f"not a readable web page ({type(exc).__name__}: {str(exc)[:120]})") from exc
         if document is None or document.body is None or not len(document.body):
             raise SkippedFile("no article text found in the page (only menus, links or scripts)")
         lines, blocks = body_blocks(document.body)
         meta = {
-            "title": tidy(document.title or ""),
-            "publisher": tidy(document.sitename or document.author or ""),
+            "title": clean_title(document.title or ""),
+            "publisher": credible_author(document.sitename or ""),
             "date": document.date or "",
             "url": saved_from(data) or document.url or "",
         }
