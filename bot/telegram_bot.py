@@ -23,7 +23,7 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatType, ParseMode
-from telegram.error import BadRequest, NetworkError, TimedOut
+from telegram.error import BadRequest
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -56,7 +56,6 @@ from .update_journal import JournaledApplication, JournalingBot, UpdateJournal
 log = logging.getLogger("wenda.telegram")
 
 SESSIONS_KEPT = 2000  # answers whose buttons still work; older presses get a polite "expired"
-SEND_ATTEMPTS = 8  # backing off 0.5, 1, 2, 4, 8, 10, 10 s: a reply survives about 35 s of API outage
 COMMANDS = [
     ("start", "Wenda 能回答什么"),
     ("help", "使用说明"),
@@ -175,21 +174,6 @@ def wenda(context: ContextTypes.DEFAULT_TYPE) -> WendaBot:
 def corpus_size(snapshot: Snapshot) -> tuple[int, int]:
     """(documents, paragraphs) in the index, for /start: `len(snapshot)` counts chunks, not paragraphs."""
     return snapshot.db.execute("SELECT (SELECT COUNT(*) FROM files), (SELECT COUNT(*) FROM paragraphs)").fetchone()
-
-
-async def retrying(call):
-    """Await `call()` again after network errors, backing off. A timed-out call is not repeated: it may
-    have arrived, and a second copy would answer a question twice. Flood limits (429) are handled by the
-    rate limiter before this sees them."""
-    for attempt in range(SEND_ATTEMPTS):
-        try:
-            return await call()
-        except TimedOut:
-            raise
-        except NetworkError:
-            if attempt == SEND_ATTEMPTS - 1:
-                raise
-        await asyncio.sleep(min(0.5 * 2**attempt, 10))
 
 
 def keyboard(key: str, session: Session, page: int) -> InlineKeyboardMarkup:

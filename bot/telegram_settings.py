@@ -35,6 +35,17 @@ def _ids(name: str) -> frozenset[int] | None:
         raise WendaError(f"{name} must be comma-separated numeric Telegram ids, got {raw!r}") from exc
 
 
+def _admins() -> frozenset[int]:
+    """WENDA_TELEGRAM_ADMINS: the user ids that may add and remove documents; empty when unset (uploads off)."""
+    admins = _ids("WENDA_TELEGRAM_ADMINS") or frozenset()
+    if any(user <= 0 for user in admins):  # a group's id (negative) where a person's was meant
+        raise WendaError(
+            "WENDA_TELEGRAM_ADMINS must be comma-separated numeric Telegram user ids (positive numbers; "
+            f"a group's id is negative), got {os.environ['WENDA_TELEGRAM_ADMINS'].strip()!r}"
+        )
+    return admins
+
+
 @dataclass(frozen=True)
 class TelegramSettings:
     token: str
@@ -45,6 +56,7 @@ class TelegramSettings:
     data_dir: Path = DEFAULT_DATA_DIR
     log_questions: bool = False  # WENDA_LOG_QUESTIONS: keep question text in the data folder (opt-in)
     memory_minutes: float = DEFAULT_MEMORY_MINUTES  # 0: every question is answered on its own
+    admins: frozenset[int] = frozenset()  # WENDA_TELEGRAM_ADMINS: may send documents and /remove them
 
     @classmethod
     def from_env(cls) -> TelegramSettings:
@@ -73,10 +85,14 @@ class TelegramSettings:
             data_dir=data_dir_from_env(),
             log_questions=log_questions(),
             memory_minutes=memory_minutes,
+            admins=_admins(),
         )
 
     def allows(self, user_id: int | None, chat_id: int | None) -> bool:
-        """Both allowlists, where set, must admit the user and the chat."""
-        if self.allowed_users is not None and user_id not in self.allowed_users:
+        """Both allowlists, where set, must admit the user and the chat. An admin is an allowed user, and
+        their private chat (whose id is theirs) an allowed chat."""
+        if user_id is not None and user_id in self.admins and chat_id in (user_id, None):
+            return True
+        if self.allowed_users is not None and user_id not in self.allowed_users and user_id not in self.admins:
             return False
         return self.allowed_chats is None or chat_id is None or chat_id in self.allowed_chats

@@ -14,6 +14,8 @@ SENTENCE_END = re.compile(r"[。！？；!?;]+[”’\"」』）)]*")
 # Reporter credits ("□本报记者 牛思明") look like headings but name no section.
 BYLINE = re.compile(r"^[□■◇◆]?\s*(本报记者|记者|通讯员|本报讯)")
 SECTION_JOIN = " › "
+# Title, subtitle, byline and a section heading: the longest run of headings in the bundled reports is 4.
+HEADING_RUN_MAX = 4
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,12 @@ def shaped_headings(blocks: list[Block], params: ChunkingParams) -> list[bool]:
     heading = [False] * len(blocks)
     for i in range(len(blocks) - 2, -1, -1):
         heading[i] = candidate[i] and (not candidate[i + 1] or heading[i + 1])
+    start = 0
+    for i in range(len(blocks) + 1):  # a longer run of short lines is a list or a table, searchable body text
+        if i == len(blocks) or not heading[i]:
+            if i - start > HEADING_RUN_MAX:
+                heading[start:i] = [False] * (i - start)
+            start = i + 1
     return heading
 
 

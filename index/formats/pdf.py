@@ -58,10 +58,11 @@ def page_words(page: pdfium.PdfPage) -> list[dict]:
             if word is not None and (abs(top - word["top"]) > 0.5 * size or not -size < left - word["x1"] < 0.6 * size):
                 word = None
             if word is None:
-                word = {"text": "", "x0": left, "x1": right, "top": top, "bottom": bottom}
+                word = {"text": "", "x0": left, "x1": right, "top": top, "bottom": bottom, "sizes": []}
                 words.append(word)
             word["text"] += char
             word["x1"], word["bottom"] = max(word["x1"], right), max(word["bottom"], bottom)
+            word["sizes"].append(size)
         return words
     finally:
         textpage.close()
@@ -78,7 +79,7 @@ def group_lines(words: list[dict]) -> list[Line]:
     result = []
     for line in lines:
         line.sort(key=lambda w: w["x0"])
-        size = max(w["bottom"] - w["top"] for w in line)
+        size = float(np.median([size for w in line for size in w["sizes"]]))  # one tall glyph is not a type size
         text = tidy(" ".join(w["text"] for w in line))
         result.append(Line(text, line[0]["x0"], line[-1]["x1"], line[0]["top"], line[-1]["bottom"], size))
     return sorted((line for line in result if line.text), key=lambda line: line.top)
