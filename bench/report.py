@@ -113,6 +113,8 @@ TABLES = (
     "contention",
     "integrity",
     "followups",
+    "extraction",
+    "formats_speed",
 )
 
 if __name__ == "__main__":

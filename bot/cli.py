@@ -30,6 +30,7 @@ from retrieval.ranker import MODES
 from retrieval.results import Response
 from retrieval.retriever import Retriever
 
+from .library import passage_counts
 from .render import json_line, render_context, render_report, render_response, terminal_safe
 from .report import DEFAULT_TOP, Period, activity_summary, render_summary, since_argument, until_argument
 from .telegram_settings import data_dir_from_env
@@ -105,7 +106,11 @@ def command_add(args: argparse.Namespace) -> int:
             refused += 1
     if added:
         builder(settings, args.quiet)()
-        counts = passage_counts(settings.index_dir)
+        snapshot = open_snapshot(settings.index_dir)
+        try:
+            counts = passage_counts(snapshot)
+        finally:
+            snapshot.close()
         for document in added:
             print(
                 terminal_safe(
@@ -113,15 +118,6 @@ def command_add(args: argparse.Namespace) -> int:
                 )
             )
     return 1 if refused else 0
-
-
-def passage_counts(index_dir: Path) -> dict[str, int]:
-    """Indexed passages per source in the live generation."""
-    snapshot = open_snapshot(index_dir)
-    try:
-        return dict(snapshot.db.execute("SELECT source, COUNT(*) FROM chunks GROUP BY source").fetchall())
-    finally:
-        snapshot.close()
 
 
 def command_index(args: argparse.Namespace) -> int:

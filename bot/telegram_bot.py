@@ -49,7 +49,9 @@ from .conversations import ConversationStore
 from .feedback import FeedbackStore
 from .privacy import UserHasher
 from .ratelimit import RateLimiter
-from .telegram_format import TELEGRAM_LIMIT, answer_html, paragraph_html, telegram_length, trim
+from .telegram_documents import ADMIN_HELP, Library, on_docs, on_document, on_remove
+from .telegram_format import answer_html, paragraph_html, trim
+from .telegram_send import retrying
 from .telegram_settings import CONVERSATIONS_KEPT, MAX_QUESTION_CHARS, MAX_RESULTS, PAGE_SIZE, TelegramSettings
 from .update_journal import JournaledApplication, JournalingBot, UpdateJournal
 
@@ -59,7 +61,7 @@ SESSIONS_KEPT = 2000  # answers whose buttons still work; older presses get a po
 COMMANDS = [
     ("start", "Wenda 能回答什么"),
     ("help", "使用说明"),
-    ("sources", "语料中的文档"),
+    ("docs", "语料中的文档"),
     ("ask", "提问（群组中使用）：/ask 问题"),
     ("new", "开始新的对话（不再联系上文）"),
 ]
@@ -127,6 +129,7 @@ class WendaBot:
         )
         # One worker: the C embedding engine already uses every core for one query.
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wenda-retrieval")
+        self.library = Library(retriever, settings.admins)  # documents sent by admins, /remove, /docs
 
     async def ask(self, question: str, k: int, previous: str | None = None) -> Response | None:
         """The answer (a follow-up of `previous` when given), from the worker thread; None when the index is
@@ -312,25 +315,16 @@ async def on_start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     text = (
         f"你好！我是 <b>Wenda 问答</b>。我只根据语料库中的 {documents} 篇文档"
         f"（{paragraphs} 个段落）回答问题，每个回答都注明出处（文件:行）。\n\n"
-        f"直接发给我一个问题，例如：\n{examples}\n\n/sources 查看文档列表，/help 查看说明。"
+        f"直接发给我一个问题，例如：\n{examples}\n\n/docs 查看文档列表，/help 查看说明。"
     )
     await retrying(lambda: update.effective_message.reply_html(text))
 
 
 async def on_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    await retrying(lambda: update.effective_message.reply_html(HELP))
-
-
-async def on_sources(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    documents = wenda(context).retriever.snapshot.documents()
-    text = "<b>语料中的文档</b>"
-    for number, (source, title) in enumerate(documents, 1):
-        line = f"\n{number}. 《{escape(title)}》 <code>{escape(source)}</code>"
-        if telegram_length(text + line) > TELEGRAM_LIMIT - 40:  # whole lines only: never cut inside a tag
-            text += f"\n…（另有 {len(documents) - number + 1} 篇）"
-            break
-        text += line
-    await retrying(lambda: update.effective_message.reply_html(text))
+    """The instructions; an admin also reads how to add and remove documents."""
+    user = update.effective_user
+    admin = wenda(context).library.is_admin(user.id if user else None)
+    await retrying(lambda: update.effective_message.reply_html(HELP + (ADMIN_HELP if admin else "")))
 
 
 async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -412,7 +406,10 @@ async def start_up(application: Application) -> None:
 
 def build_application(bot: WendaBot) -> Application:
     """The PTB application with every handler registered (in this one place)."""
-    api = {"base_url": bot.settings.base_url} if bot.settings.base_url else {}
+    api = {}
+    if bot.settings.base_url:  # files come from beside the methods: …/bot<token>/getFile, …/file/bot<token>/path
+        folder, _, prefix = bot.settings.base_url.rstrip("/").rpartition("/")
+        api = {"base_url": bot.settings.base_url, "base_file_url": f"{folder}/file/{prefix}"}
     telegram_bot = JournalingBot(
         bot.settings.token,
         request=HTTPXRequest(connection_pool_size=256),  # what ApplicationBuilder would give its own bot
@@ -433,9 +430,12 @@ def build_application(bot: WendaBot) -> Application:
     application.add_handler(TypeHandler(Update, gate), group=-1)
     application.add_handler(CommandHandler("start", on_start))
     application.add_handler(CommandHandler("help", on_help))
-    application.add_handler(CommandHandler("sources", on_sources))
+    application.add_handler(CommandHandler(["docs", "sources"], on_docs))  # /sources: its name before /docs
+    application.add_handler(CommandHandler("remove", on_remove))
     application.add_handler(CommandHandler("ask", on_ask))
     application.add_handler(CommandHandler("new", on_new))
+    if bot.settings.admins:  # uploads on: a file in a private chat is a document to add, not a question
+        application.add_handler(MessageHandler(filters.ChatType.PRIVATE & filters.Document.ALL, on_document))
     application.add_handler(MessageHandler(filters.COMMAND, on_unknown_command))
     text = (filters.TEXT | filters.CAPTION) & ~filters.COMMAND
     application.add_handler(MessageHandler(filters.ChatType.PRIVATE & text, on_private_text))

@@ -1,7 +1,9 @@
 """A fake Telegram Bot API server on 127.0.0.1 for end-to-end tests of the real bot process.
 
 It answers the methods the bot calls, records every request, hands out injected updates through
-getUpdates (long polling), and can be told to fail the next calls of a method (429, 500, …).
+getUpdates (long polling), and can be told to fail the next calls of a method (429, 500, …). Files a test
+registers (`document`) are served like Telegram's: getFile gives a file_path, and GET /file/bot<token>/<file_path>
+the bytes; every download is counted (`downloads`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 BOT_USER = {
     "id": 999000,
@@ -45,6 +47,8 @@ class FakeTelegram:
         self.updates: list[dict] = []
         self.faults: dict[str, list[tuple[int, dict]]] = {}
         self.confirmed = 0  # the highest getUpdates offset seen
+        self.files: dict[str, bytes] = {}  # file_id → bytes, served through getFile and the file URL
+        self.downloads: list[str] = []  # file_ids in the order their bytes were fetched
         self.condition = threading.Condition()
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(100)
@@ -140,6 +144,23 @@ class FakeTelegram:
             message["reply_to_message"] = reply_to
         return self.push(message=message)
 
+    def document(self, file_id: str, data: bytes, name: str | None, size: int | None = None) -> dict:
+        """Register `data` under `file_id` and return the `document` of a message carrying it; `size` is the
+        file_size Telegram declares (the real size unless given)."""
+        with self.condition:
+            self.files[file_id] = data
+        return {
+            "file_id": file_id,
+            "file_unique_id": f"u-{file_id}",
+            "file_size": len(data) if size is None else size,
+            **({"file_name": name} if name is not None else {}),
+        }
+
+    def downloaded(self, file_id: str) -> int:
+        """How often the bytes of `file_id` were fetched."""
+        with self.condition:
+            return self.downloads.count(file_id)
+
     def press(self, user: int, sent: dict, data: str) -> int:
         """A button press on a message the bot sent (`sent` is its recorded sendMessage result)."""
         return self.push(
@@ -196,6 +217,17 @@ class FakeTelegram:
             return 200, {"ok": True, "result": self._updates(params)}
         if method == "getMe":
             return 200, {"ok": True, "result": BOT_USER}
+        if method == "getFile":
+            file_id = str(params.get("file_id", ""))
+            if file_id not in self.files:
+                return 400, {"ok": False, "error_code": 400, "description": "Bad Request: invalid file_id"}
+            result = {
+                "file_id": file_id,
+                "file_unique_id": f"u-{file_id}",
+                "file_size": len(self.files[file_id]),
+                "file_path": f"documents/{file_id}",
+            }
+            return 200, {"ok": True, "result": result}
         if method in ("sendMessage", "editMessageText"):
             chat_id = int(params.get("chat_id", 0))
             result = {
@@ -227,6 +259,25 @@ class FakeTelegram:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                """A file download: /file/bot<token>/documents/<file_id>."""
+                prefix = f"/file/bot{fake.token}/documents/"
+                path = unquote(self.path)  # the token's ":" arrives as %3A
+                file_id = path[len(prefix) :] if path.startswith(prefix) else None
+                with fake.condition:
+                    data = fake.files.get(file_id) if file_id is not None else None
+                    if data is not None:
+                        fake.downloads.append(file_id)
+                        fake.condition.notify_all()
+                if data is None:
+                    self._send(404, {"ok": False, "error_code": 404, "description": "Not Found"})
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 prefix = f"/bot{fake.token}/"
                 if not self.path.startswith(prefix):
