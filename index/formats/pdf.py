@@ -136,8 +136,8 @@ def furniture(pages: list[tuple[list[Line], float]]) -> list[set[int]]:
     """Per page, the indexes of lines that are running headers, footers or page numbers: in the top or bottom
     margin and either a page number or repeated (digits aside) on several pages."""
 
-    def key(text: str) -> str:
-        return re.sub(r"\d+", "#", text.replace(" ", ""))
+    def key(text: str) -> str:  # digits aside, and a page number at either end ("人工智能 3/13", "— 2 —")
+        return re.sub(r"\d+", "#", text.replace(" ", "")).strip("#/-—–|·第页")
 
     margins: list[list[int]] = []
     for lines, height in pages:
