@@ -21,7 +21,8 @@ from .base import HYPHENATED, MAX_PAGES, Block, Extraction, Reader, SkippedFile,
 MARGIN = 0.1  # running headers and footers sit in the top and bottom tenth of a page
 PAGE_NUMBER = re.compile(r"^[-—–−\s]*(第\s*)?\d+\s*(页)?[-—–−\s]*$|^\d+\s*/\s*\d+$|^(page|p\.)\s*\d+", re.I)
 SENTENCE_END = re.compile(r"[。！？；：!?;:][”’\"」』）)]*$")
-UNMAPPED = re.compile("[\ufffd\ue000-\uf8ff]")  # glyphs without a Unicode mapping come out as these
+UNMAPPED = re.compile("\ufffd")  # glyphs without a Unicode mapping come out as this
+MIN_CHARS_PER_PAGE = 3  # fewer, and the "text" is a scanner's stray marks or a page number: no text layer
 PDFIUM = threading.Lock()  # PDFium keeps global state: one document operation at a time in this process
 OCR_HINT = "run OCR on it first (for example `ocrmypdf --language chi_sim in.pdf out.pdf`) and add the result"
 
@@ -49,7 +50,7 @@ def page_words(page: pdfium.PdfPage) -> list[dict]:
         words: list[dict] = []
         word: dict | None = None
         for index, char in enumerate(text[:count]):
-            if char.isspace():
+            if char.isspace() or "\ue000" <= char <= "\uf8ff":  # private-use glyphs: a symbol font's bullets
                 word = None
                 continue
             char = "-" if char == "\ufffe" else char  # PDFium's mark for a hyphen that ends a line
@@ -238,7 +239,7 @@ class PdfReader(Reader):
             finally:
                 pdf.close()
         text = "".join(line.text for lines, _ in pages for line in lines)
-        if len(text.replace(" ", "")) < 10 * max(1, len(pages)) // 4:
+        if len(text.replace(" ", "")) < MIN_CHARS_PER_PAGE * max(1, len(pages)):
             what = f"no text layer ({len(pages)} page(s) of images: a scan)" if images else "no text in it"
             raise SkippedFile(f"{what}; {OCR_HINT}")
         if len(UNMAPPED.findall(text)) > len(text) * 0.1:
