@@ -19,7 +19,13 @@ from retrieval.retriever import Retriever
 
 DOCUMENTS = Path(__file__).parent / "fixtures" / "documents"
 FACTS = json.loads((DOCUMENTS / "facts.json").read_text(encoding="utf-8"))
-BAD = {"scanned.pdf": "OCR", "encrypted.pdf": "encrypted", "truncated.pdf": "truncated", "bomb.docx": "bomb"}
+BAD = {
+    "scanned.pdf": "OCR",
+    "encrypted.pdf": "encrypted",
+    "truncated.pdf": "truncated",
+    "bomb.docx": "bomb",
+    "photo.png": "an image, with no text layer; run OCR",
+}
 
 
 def plain(text: str) -> str:
@@ -33,6 +39,7 @@ def documents(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> t
     corpus = root / "corpus"
     shutil.copytree(DOCUMENTS, corpus, ignore=shutil.ignore_patterns("*.json", "README.md"))
     (corpus / "alias.pdf").symlink_to(corpus / "report.pdf")
+    (corpus / "photo.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
     report = build(corpus, root / "index", embedder)
     return corpus, root / "index", report.warnings
 
