@@ -30,7 +30,6 @@ from retrieval.ranker import MODES
 from retrieval.results import Response
 from retrieval.retriever import Retriever
 
-from .library import passage_counts
 from .render import json_line, render_context, render_report, render_response, terminal_safe
 from .report import DEFAULT_TOP, Period, activity_summary, render_summary, since_argument, until_argument
 from .telegram_settings import data_dir_from_env
@@ -96,8 +95,9 @@ def command_add(args: argparse.Namespace) -> int:
             for found in discover(path) if path.is_dir() else [path]:
                 try:
                     added.append(admit(settings.corpus, read_bytes(found), found.name, known))
-                except SkippedFile as exc:
+                except SkippedFile as exc:  # unreadable: the reason does not name the file
                     warn(f"wenda: refused {terminal_safe(str(found))}: {terminal_safe(str(exc))}")
+                    refused += 1
                 except WendaError as exc:  # names the file
                     warn(f"wenda: refused {terminal_safe(str(exc))}")
                     refused += 1
@@ -108,15 +108,12 @@ def command_add(args: argparse.Namespace) -> int:
         builder(settings, args.quiet)()
         snapshot = open_snapshot(settings.index_dir)
         try:
-            counts = passage_counts(snapshot)
+            counts = {source: passages for source, _, passages in snapshot.catalogue()}
         finally:
             snapshot.close()
         for document in added:
-            print(
-                terminal_safe(
-                    f"added {document.source}: 《{document.title}》, {counts.get(document.source, 0)} passages"
-                )
-            )
+            passages = counts.get(document.source, 0)
+            print(terminal_safe(f"added {document.source}: 《{document.title}》, {passages} passages"))
     return 1 if refused else 0
 
 

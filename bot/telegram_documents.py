@@ -49,7 +49,6 @@ from index.loader import MAX_FILE_BYTES
 from index.store import live_manifest
 from retrieval.retriever import Retriever
 
-from .library import catalogue
 from .render import terminal_safe
 from .telegram_format import TELEGRAM_LIMIT, telegram_length, trim
 from .telegram_send import retrying
@@ -101,6 +100,9 @@ REASONS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"empty|no text|no article text", "文件里没有可索引的文字"),
         (r"no readable documents", "语料中将没有可读的文档"),
         (r"no such document|not a document of the corpus", "语料中没有这个文档，请用 /docs 查看文件名"),
+        (r"cannot (save|delete) it", "无法写入语料目录（权限或磁盘空间）"),
+        (r"no space left", "服务器磁盘空间不足"),
+        (r"cannot write the index folder", "索引目录不可写"),
     )
 )
 
@@ -166,15 +168,21 @@ class Library:
     def _admit(self, data: bytes, name: str) -> Admitted:
         corpus = self.settings.corpus
         indexed = live_manifest(self.settings.index_dir).get("files", {})
-        # a file removed but not yet re-indexed is no duplicate of anything
-        present = {source: entry for source, entry in indexed.items() if (corpus / source).is_file()}
-        return admit(corpus, data, name, digests(corpus, present))
+        try:
+            return admit(corpus, data, name, digests(corpus, indexed))
+        except OSError as exc:  # the folder is read-only, the disk full, …
+            raise WendaError(
+                f"{safe_name(name)}: cannot save it into the corpus folder ({exc.strerror or exc})"
+            ) from exc
 
     def _remove(self, source: str) -> tuple[Path, bytes]:
         """Delete a corpus document; its place and bytes, to put it back if the index cannot follow."""
         path = self.settings.corpus / source
-        data = path.read_bytes() if path.is_file() and not path.is_symlink() else b""
-        return remove(self.settings.corpus, source), data
+        try:
+            data = path.read_bytes() if path.is_file() and not path.is_symlink() else b""
+            return remove(self.settings.corpus, source), data
+        except OSError as exc:
+            raise WendaError(f"{source}: cannot delete it from the corpus folder ({exc.strerror or exc})") from exc
 
     def _build(self) -> BuildReport:
         if self._embedder is None:
@@ -203,7 +211,7 @@ class Library:
 
     def catalogue(self) -> list[tuple[str, str, int]]:
         self.refresh()
-        return catalogue(self.retriever.snapshot)
+        return self.retriever.snapshot.catalogue()
 
     # --- on the event loop ----------------------------------------------------------------------------
     async def save(self, data: bytes, name: str) -> Admitted:
@@ -278,8 +286,11 @@ async def on_document(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     await show(status, READING.format(name=shown))
     try:
         admitted = await library.save(data, name)
-    except WendaError as exc:
-        log.info("refused a document: %s", terminal_safe(str(exc)))
+    except Exception as exc:  # noqa: BLE001 - a hostile file may break a reader in ways nobody foresaw
+        if isinstance(exc, WendaError):
+            log.info("refused a document: %s", terminal_safe(str(exc)))
+        else:
+            log.error("reading a document failed", exc_info=exc)
         await show(status, REFUSED.format(name=shown, reason=reason_html(exc)))
         return
     log.info("saved %s into the corpus; indexing it", terminal_safe(admitted.source))
@@ -313,7 +324,7 @@ async def index_upload(library: Library, status: Message, admitted: Admitted, sh
 
 def indexed(library: Library, source: str) -> tuple[int, str]:
     """(passages, title) of `source` in the generation the retriever answers from; (0, "") when absent."""
-    for name, title, passages in catalogue(library.retriever.snapshot):
+    for name, title, passages in library.retriever.snapshot.catalogue():
         if name == source:
             return passages, title
     return 0, ""
@@ -365,13 +376,17 @@ async def index_removal(library: Library, status: Message, source: str, title: s
 
 
 async def on_docs(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """`/docs` (also `/sources`): the indexed documents with their passages, as many as fit in one message."""
+    """`/docs` (also `/sources`): the indexed documents with their passages."""
     rows = await asyncio.to_thread(library_of(context).catalogue)
+    await retrying(lambda: update.effective_message.reply_html(docs_html(rows)))
+
+
+def docs_html(rows: list[tuple[str, str, int]]) -> str:
+    """The document list as one message: as many whole lines as fit, then how many were left out."""
     text = f"<b>语料中的文档</b>（共 {len(rows)} 篇）"
     for number, (source, title, passages) in enumerate(rows, 1):
         line = f"\n{number}. 《{title_html(title)}》 <code>{escape(source)}</code> · {passages} 个片段"
         if telegram_length(text + line) > TELEGRAM_LIMIT - 40:  # whole lines only: never cut inside a tag
-            text += f"\n…（另有 {len(rows) - number + 1} 篇未列出）"
-            break
+            return text + f"\n…（另有 {len(rows) - number + 1} 篇未列出）"
         text += line
-    await retrying(lambda: update.effective_message.reply_html(text))
+    return text

@@ -61,15 +61,18 @@ def fresh_path(folder: Path, name: str) -> Path:
 
 
 def digests(corpus: Path, indexed: dict[str, dict]) -> dict[str, str]:
-    """sha256 → source for the corpus: from the index manifest where it knows the file, else read."""
-    known = {entry["sha256"]: source for source, entry in indexed.items() if "sha256" in entry}
+    """sha256 → source for the documents in the corpus folder now: from the index manifest where it knows the
+    file, else read (a file deleted since it was indexed is no longer there to be a duplicate of)."""
+    known: dict[str, str] = {}
     for path in discover(corpus):
         source = path.relative_to(corpus).as_posix()
-        if source not in indexed:
-            try:
-                known[hashlib.sha256(path.read_bytes()).hexdigest()] = source
-            except OSError:
-                continue
+        if "sha256" in indexed.get(source, {}):
+            known[indexed[source]["sha256"]] = source
+            continue
+        try:
+            known[hashlib.sha256(path.read_bytes()).hexdigest()] = source
+        except OSError:
+            continue
     return known
 
 

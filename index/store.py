@@ -260,6 +260,14 @@ class Snapshot:
         """(source, title) of every indexed file."""
         return self.db.execute("SELECT source, title FROM files ORDER BY source").fetchall()
 
+    def catalogue(self) -> list[tuple[str, str, int]]:
+        """(source, title, passages) of every indexed file, by source."""
+        rows = self.db.execute(
+            "SELECT f.source, f.title, COUNT(c.id) FROM files f LEFT JOIN chunks c ON c.source = f.source"
+            " GROUP BY f.source ORDER BY f.source"
+        )
+        return [(source, title, count) for source, title, count in rows]
+
     def places(self) -> list[str]:
         """The distinct `place` metadata of the indexed files (sources.toml), for follow-up questions."""
         return [row[0] for row in self.db.execute("SELECT DISTINCT place FROM files WHERE place IS NOT NULL")]

@@ -5,16 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import os
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from bot.telegram_documents import Library, index_removal, index_upload
+from bot import telegram_documents
+from bot.telegram_documents import Library, docs_html, index_removal, index_thread, index_upload
+from bot.telegram_format import TELEGRAM_LIMIT, telegram_length
 from bot.telegram_settings import TelegramSettings
-from index.errors import WendaError
+from index.errors import IndexLockedError, WendaError
 from index.intake import Admitted
 from index.store import LOCK
 from tests.fake_telegram import FakeTelegram
@@ -27,6 +32,7 @@ GROUP = -1009876543
 REPORT_QUESTION = "清河市去年建成了多少套保障性租赁住房？"  # report.pdf, page 1: 新建保障性租赁住房12860套
 REPORT_TITLE = "清河市二〇二四年政府工作报告"
 SEED_QUESTION = "运城建成了多少个嵌入式养老机构？"  # 004_253b461cd30454f2.txt: 52个
+ADMITTED = Admitted("new.txt", "新文件", 1)
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +166,8 @@ def test_bad_files_are_refused_with_the_reason_and_questions_still_answered(tele
     locked = final(telegram, upload(telegram, ADMIN, "pw-1", "encrypted.pdf", name="R&D <plan>.pdf"))  # a hostile name
     assert locked.startswith("❌ 未添加 <code>R&amp;D _plan_.pdf</code>：PDF 有密码保护")
     assert corpus_files(telegram) == before
-    assert "52个" in visible(ask(telegram, ADMIN, SEED_QUESTION)).split("\n")[0]
+    answer = visible(ask(telegram, ADMIN, SEED_QUESTION))  # the index still serves: the right passage first
+    assert "004_253b461cd30454f2.txt" in answer.split("[1] ")[1].split("\n")[0] and "养老机构52个" in answer
 
 
 def test_a_file_over_20_mb_is_refused_before_downloading(telegram: FakeTelegram) -> None:
@@ -173,9 +180,7 @@ def test_a_file_over_20_mb_is_refused_before_downloading(telegram: FakeTelegram)
 
 def test_files_in_groups_are_ignored(telegram: FakeTelegram) -> None:
     send_file(telegram, ADMIN, "group-1", "guide.md", chat=GROUP, chat_type="supergroup")
-    final(
-        telegram, upload(telegram, ADMIN, "group-2", "encrypted.pdf")
-    )  # the same file in private is handled meanwhile
+    final(telegram, upload(telegram, ADMIN, "group-2", "encrypted.pdf"))  # a private one sent after it is handled
     time.sleep(1)
     assert telegram.calls("getFile", lambda p: p.get("file_id") == "group-1") == []
     assert telegram.calls("sendMessage", lambda p: p.get("chat_id") == GROUP) == []
@@ -253,3 +258,52 @@ def test_a_failed_build_puts_a_removed_file_back_without_internals(tmp_path: Pat
     text = status.texts[-1]
     assert text.startswith("❌ 没有删除 <code>old.txt</code>") and "文件已放回语料" in text
     assert "Traceback" not in text and "internal error" not in text and "faiss" not in text
+
+
+def test_the_document_list_fits_one_message_and_escapes_what_senders_named() -> None:
+    rows = [(f"<i>{n:04d}</i>&.txt", f"<b>标题</b> & {'很长' * 50}", n) for n in range(400)]
+    html = docs_html(rows)
+    assert telegram_length(html) <= TELEGRAM_LIMIT and html.startswith("<b>语料中的文档</b>（共 400 篇）")
+    shown = html.count("\n") - 1
+    assert html.endswith(f"\n…（另有 {400 - shown} 篇未列出）") and 0 < shown < 400
+    assert (
+        "<i>" not in html and "&lt;i&gt;0000&lt;/i&gt;&amp;.txt" in html and "《&lt;b&gt;标题&lt;/b&gt; &amp; " in html
+    )
+
+
+def test_a_build_waits_for_another_writer_then_gives_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(telegram_documents, "LOCK_WAITS", (0, 0))
+    retriever = SimpleNamespace(settings=SimpleNamespace(index_priority="normal"), refresh=lambda: None)
+    library = Library(retriever, frozenset())  # type: ignore[arg-type]
+    tries: list[int] = []
+
+    def locked() -> None:
+        tries.append(1)
+        raise IndexLockedError("another `wenda index` is writing the index")
+
+    library._build = locked  # type: ignore[method-assign]
+    told: list[str] = []
+
+    async def tell(text: str) -> None:
+        told.append(text)
+
+    with pytest.raises(IndexLockedError):
+        asyncio.run(library.reindex(tell))
+    assert len(tries) == 3 and len(told) == 2 and "（第 2/2 次）" in told[1]
+    status = Status()
+    asyncio.run(index_upload(FailingLibrary(Path("/nonexistent"), IndexLockedError("x")), status, ADMITTED, "n"))
+    assert "另一个索引进程" in status.texts[-1]
+
+
+def test_builds_run_at_the_lowest_priority_on_their_own_thread() -> None:
+    priority: list[int] = []
+    before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    def probe() -> None:
+        index_thread("low")
+        priority.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+
+    thread = threading.Thread(target=probe)
+    thread.start()
+    thread.join()
+    assert priority == [19] and os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before
