@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -71,7 +72,7 @@ def inputs(work: Path) -> dict[str, Path]:
             continue
         folder = work / entry["format"]
         folder.mkdir(exist_ok=True)
-        (folder / name).symlink_to(path)
+        shutil.copy(path, folder / name)  # a copy: a link to a file outside the corpus is not indexed
         folders[entry["format"]] = folder
         if name == HUNDRED_PAGES:
             big = work / "pdf-104-pages"
@@ -88,7 +89,7 @@ def inputs(work: Path) -> dict[str, Path]:
 COLUMNS = [
     ("input", lambda r: r["input"]),
     ("documents", lambda r: str(r["documents"])),
-    ("pages / chapters", lambda r: str(r["units"])),
+    ("pages / chapters", lambda r: str(r["units"]) if r["input"].startswith(("pdf", "epub")) else "–"),
     ("MB", lambda r: f"{r['mb']:.2f}"),
     ("chunks", lambda r: f"{r['chunks']:,}"),
     ("extraction", lambda r: f"{r['extraction_s']:.2f} s"),
