@@ -24,18 +24,23 @@ MAX_PAGES = int(os.environ.get("WENDA_MAX_PAGES", "2000"))  # a longer PDF is an
 class Block:
     """A paragraph (or heading, or table row) of a document and where it is in the extracted text.
 
-    `line` is 1-based in the extracted text of `unit` (a PDF page, an EPUB chapter; 0 for a document read
-    as one flow) and the block spans `lines` lines there; `level` is the heading level when the format marks
-    headings (1 = top), None for body text; `where` adds format-specific locators ({"table": 1, "row": 3});
-    `context` is what a passage needs to be understood but does not say, such as a table row's header row."""
+    `line` is 1-based in the extracted text of its unit and the block spans `lines` lines there; `where` names
+    the unit ({"page": 3}, {"chapter": 2}; none for a document read as one flow) and may add a table row or
+    footnote ({"table": 1, "row": 3}); `level` is the heading level when the format marks headings (1 = top),
+    None for body text; `context` is what a passage needs to be understood but does not say, such as a table
+    row's header row."""
 
     text: str
     line: int
-    unit: int = 0
     lines: int = 1
     level: int | None = None
     where: dict = field(default_factory=dict)
     context: str | None = None
+
+    @property
+    def unit(self) -> int:
+        """The page or chapter (1-based) whose extracted text holds the block; 0 for a single-flow document."""
+        return self.where.get("page") or self.where.get("chapter") or 0
 
 
 @dataclass

@@ -81,7 +81,7 @@ class EpubReader(Reader):
             if found:
                 pages.append(lines)
                 number = len(pages)
-                blocks += [Block(b.text, b.line, number, b.lines, b.level, {"chapter": number}) for b in found]
+                blocks += [Block(b.text, b.line, b.lines, b.level, {"chapter": number}) for b in found]
         if not blocks:
             raise SkippedFile("no text in the e-book's chapters (images only?)")
 

@@ -252,5 +252,5 @@ class PdfReader(Reader):
             extracted.append([line.text for line in body])
             for first, count in paragraphs(body):
                 text = join_lines([line.text for line in body[first : first + count]])
-                blocks.append(Block(text, first + 1, unit=number, lines=count, where={"page": number}))
+                blocks.append(Block(text, first + 1, lines=count, where={"page": number}))
         return Extraction(extracted, blocks, meta, unit="page", encoding="pdf", shaped_headings=True)
