@@ -403,6 +403,18 @@ def command_telegram(args: argparse.Namespace) -> int:
         watcher.wait(timeout=30)
 
 
+def command_serve(args: argparse.Namespace) -> int:
+    """Serve the HTTP API and web page until SIGINT/SIGTERM."""
+    # Imported here: FastAPI and uvicorn would add to every other command's start-up time.
+    from .web.run import serve
+    from .web.settings import ServeSettings
+
+    settings = ServeSettings.from_env(args.host, args.port)
+    retriever = open_retriever(args)
+    retriever.warm_up()
+    return serve(retriever, settings)
+
+
 def command_report(args: argparse.Namespace) -> int:
     """What the bot did over a period, read from its data folder; needs no index or model."""
     if args.since and args.until and args.since >= args.until:
@@ -503,6 +515,11 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("items", nargs="+", metavar="PATH|URL", help="files, folders of documents, or http(s) URLs")
     add.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add.set_defaults(run=command_add)
+
+    serve = command(commands, "serve", parents=[common], summary="serve the HTTP API and the web chat page")
+    serve.add_argument("--host", help="address to listen on (env WENDA_SERVE_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (env WENDA_SERVE_PORT, default 8000; 0: any free port)")
+    serve.set_defaults(run=command_serve)
 
     shown = command(commands, "show", parents=[common], summary="print a cited passage in context from its file")
     shown.add_argument(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict, deque
+from collections.abc import Hashable
 
 
 class RateLimiter:
@@ -12,9 +13,9 @@ class RateLimiter:
     def __init__(self, limit: int, window: float = 60.0) -> None:
         self.limit = limit
         self.window = window
-        self._events: dict[int, deque[float]] = defaultdict(deque)
+        self._events: dict[Hashable, deque[float]] = defaultdict(deque)
 
-    def allow(self, user_id: int, now: float | None = None) -> bool:
+    def allow(self, user_id: Hashable, now: float | None = None) -> bool:
         now = time.monotonic() if now is None else now
         events = self._events[user_id]
         while events and now - events[0] >= self.window:

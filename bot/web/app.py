@@ -1,0 +1,305 @@
+"""The HTTP application: the native JSON API, health and metrics, on one retriever shared by every request.
+
+Questions run on a small thread pool (the embedding engine already uses the free cores for one question), so
+the event loop keeps accepting requests; the retriever picks up a new index generation by itself on the next
+question. Every error is a JSON object naming what was wrong ({"error": {"message", "field", "type"}}), never
+a traceback: bad input is a 4xx, an unusable index a 503.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from index.config import DEFAULT_TOP_K
+from index.context import show
+from index.errors import WendaError
+from retrieval.results import Response
+from retrieval.retriever import Retriever
+
+from ..feedback import FeedbackStore
+from ..privacy import UserHasher
+from ..ratelimit import RateLimiter
+from .settings import WORKERS, ServeSettings
+
+log = logging.getLogger("wenda.serve")
+
+MAX_K = 50
+MAX_HISTORY = 20  # turns of a conversation read (the newest), as in `wenda ask --json`
+
+
+class ApiError(Exception):
+    """A request that cannot be served, with the HTTP status, the field at fault (if one) and a short type."""
+
+    def __init__(self, status: int, message: str, field: str | None = None, kind: str = "invalid_request") -> None:
+        super().__init__(message)
+        self.status, self.message, self.field, self.kind = status, message, field, kind
+
+
+def error_body(message: str, field: str | None = None, kind: str = "invalid_request") -> dict:
+    return {"error": {"message": message, "field": field, "type": kind}}
+
+
+class BodyLimit:
+    """Refuse a request body over `limit` bytes with 413 before it is read whole: by its Content-Length, and
+    by counting as it streams in (a chunked body has none)."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            await self.refuse(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise ApiError(413, self.message, "body", "too_large")
+            return message
+
+        await self.app(scope, counted, send)
+
+    @property
+    def message(self) -> str:
+        return f"request body over {self.limit // 1024} KB (WENDA_SERVE_MAX_BODY_KB)"
+
+    async def refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = JSONResponse(error_body(self.message, "body", "too_large"), status_code=413)
+        await response(scope, receive, send)
+
+
+class Metrics:
+    """Prometheus metrics of this server (its own registry, so tests can run several apps in one process)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.questions = Counter("wenda_questions", "Questions answered", ["endpoint"], registry=self.registry)
+        self.refusals = Counter(
+            "wenda_refusals", "Questions the corpus could not answer", ["endpoint"], registry=self.registry
+        )
+        self.errors = Counter("wenda_errors", "Requests that failed", ["status"], registry=self.registry)
+        self.latency = Histogram(
+            "wenda_question_seconds",
+            "Time to answer a question",
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry,
+        )
+
+
+class Service:
+    """What every endpoint shares: the retriever and its thread pool, the limiter, feedback and metrics."""
+
+    def __init__(self, retriever: Retriever, settings: ServeSettings) -> None:
+        self.retriever, self.settings = retriever, settings
+        self.executor = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="wenda-serve")
+        self.limiter = RateLimiter(settings.rate_limit)
+        self.users = UserHasher(settings.data_dir)
+        self.feedback = FeedbackStore(settings.data_dir, self.users, settings.log_questions)
+        self.metrics = Metrics()
+
+    async def ask(self, question: str, k: int, history: list[str] | None, endpoint: str) -> Response:
+        """Answer a question (the next turn of `history`, oldest first); ApiError for bad input or no index."""
+        started = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        try:
+            previous = self.retriever.understand(history[-MAX_HISTORY:]) if history else None
+            response = await loop.run_in_executor(self.executor, self.retriever.ask, question, k, previous)
+        except WendaError as exc:
+            log.error("index unavailable: %s", exc)
+            raise ApiError(503, "the index is unavailable now; try again later", kind="unavailable") from exc
+        if response.error:
+            raise ApiError(422, response.error, "question")
+        self.metrics.latency.observe(time.perf_counter() - started)
+        self.metrics.questions.labels(endpoint).inc()
+        if not response.answerable:
+            self.metrics.refusals.labels(endpoint).inc()
+        return response
+
+    def client(self, request: Request) -> str:
+        """Who is asking: the API key that matched (required when keys are set), else the client's address;
+        ApiError 401 without a valid key, 429 over the rate limit."""
+        keys = self.settings.api_keys
+        if keys:
+            header = request.headers.get("authorization", "")
+            scheme, _, token = header.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise ApiError(401, "missing API key: send `Authorization: Bearer <key>`", "authorization", "auth")
+            token = token.strip()
+            if not any(hmac.compare_digest(token.encode(), key.encode()) for key in keys):
+                raise ApiError(401, "the API key is not valid", "authorization", "auth")
+            who = "key:" + hashlib.sha256(token.encode()).hexdigest()[:16]
+        else:
+            who = "addr:" + (request.client.host if request.client else "unknown")
+        if not self.limiter.allow(who):
+            raise ApiError(429, f"over {self.settings.rate_limit} requests a minute; slow down", kind="rate_limit")
+        return who
+
+
+def service_of(request: Request) -> Service:
+    return request.app.state.service
+
+
+def authorized(request: Request) -> str:
+    """Dependency of every API endpoint: the client, once its key and rate are checked."""
+    return service_of(request).client(request)
+
+
+Client = Annotated[str, Depends(authorized)]
+
+
+class AskRequest(BaseModel):
+    question: str = Field(description="the question, in Chinese or English (at most 1,000 characters)")
+    k: int = Field(DEFAULT_TOP_K, ge=1, le=MAX_K, description="passages to return")
+    history: list[str] | None = Field(None, description="earlier questions of the conversation, oldest first")
+
+
+class FeedbackRequest(BaseModel):
+    question: str = Field(max_length=1000)
+    sources: list[str] = Field(default_factory=list, max_length=MAX_K)
+    vote: str = Field(pattern="^(up|down)$", description='"up" (👍) or "down" (👎)')
+
+
+def create_app(retriever: Retriever, settings: ServeSettings) -> FastAPI:
+    """The application; `wenda serve` runs it with uvicorn."""
+    app = FastAPI(
+        title="Wenda",
+        summary="Answers from a corpus of Chinese documents, with verifiable citations",
+        version="0.1.0",
+    )
+    app.state.service = Service(retriever, settings)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    install_error_handlers(app)
+
+    @app.post("/v1/ask", summary="Answer a question: exactly the object `wenda ask --json` prints")
+    async def ask(body: AskRequest, request: Request, client: Client) -> dict:
+        response = await service_of(request).ask(body.question, body.k, body.history, "ask")
+        return response.to_dict()
+
+    @app.get("/v1/sources", summary="The indexed documents with their metadata and passage counts")
+    async def sources(request: Request, client: Client) -> dict:
+        snapshot = service_of(request).retriever.snapshot
+        rows = snapshot.db.execute(
+            "SELECT f.source, f.title, f.publisher, f.place, f.date, f.url, f.format, COUNT(c.id) FROM files f"
+            " LEFT JOIN chunks c ON c.source = f.source GROUP BY f.source ORDER BY f.source"
+        ).fetchall()
+        names = ("source", "title", "publisher", "place", "date", "url", "format", "passages")
+        return {"sources": [dict(zip(names, row, strict=True)) for row in rows]}
+
+    @app.get("/v1/passages/{source:path}", summary="A cited passage with the lines around it, from its file")
+    async def passage(
+        source: str,
+        request: Request,
+        client: Client,
+        line: Annotated[int, Query(ge=1, description="the citation's line")],
+        page: Annotated[int | None, Query(ge=1, description="the citation's page (PDF)")] = None,
+        chapter: Annotated[int | None, Query(ge=1, description="the citation's chapter (EPUB)")] = None,
+        around: Annotated[int, Query(ge=0, le=50, description="lines of context on each side")] = 3,
+    ) -> dict:
+        service = service_of(request)
+        unit = f"p{page}:" if page else f"c{chapter}:" if chapter else ""
+        try:
+            context = await asyncio.get_running_loop().run_in_executor(
+                service.executor,
+                show,
+                service.retriever.snapshot,
+                service.retriever.settings.index_dir,
+                f"{source}:{unit}{line}",
+                around,
+            )
+        except WendaError as exc:
+            status = 404 if "not in the index" in str(exc) else 422
+            raise ApiError(status, str(exc), "source" if status == 404 else "line") from exc
+        return {
+            "source": context.source,
+            "title": context.title,
+            "page": context.unit if context.unit_name == "page" else None,
+            "chapter": context.unit if context.unit_name == "chapter" else None,
+            "changed": context.changed,
+            "lines": [{"line": n, "text": text, "cited": cited} for n, text, cited in context.lines],
+        }
+
+    @app.post("/v1/feedback", summary="👍/👎 on an answer, into the same store the Telegram bot uses")
+    async def feedback(body: FeedbackRequest, request: Request, client: Client) -> dict:
+        store = service_of(request).feedback
+        await asyncio.to_thread(store.record, client, body.question, body.sources, body.vote)
+        return {"recorded": True}
+
+    @app.get("/healthz", summary="Index generation, model and chunk count")
+    async def healthz(request: Request) -> dict:
+        retriever = service_of(request).retriever
+        await asyncio.to_thread(retriever.refresh)
+        snapshot = retriever.snapshot
+        return {
+            "status": "ok" if snapshot.problem is None else "degraded",
+            "generation": snapshot.path.name,
+            "model": snapshot.manifest["model"].get("name"),
+            "chunks": len(snapshot),
+            "problem": retriever.problem,
+        }
+
+    @app.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
+    async def metrics(request: Request) -> PlainTextResponse:
+        registry = service_of(request).metrics.registry
+        return PlainTextResponse(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every failure as a JSON error naming what was wrong; unexpected ones logged, reported without details."""
+
+    def reply(request: Request, status: int, body: dict) -> JSONResponse:
+        service_of(request).metrics.errors.labels(str(status)).inc()
+        return JSONResponse(body, status_code=status)
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return reply(request, exc.status, error_body(exc.message, exc.field, exc.kind))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path")]
+        field = ".".join(where) or "body"
+        message = first.get("msg", "invalid request")
+        if first.get("type") == "json_invalid":
+            field, message = "body", "the body is not valid JSON"
+        return reply(request, 422, error_body(f"{field}: {message}", field))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return reply(request, exc.status_code, error_body(str(exc.detail), kind="http"))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("request failed: %s %s", request.method, request.url.path, exc_info=exc)
+        return reply(request, 500, error_body("the server could not answer this request; it was logged", kind="server"))

@@ -1,0 +1,41 @@
+"""Run the application with uvicorn until SIGINT or SIGTERM, saying where it listens once it does."""
+
+from __future__ import annotations
+
+import sys
+
+import uvicorn
+
+from retrieval.retriever import Retriever
+
+from .app import create_app
+from .settings import ServeSettings
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server, announcing the address it bound (a port of 0 means any free one) on stderr."""
+
+    async def startup(self, sockets=None) -> None:  # noqa: ANN001 - uvicorn's signature
+        await super().startup(sockets)
+        if self.started:
+            for server in self.servers:
+                for socket in server.sockets:
+                    host, port = socket.getsockname()[:2]
+                    shown = f"[{host}]" if ":" in host else host
+                    print(f"wenda: serving on http://{shown}:{port} (API documentation at /docs)", file=sys.stderr)
+            sys.stderr.flush()
+
+
+def serve(retriever: Retriever, settings: ServeSettings) -> int:
+    """Serve until stopped; in-flight requests finish (up to 10 s) before the process exits."""
+    config = uvicorn.Config(
+        create_app(retriever, settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=10,
+        server_header=False,
+    )
+    Server(config).run()
+    return 0

@@ -1,0 +1,82 @@
+"""`wenda serve` settings: flags first, then WENDA_SERVE_* variables and WENDA_API_KEYS; every default here."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from index.errors import UsageError
+
+from ..privacy import log_questions
+from ..telegram_settings import data_dir_from_env
+
+DEFAULT_HOST = "127.0.0.1"  # loopback: nothing outside the machine can reach it unless asked to
+DEFAULT_PORT = 8000
+# Per API key (or per client address without keys): a busy script, not a person, goes past this.
+DEFAULT_RATE_LIMIT = 120
+# A question is at most 1,000 characters and a conversation 20 turns: 64 KB is ample, and it bounds what a
+# client can make the server hold.
+DEFAULT_MAX_BODY_KB = 64
+WORKERS = 2  # questions answered at once: one per core of a small box (each uses the cores free at the time)
+
+
+def loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and localhost: addresses only this machine can reach."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _number(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise UsageError(f"{name} must be a whole number of at least 1, got {raw!r}")
+    return int(raw)
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    api_keys: frozenset[str] = frozenset()  # WENDA_API_KEYS: empty means no key is asked for (loopback only)
+    cors_origins: tuple[str, ...] = ()  # WENDA_SERVE_CORS_ORIGINS: none means no cross-origin browser access
+    rate_limit: int = DEFAULT_RATE_LIMIT  # requests per key (or client address) per minute
+    max_body_bytes: int = DEFAULT_MAX_BODY_KB * 1024
+    data_dir: Path = Path(".wenda-data")  # feedback from the web page goes where the bot's goes
+    log_questions: bool = False
+
+    @classmethod
+    def from_env(cls, host: str | None = None, port: int | None = None) -> ServeSettings:
+        env = os.environ
+        keys = frozenset(key.strip() for key in env.get("WENDA_API_KEYS", "").split(",") if key.strip())
+        origins = tuple(o.strip() for o in env.get("WENDA_SERVE_CORS_ORIGINS", "").split(",") if o.strip())
+        settings = cls(
+            host=host or env.get("WENDA_SERVE_HOST", "").strip() or DEFAULT_HOST,
+            port=port if port is not None else _number("WENDA_SERVE_PORT", DEFAULT_PORT),
+            api_keys=keys,
+            cors_origins=origins,
+            rate_limit=_number("WENDA_SERVE_RATE_LIMIT", DEFAULT_RATE_LIMIT),
+            max_body_bytes=_number("WENDA_SERVE_MAX_BODY_KB", DEFAULT_MAX_BODY_KB) * 1024,
+            data_dir=data_dir_from_env(),
+            log_questions=log_questions(),
+        )
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Refuse to serve beyond this machine without API keys."""
+        if not self.api_keys and not loopback(self.host):
+            raise UsageError(
+                f"refusing to listen on {self.host} without API keys: anyone who can reach it could use it. "
+                "Set WENDA_API_KEYS=key1,key2 (clients send `Authorization: Bearer key1`), or listen on 127.0.0.1 "
+                "behind a reverse proxy that checks access"
+            )
+        if not 0 <= self.port < 65536:
+            raise UsageError(f"--port must be 0–65535 (0: any free port), got {self.port}")
