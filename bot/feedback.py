@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -34,3 +35,5 @@ class FeedbackStore:
         )
         with self._lock, self.path.open("a", encoding="utf-8") as handle:
             handle.write(line + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())  # a vote acknowledged is on disk, whatever happens to the process next

@@ -7,6 +7,10 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -97,6 +101,56 @@ def run_wenda(*args: str, stdin: bytes | None = None, env: dict | None = None, c
         env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
         timeout=300,
     )
+
+
+def start_server(env: dict, *args: str, timeout: float = 120) -> tuple[subprocess.Popen, str, list[str]]:
+    """A real `wenda serve --port 0` process, once it listens: (process, base URL, the rest of its stderr,
+    read as it comes so a full pipe never blocks the server)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "serve", "--port", "0", *args],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + timeout
+    said: list[str] = []
+    while time.monotonic() < deadline:
+        line = process.stderr.readline().decode("utf-8", "replace")
+        said.append(line)
+        if not line:
+            raise AssertionError(f"wenda serve exited ({process.wait()}) before serving: {''.join(said)[-2000:]}")
+        if "serving on " in line:
+            log: list[str] = []
+            threading.Thread(target=drain, args=(process.stderr, log), daemon=True).start()
+            return process, line.split("serving on ", 1)[1].split()[0], log
+    process.kill()
+    raise AssertionError(f"wenda serve did not listen within {timeout} s")
+
+
+def drain(stream, lines: list[str]) -> None:  # noqa: ANN001 - a binary pipe
+    lines.extend(raw.decode("utf-8", "replace") for raw in stream)
+
+
+def stop(process: subprocess.Popen) -> int:
+    """SIGTERM, then SIGKILL if it has not exited within 20 s; the exit status."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            return process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    return process.wait()
+
+
+@contextmanager
+def serving(env: dict, *args: str) -> Iterator[str]:
+    """A real `wenda serve` for the block: its base URL; stopped after."""
+    process, url, _ = start_server(env, *args)
+    try:
+        yield url
+    finally:
+        stop(process)
 
 
 def dev_questions() -> list[dict]:

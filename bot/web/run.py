@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import uvicorn
 
@@ -13,7 +16,17 @@ from .settings import ServeSettings
 
 
 class Server(uvicorn.Server):
-    """uvicorn's server, announcing the address it bound (a port of 0 means any free one) on stderr."""
+    """uvicorn's server, announcing the address it bound (a port of 0 means any free one) on stderr, and
+    exiting normally after SIGINT or SIGTERM (uvicorn re-raises the signal once shut down: status -15)."""
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        previous = {number: signal.signal(number, self.handle_exit) for number in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
 
     async def startup(self, sockets=None) -> None:  # noqa: ANN001 - uvicorn's signature
         await super().startup(sockets)
