@@ -3,24 +3,33 @@
 from __future__ import annotations
 
 import time
-from collections import defaultdict, deque
+from collections import deque
 from collections.abc import Hashable
 
 
 class RateLimiter:
-    """At most `limit` events per user in any `window` seconds."""
+    """At most `limit` events per user in any `window` seconds. Users idle for a whole window are forgotten
+    (swept once a window), so many one-time clients, such as HTTP addresses, do not add up."""
 
     def __init__(self, limit: int, window: float = 60.0) -> None:
         self.limit = limit
         self.window = window
-        self._events: dict[Hashable, deque[float]] = defaultdict(deque)
+        self._events: dict[Hashable, deque[float]] = {}
+        self._swept = time.monotonic()
 
     def allow(self, user_id: Hashable, now: float | None = None) -> bool:
         now = time.monotonic() if now is None else now
-        events = self._events[user_id]
+        if now - self._swept >= self.window:
+            self._events = {user: events for user, events in self._events.items() if now - events[-1] < self.window}
+            self._swept = now
+        events = self._events.setdefault(user_id, deque())
         while events and now - events[0] >= self.window:
             events.popleft()
         if len(events) >= self.limit:
             return False
         events.append(now)
         return True
+
+    def __len__(self) -> int:
+        """Users remembered now."""
+        return len(self._events)
