@@ -15,11 +15,13 @@ class RateLimiter:
         self.limit = limit
         self.window = window
         self._events: dict[Hashable, deque[float]] = {}
-        self._swept = time.monotonic()
+        self._swept: float | None = None  # when idle users were last forgotten
 
     def allow(self, user_id: Hashable, now: float | None = None) -> bool:
         now = time.monotonic() if now is None else now
-        if now - self._swept >= self.window:
+        if self._swept is None:
+            self._swept = now
+        elif now - self._swept >= self.window:
             self._events = {user: events for user, events in self._events.items() if now - events[-1] < self.window}
             self._swept = now
         events = self._events.setdefault(user_id, deque())
