@@ -5,9 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.wenda-installed
 QUESTION ?= 安阳2022年老旧小区改造项目的开工率是多少？
 
-.PHONY: demo test install clean
+.PHONY: demo test install browser clean
 
-install: $(STAMP)
+install: $(STAMP) browser
 
 # The CPU build of torch goes in first, pinned, so sentence-transformers never pulls a CUDA build.
 $(STAMP): pyproject.toml
@@ -16,11 +16,25 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[st,test]'
 	touch $(STAMP)
 
+# The web page's test (tests/test_serve_page.py) drives Debian's Chromium and chromedriver through Selenium; both
+# come from apt once, nothing is downloaded when the tests run. Without apt-get (or root or sudo) that test is skipped.
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
+	elif ! command -v apt-get >/dev/null 2>&1; then \
+		echo "no apt-get here: install Chromium and chromedriver at /usr/bin, else tests/test_serve_page.py is skipped"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	elif command -v sudo >/dev/null 2>&1; then \
+		sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	else \
+		echo "not root and no sudo: apt-get install chromium chromium-driver, else tests/test_serve_page.py is skipped"; \
+	fi
+
 demo: $(STAMP)
 	$(BIN)/wenda index
 	$(BIN)/wenda ask -k 3 "$(QUESTION)"
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q

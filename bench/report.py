@@ -109,6 +109,7 @@ TABLES = (
     "cold_start",
     "vector_search",
     "telegram_load",
+    "serve_load",
     "quality",
     "contention",
     "integrity",

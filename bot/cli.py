@@ -30,9 +30,9 @@ from retrieval.ranker import MODES
 from retrieval.results import Response
 from retrieval.retriever import Retriever
 
+from .privacy import data_dir_from_env
 from .render import json_line, render_context, render_report, render_response, terminal_safe
 from .report import DEFAULT_TOP, Period, activity_summary, render_summary, since_argument, until_argument
-from .telegram_settings import data_dir_from_env
 
 HISTORY_FILE = Path(os.environ.get("WENDA_HISTORY", "~/.wenda_history")).expanduser()
 TURN_FORMAT = 'a JSON line must be {"question": "…", "history": ["earlier question", …]}'
@@ -385,7 +385,7 @@ def command_eval(args: argparse.Namespace) -> int:
 
 def command_telegram(args: argparse.Namespace) -> int:
     """The bot; with --watch, a low-priority `wenda index --watch` process beside it keeps the index current."""
-    from .telegram_run import run_telegram
+    from .telegram.run import run_telegram
 
     retriever = open_retriever(args)
     if not args.watch:

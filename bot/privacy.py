@@ -15,6 +15,9 @@ ON = ("1", "true", "yes")
 OFF = ("", "0", "false", "no")
 
 
+DEFAULT_DATA_DIR = Path(".wenda-data")  # feedback, activity, conversations and the salt of every front end
+
+
 class UserHasher:
     """Salted hashes of user ids, the salt in one file of the data folder readable by its owner only."""
 
@@ -47,3 +50,8 @@ def log_questions() -> bool:
     if value in OFF:
         return False
     raise UsageError(f"{LOG_QUESTIONS} must be one of {', '.join(ON)} (on) or {', '.join(OFF[1:])} (off), not {raw!r}")
+
+
+def data_dir_from_env() -> Path:
+    """Where the bot keeps feedback, activity and its update journal (WENDA_DATA_DIR); `wenda report` reads it."""
+    return Path(os.environ.get("WENDA_DATA_DIR") or DEFAULT_DATA_DIR)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from urllib.parse import quote
 
 from index.builder import BuildReport
 from index.context import Context
@@ -18,6 +19,9 @@ from retrieval.results import Response
 # C0 controls but newline and tab, DEL, C1 controls, and the bidirectional overrides and isolates
 UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 UNDERSTOOD = "按上文理解为："  # the line that shows how a follow-up was completed, so a wrong guess is visible
+NO_ANSWER = "语料中没有找到这个问题的答案。以下是最接近的段落，仅供参考："  # chat front ends (Telegram, HTTP)
+STALE = "⚠ 此文件在建立索引后已修改，引文可能已过时 (this file changed after indexing)"
+FRAGMENT_CHARS = 12  # a text fragment's start and end: enough to be unique on a page, short enough to match
 STALE_NOTE = "⚠ 此文件在建立索引后已修改 (this file changed after indexing): run `wenda index`"
 
 
@@ -52,6 +56,16 @@ def citation_parts(record: ChunkRecord) -> list[str]:
     """《title》, section, where in the file, and `source:locator` as `wenda show` takes it."""
     parts = [f"《{record.title}》"] + ([record.section] if record.section else [])
     return parts + ([location(record)] if location(record) else []) + [f"{record.source}:{record.locator}"]
+
+
+def highlight_link(url: str, passage: str) -> str:
+    """`url#:~:text=start,end`: the passage's first and last words, so the browser scrolls to and highlights it."""
+    words = passage.strip()
+    if len(words) <= 2 * FRAGMENT_CHARS:
+        fragment = quote(words, safe="")
+    else:
+        fragment = f"{quote(words[:FRAGMENT_CHARS], safe='')},{quote(words[-FRAGMENT_CHARS:], safe='')}"
+    return f"{url.split('#', 1)[0]}#:~:text={fragment}"
 
 
 def citation_line(record: ChunkRecord, stale: bool = False) -> str:

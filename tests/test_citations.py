@@ -6,7 +6,7 @@ import json
 from urllib.parse import unquote
 
 from bot.render import citation_line
-from bot.telegram_format import citation
+from bot.telegram.format import citation
 from index.sources import source_info
 from index.store import ChunkRecord
 from retrieval.results import Result

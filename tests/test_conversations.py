@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from bot.conversations import ConversationStore, decode, encode
+from bot.telegram.conversations import ConversationStore, decode, encode
 from retrieval.retriever import Retriever
 
 

@@ -9,8 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-from bot import telegram_format
 from bot.render import render_response
+from bot.telegram import format as telegram_format
 from index.config import Settings
 from index.embeddings import Embedder
 from index.freshness import Freshness

@@ -7,7 +7,7 @@ from html.parser import HTMLParser
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.telegram_format import TELEGRAM_LIMIT, answer_html, paragraph_html, telegram_length
+from bot.telegram.format import TELEGRAM_LIMIT, answer_html, paragraph_html, telegram_length
 from index.config import Settings
 from index.store import ChunkRecord
 from retrieval.answer import Answer

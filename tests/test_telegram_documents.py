@@ -15,10 +15,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from bot import telegram_documents
-from bot.telegram_documents import Library, docs_html, index_removal, index_thread, index_upload
-from bot.telegram_format import TELEGRAM_LIMIT, telegram_length
-from bot.telegram_settings import TelegramSettings
+from bot.telegram import documents as telegram_documents
+from bot.telegram.documents import Library, docs_html, index_removal, index_thread, index_upload
+from bot.telegram.format import TELEGRAM_LIMIT, telegram_length
+from bot.telegram.settings import TelegramSettings
 from index.errors import IndexLockedError, WendaError
 from index.intake import Admitted
 from index.store import LOCK

@@ -1,9 +1,9 @@
-"""bot.update_journal: what a restarted bot replays, skips and sets aside."""
+"""bot.telegram.update_journal: what a restarted bot replays, skips and sets aside."""
 
 import json
 from pathlib import Path
 
-from bot.update_journal import MAX_ATTEMPTS, UpdateJournal
+from bot.telegram.update_journal import MAX_ATTEMPTS, UpdateJournal
 
 
 def update(update_id: int) -> dict:

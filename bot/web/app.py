@@ -14,12 +14,14 @@ import hmac
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -40,6 +42,9 @@ log = logging.getLogger("wenda.serve")
 
 MAX_K = 50
 MAX_HISTORY = 20  # turns of a conversation read (the newest), as in `wenda ask --json`
+STATIC = Path(__file__).parent / "static"  # the web chat page: plain HTML, one script, one style sheet
+# The page loads nothing from another host and runs no inline script: the browser holds it to that.
+PAGE_POLICY = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 
 
 class ApiError(Exception):
@@ -253,6 +258,13 @@ def create_app(retriever: Retriever, settings: ServeSettings) -> FastAPI:
         await asyncio.to_thread(store.record, client, body.question, body.sources, body.vote)
         return {"recorded": True}
 
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        headers = {"Content-Security-Policy": PAGE_POLICY, "X-Content-Type-Options": "nosniff"}
+        return FileResponse(STATIC / "index.html", headers=headers)
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
     @app.get("/healthz", summary="Index generation, model and chunk count")
     async def healthz(request: Request) -> dict:
         retriever = service_of(request).retriever
@@ -271,6 +283,10 @@ def create_app(retriever: Retriever, settings: ServeSettings) -> FastAPI:
         registry = service_of(request).metrics.registry
         return PlainTextResponse(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
+    from . import dify, openai_api  # imported here: they build on this module's Service and errors
+
+    app.include_router(openai_api.router)  # POST /v1/chat/completions, GET /v1/models
+    app.include_router(dify.router())  # POST /retrieval, Dify's external knowledge API
     return app
 
 

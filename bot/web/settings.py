@@ -9,8 +9,7 @@ from pathlib import Path
 
 from index.errors import UsageError
 
-from ..privacy import log_questions
-from ..telegram_settings import data_dir_from_env
+from ..privacy import data_dir_from_env, log_questions
 
 DEFAULT_HOST = "127.0.0.1"  # loopback: nothing outside the machine can reach it unless asked to
 DEFAULT_PORT = 8000

@@ -49,9 +49,9 @@ from index.loader import MAX_FILE_BYTES
 from index.store import live_manifest
 from retrieval.retriever import Retriever
 
-from .render import terminal_safe
-from .telegram_format import TELEGRAM_LIMIT, telegram_length, trim
-from .telegram_send import retrying
+from ..render import terminal_safe
+from .format import TELEGRAM_LIMIT, telegram_length, trim
+from .send import retrying
 
 log = logging.getLogger("wenda.telegram")
 

@@ -7,18 +7,14 @@ was already cut, so trimming can never break a tag. Messages stay within Telegra
 from __future__ import annotations
 
 from html import escape
-from urllib.parse import quote
 
 from index.chunking import SENTENCE_END
 from retrieval.results import Response, Result
 
-from .render import UNDERSTOOD, citation_parts
+from ..render import NO_ANSWER, STALE, UNDERSTOOD, citation_parts, highlight_link
 
 TELEGRAM_LIMIT = 4096
 ELLIPSIS = "…"
-FRAGMENT_CHARS = 12  # a text fragment's start and end: enough to be unique on a page, short enough to match
-NO_ANSWER = "语料中没有找到这个问题的答案。以下是最接近的段落，仅供参考："
-STALE = "⚠ 此文件在建立索引后已修改，引文可能已过时 (this file changed after indexing)"
 
 
 def telegram_length(text: str) -> int:
@@ -42,16 +38,6 @@ def citation(result: Result) -> str:
     if record.url and record.url.startswith(("https://", "http://")):
         text = f'{text} · <a href="{escape(highlight_link(record.url, record.text))}">原文</a>'
     return text + (f"\n<i>{escape(STALE)}</i>" if result.stale else "")
-
-
-def highlight_link(url: str, passage: str) -> str:
-    """`url#:~:text=start,end`: the passage's first and last words, so the browser scrolls to and highlights it."""
-    words = passage.strip()
-    if len(words) <= 2 * FRAGMENT_CHARS:
-        fragment = quote(words, safe="")
-    else:
-        fragment = f"{quote(words[:FRAGMENT_CHARS], safe='')},{quote(words[-FRAGMENT_CHARS:], safe='')}"
-    return f"{url.split('#', 1)[0]}#:~:text={fragment}"
 
 
 def passage_html(result: Result, response: Response, limit: int) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from index.errors import WendaError
 
-from .privacy import log_questions
+from ..privacy import DEFAULT_DATA_DIR, data_dir_from_env, log_questions
 
 DEFAULT_RATE_LIMIT = 20  # questions per user per minute: a fast human reader, not a script
 PAGE_SIZE = 3  # passages per message: enough evidence, still short on a phone
@@ -16,12 +16,6 @@ MAX_RESULTS = 12  # "More results" pages through this many passages
 MAX_QUESTION_CHARS = 1000
 DEFAULT_MEMORY_MINUTES = 30.0  # a conversation idle this long is forgotten: the next question starts afresh
 CONVERSATIONS_KEPT = 10_000  # per (chat, user); the least recently active beyond this are forgotten
-DEFAULT_DATA_DIR = Path(".wenda-data")
-
-
-def data_dir_from_env() -> Path:
-    """Where the bot keeps feedback, activity and its update journal (WENDA_DATA_DIR); `wenda report` reads it."""
-    return Path(os.environ.get("WENDA_DATA_DIR") or DEFAULT_DATA_DIR)
 
 
 def _ids(name: str) -> frozenset[int] | None:

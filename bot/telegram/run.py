@@ -9,8 +9,8 @@ import os
 from index.errors import WendaError
 from retrieval.retriever import Retriever
 
-from .telegram_bot import WendaBot, build_application
-from .telegram_settings import TelegramSettings
+from .bot import WendaBot, build_application
+from .settings import TelegramSettings
 
 
 class RedactToken(logging.Filter):

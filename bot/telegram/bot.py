@@ -44,15 +44,15 @@ from index.store import Snapshot
 from retrieval.results import Response
 from retrieval.retriever import Retriever
 
-from .activity import ActivityLog
+from ..activity import ActivityLog
+from ..feedback import FeedbackStore
+from ..privacy import UserHasher
+from ..ratelimit import RateLimiter
 from .conversations import ConversationStore
-from .feedback import FeedbackStore
-from .privacy import UserHasher
-from .ratelimit import RateLimiter
-from .telegram_documents import ADMIN_HELP, Library, on_docs, on_document, on_remove
-from .telegram_format import answer_html, paragraph_html, trim
-from .telegram_send import retrying
-from .telegram_settings import CONVERSATIONS_KEPT, MAX_QUESTION_CHARS, MAX_RESULTS, PAGE_SIZE, TelegramSettings
+from .documents import ADMIN_HELP, Library, on_docs, on_document, on_remove
+from .format import answer_html, paragraph_html, trim
+from .send import retrying
+from .settings import CONVERSATIONS_KEPT, MAX_QUESTION_CHARS, MAX_RESULTS, PAGE_SIZE, TelegramSettings
 from .update_journal import JournaledApplication, JournalingBot, UpdateJournal
 
 log = logging.getLogger("wenda.telegram")
