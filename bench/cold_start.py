@@ -42,7 +42,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--question", default="安阳市区营运出租车中有多少台纯电动车？")
     args = parser.parse_args()
-    wenda = [sys.executable, "-m", "bot.cli"]
+    wenda = [sys.executable, "-m", "wenda.bot.cli"]
     subprocess.run([*wenda, "index", "-q"], cwd=ROOT, check=True, capture_output=True)
     times = []
     for _ in range(args.runs):

@@ -29,14 +29,13 @@ from pathlib import Path
 
 import numpy as np
 from report import save, update_table
-
-from index import runtime
-from index.builder import build_index
-from index.config import EVAL_CACHE, Settings
-from index.embeddings import embedder_for
-from index.passages import read_jsonl
-from index.store import open_snapshot
-from retrieval.retriever import Retriever
+from wenda.index import runtime
+from wenda.index.builder import build_index
+from wenda.index.config import EVAL_CACHE, Settings
+from wenda.index.embeddings import embedder_for
+from wenda.index.passages import read_jsonl
+from wenda.index.store import open_snapshot
+from wenda.retrieval.retriever import Retriever
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
@@ -84,7 +83,7 @@ def write_corpus(folder: Path, paragraphs: int) -> None:
 
 
 def start_build(corpus: Path, index_dir: Path, priority: str) -> subprocess.Popen:
-    command = [sys.executable, "-m", "bot.cli", "index", "--quiet", "--corpus", str(corpus)]
+    command = [sys.executable, "-m", "wenda.bot.cli", "index", "--quiet", "--corpus", str(corpus)]
     command += ["--index-dir", str(index_dir), "--priority", priority]
     return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 

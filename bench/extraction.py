@@ -17,11 +17,10 @@ import time
 
 from fetch_documents import norm, present
 from report import ROOT, save, update_table
-
-from index.chunking import paragraphs_of
-from index.config import ChunkingParams
-from index.formats import reader_for
-from index.formats.base import Extraction
+from wenda.index.chunking import paragraphs_of
+from wenda.index.config import ChunkingParams
+from wenda.index.formats import reader_for
+from wenda.index.formats.base import Extraction
 
 DOC = ROOT / "docs" / "formats.md"
 FORMATS = ("pdf", "docx", "epub", "html")

@@ -32,12 +32,12 @@ from report import ROOT, percentiles, save, update_table
 
 sys.path.insert(0, str(ROOT))
 
-from index.config import Settings  # noqa: E402
-from index.embeddings import embedder_for  # noqa: E402
-from retrieval import benchsets  # noqa: E402
-from retrieval.evaluation import judge, question_text  # noqa: E402
-from retrieval.results import Response, Result  # noqa: E402
-from retrieval.retriever import Retriever  # noqa: E402
+from wenda.index.config import Settings  # noqa: E402
+from wenda.index.embeddings import embedder_for  # noqa: E402
+from wenda.retrieval import benchsets  # noqa: E402
+from wenda.retrieval.evaluation import judge, question_text  # noqa: E402
+from wenda.retrieval.results import Response, Result  # noqa: E402
+from wenda.retrieval.retriever import Retriever  # noqa: E402
 
 DIALOGUES = ROOT / "bench" / "questions" / "dialogues.jsonl"
 QUALITY_DOC = ROOT / "docs" / "quality.md"

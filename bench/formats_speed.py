@@ -24,12 +24,11 @@ from pathlib import Path
 import pypdfium2 as pdfium
 from fetch_documents import present
 from report import ROOT, save, update_table
-
-from index.builder import build_index
-from index.config import Settings
-from index.embeddings import BuiltinE5
-from index.formats import reader_for
-from index.loader import discover
+from wenda.index.builder import build_index
+from wenda.index.config import Settings
+from wenda.index.embeddings import BuiltinE5
+from wenda.index.formats import reader_for
+from wenda.index.loader import discover
 
 DOC = ROOT / "docs" / "formats.md"
 LEFT_OUT = {"csrc-listed-company-industry-classification.pdf"}

@@ -15,11 +15,10 @@ import json
 from pathlib import Path
 
 from report import save
-
-from index.config import Settings
-from index.passages import read_jsonl
-from index.store import Snapshot
-from retrieval.retriever import Retriever
+from wenda.index.config import Settings
+from wenda.index.passages import read_jsonl
+from wenda.index.store import Snapshot
+from wenda.retrieval.retriever import Retriever
 
 
 def pin(retriever: Retriever, snapshot: Snapshot) -> None:

@@ -21,11 +21,10 @@ import time
 from pathlib import Path
 
 from report import save, update_table
-
-from index.builder import BATCH_SIZE, build_index
-from index.config import Settings
-from index.embeddings import create_embedder
-from index.passages import passage_files
+from wenda.index.builder import BATCH_SIZE, build_index
+from wenda.index.config import Settings
+from wenda.index.embeddings import create_embedder
+from wenda.index.passages import passage_files
 
 ROOT = Path(__file__).resolve().parent.parent
 COLUMNS = [

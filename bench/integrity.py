@@ -28,7 +28,7 @@ from report import save, update_table
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from index import store  # noqa: E402
+from wenda.index import store  # noqa: E402
 
 QUESTION = "安阳市区营运出租车中有多少台纯电动车？"
 QUESTIONS = [ROOT.parent / "shared" / "eval" / "dev.jsonl"] + [
@@ -93,7 +93,7 @@ def ask_timings(trees: dict[str, dict], runs: int) -> str:
             for times, stdin, args in ((one, None, ["-k", "3", QUESTION]), (many, batch, ["--json"])):
                 started = time.perf_counter()
                 done = subprocess.run(
-                    [sys.executable, "-m", "bot.cli", "ask", *args],
+                    [sys.executable, "-m", "wenda.bot.cli", "ask", *args],
                     cwd=env["PYTHONPATH"],  # `-m` puts the working folder first on sys.path
                     env=env,
                     input=stdin,
@@ -131,7 +131,7 @@ def main() -> None:
             }
             (work / f"seed-{name}").mkdir()
             shutil.copy(ROOT / ".wenda-index" / "embeddings.sqlite", work / f"seed-{name}" / "embeddings.sqlite")
-            subprocess.run([sys.executable, "-m", "bot.cli", "index", "-q"], cwd=tree, env=seed[name], check=True)
+            subprocess.run([sys.executable, "-m", "wenda.bot.cli", "index", "-q"], cwd=tree, env=seed[name], check=True)
             large[name] = {**seed[name], "WENDA_INDEX_DIR": str(work / f"large-{name}")}
             script = [sys.executable, str(ROOT / "bench" / "synthetic_generation.py"), str(work / f"large-{name}")]
             subprocess.run([*script, "--paragraphs", str(args.chunks)], env=seed[name], check=True)

@@ -19,12 +19,12 @@ from report import ROOT, save, update_table
 
 sys.path.insert(0, str(ROOT))
 
-from index.config import Settings  # noqa: E402
-from index.embeddings import embedder_for  # noqa: E402
-from retrieval import benchsets  # noqa: E402
-from retrieval.evaluation import CUTOFFS, evaluate, summarize  # noqa: E402
-from retrieval.ranker import MODES  # noqa: E402
-from retrieval.retriever import Retriever  # noqa: E402
+from wenda.index.config import Settings  # noqa: E402
+from wenda.index.embeddings import embedder_for  # noqa: E402
+from wenda.retrieval import benchsets  # noqa: E402
+from wenda.retrieval.evaluation import CUTOFFS, evaluate, summarize  # noqa: E402
+from wenda.retrieval.ranker import MODES  # noqa: E402
+from wenda.retrieval.retriever import Retriever  # noqa: E402
 
 DOC = ROOT / "docs" / "quality.md"
 # Share of a set that must be flagged unanswerable (None: not an abstention set).

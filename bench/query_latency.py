@@ -14,11 +14,10 @@ import time
 from pathlib import Path
 
 from report import ms, percentiles, rss_mb, save, update_table
-
-from index.config import Settings
-from index.passages import read_jsonl
-from index.tokenization import to_simplified
-from retrieval.retriever import Retriever
+from wenda.index.config import Settings
+from wenda.index.passages import read_jsonl
+from wenda.index.tokenization import to_simplified
+from wenda.retrieval.retriever import Retriever
 
 ROOT = Path(__file__).resolve().parent.parent
 COLUMNS = [

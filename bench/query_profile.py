@@ -15,17 +15,16 @@ from pathlib import Path
 
 from generations import pin
 from report import percentiles
-
-from index.config import Settings
-from index.passages import read_jsonl
-from index.probes import language
-from index.store import Snapshot
-from index.tokenization import normalize, tokenize
-from retrieval import ranker
-from retrieval.candidates import POOL_SIZE, gather
-from retrieval.features import Question, features
-from retrieval.query import clean_query
-from retrieval.retriever import Retriever
+from wenda.index.config import Settings
+from wenda.index.passages import read_jsonl
+from wenda.index.probes import language
+from wenda.index.store import Snapshot
+from wenda.index.tokenization import normalize, tokenize
+from wenda.retrieval import ranker
+from wenda.retrieval.candidates import POOL_SIZE, gather
+from wenda.retrieval.features import Question, features
+from wenda.retrieval.query import clean_query
+from wenda.retrieval.retriever import Retriever
 
 
 def main() -> None:

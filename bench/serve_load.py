@@ -47,8 +47,7 @@ from pathlib import Path
 
 import httpx
 from report import ms, percentiles, rss_mb, save, update_table
-
-from index.passages import read_jsonl
+from wenda.index.passages import read_jsonl
 
 ROOT = Path(__file__).resolve().parent.parent
 DEV = ROOT.parent / "shared" / "eval" / "dev.jsonl"
@@ -81,7 +80,7 @@ def table(rows: list[dict]) -> None:
 
 def seed_index() -> Path:
     """The seed corpus's index in a temp folder: built the first time, brought up to date (nothing to embed) after."""
-    command = [sys.executable, "-m", "bot.cli", "index", "-q", "--corpus", str(ROOT / "corpus"), "--index-dir"]
+    command = [sys.executable, "-m", "wenda.bot.cli", "index", "-q", "--corpus", str(ROOT / "corpus"), "--index-dir"]
     subprocess.run([*command, str(SEED_INDEX)], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     return SEED_INDEX
 
@@ -100,7 +99,7 @@ class ServerProcess:
         for name in ("WENDA_SERVE_HOST", "WENDA_SERVE_PORT", "WENDA_SERVE_CORS_ORIGINS"):
             env.pop(name, None)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "serve", "--port", "0"],
+            [sys.executable, "-m", "wenda.bot.cli", "serve", "--port", "0"],
             cwd=ROOT,
             env=env,
             stdin=subprocess.DEVNULL,

@@ -15,14 +15,13 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-
-from index import store
-from index.builder import insert_sources, lexical_index, scan_corpus
-from index.config import ChunkingParams
-from index.embeddings import BuiltinE5
-from index.passages import passage_files
-from index.probes import probe_profile
-from index.vectors import describe, fit, new_flat
+from wenda.index import store
+from wenda.index.builder import insert_sources, lexical_index, scan_corpus
+from wenda.index.config import ChunkingParams
+from wenda.index.embeddings import BuiltinE5
+from wenda.index.passages import passage_files
+from wenda.index.probes import probe_profile
+from wenda.index.vectors import describe, fit, new_flat
 
 XWLB = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "xwlb.corpus.jsonl.gz"
 

@@ -20,9 +20,8 @@ from pathlib import Path
 import faiss
 import numpy as np
 from report import ms, percentiles, save, update_table
-
-from index import vectors
-from index.store import open_snapshot
+from wenda.index import vectors
+from wenda.index.store import open_snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
 COLUMNS = [

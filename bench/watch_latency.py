@@ -22,7 +22,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from index.store import read_current  # noqa: E402
+from wenda.index.store import read_current  # noqa: E402
 
 
 def main() -> None:
@@ -41,7 +41,7 @@ def main() -> None:
             "WENDA_INDEX_DIR": str(work / "index"),
         }
         watcher = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "index", "--watch", "-q"],
+            [sys.executable, "-m", "wenda.bot.cli", "index", "--watch", "-q"],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

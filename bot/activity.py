@@ -8,7 +8,7 @@ import threading
 from datetime import datetime
 from pathlib import Path
 
-from retrieval.results import Response
+from wenda.retrieval.results import Response
 
 from .privacy import UserHasher
 

@@ -13,22 +13,22 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from index import agreement, runtime
-from index.builder import BATCH_SIZE, BuildReport, build_index, check_corpus
-from index.config import DEFAULT_TOP_K, EVAL_CACHE, PRIORITIES, Settings
-from index.context import show
-from index.embeddings import embedder_for
-from index.errors import DamagedIndexError, IndexMissingError, UsageError, WendaError
-from index.formats import SkippedFile
-from index.intake import Admitted, admit, digests, fetch
-from index.integrity import check_index
-from index.loader import discover, read_bytes
-from index.passages import passage_files
-from index.store import live_generation, live_manifest, open_snapshot
-from retrieval.evaluation import evaluate, format_table, load_questions, summarize
-from retrieval.ranker import MODES
-from retrieval.results import Response
-from retrieval.retriever import Retriever
+from wenda.index import agreement, runtime
+from wenda.index.builder import BATCH_SIZE, BuildReport, build_index, check_corpus
+from wenda.index.config import DEFAULT_TOP_K, EVAL_CACHE, PRIORITIES, Settings
+from wenda.index.context import show
+from wenda.index.embeddings import embedder_for
+from wenda.index.errors import DamagedIndexError, IndexMissingError, UsageError, WendaError
+from wenda.index.formats import SkippedFile
+from wenda.index.intake import Admitted, admit, digests, fetch
+from wenda.index.integrity import check_index
+from wenda.index.loader import discover, read_bytes
+from wenda.index.passages import passage_files
+from wenda.index.store import live_generation, live_manifest, open_snapshot
+from wenda.retrieval.evaluation import evaluate, format_table, load_questions, summarize
+from wenda.retrieval.ranker import MODES
+from wenda.retrieval.results import Response
+from wenda.retrieval.retriever import Retriever
 
 from .privacy import data_dir_from_env
 from .render import json_line, render_context, render_report, render_response, terminal_safe
@@ -145,7 +145,7 @@ def command_index(args: argparse.Namespace) -> int:
 
 def watch_corpus(settings: Settings, update: Callable[[], object]) -> int:
     """Re-index on every change under the corpus until interrupted; a failed update is reported, not fatal."""
-    from index.watch import watch
+    from wenda.index.watch import watch
 
     check_corpus(settings.corpus)
 
@@ -193,7 +193,7 @@ def command_agree(args: argparse.Namespace) -> int:
 
 
 def command_export_model(args: argparse.Namespace) -> int:
-    from index.export import export_builtin
+    from wenda.index.export import export_builtin
 
     try:
         import safetensors  # noqa: F401
@@ -395,7 +395,7 @@ def command_telegram(args: argparse.Namespace) -> int:
         for name in ("corpus", "index_dir", "model")
         if (value := getattr(args, name))
     ]
-    watcher = subprocess.Popen([sys.executable, "-m", "bot.cli", "index", "--watch", "--quiet", *flags])
+    watcher = subprocess.Popen([sys.executable, "-m", "wenda.bot.cli", "index", "--watch", "--quiet", *flags])
     try:
         return run_telegram(args, retriever)
     finally:

@@ -7,7 +7,7 @@ import os
 import secrets
 from pathlib import Path
 
-from index.errors import UsageError, WendaError
+from wenda.index.errors import UsageError, WendaError
 
 SALT_FILE = "feedback.salt"  # named before the activity log shared it; kept so earlier data keeps its hashes
 LOG_QUESTIONS = "WENDA_LOG_QUESTIONS"

@@ -11,10 +11,10 @@ import json
 import re
 from urllib.parse import quote
 
-from index.builder import BuildReport
-from index.context import Context
-from index.store import ChunkRecord
-from retrieval.results import Response
+from wenda.index.builder import BuildReport
+from wenda.index.context import Context
+from wenda.index.store import ChunkRecord
+from wenda.retrieval.results import Response
 
 # C0 controls but newline and tab, DEL, C1 controls, and the bidirectional overrides and isolates
 UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")

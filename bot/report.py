@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
-from index.errors import WendaError
+from wenda.index.errors import WendaError
 
 from .activity import ACTIVITY_FILE, OUTCOMES
 from .feedback import FEEDBACK_FILE

@@ -6,10 +6,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from index.chunking import sentence_spans
-from index.config import MAX_CHUNK_CHARS
-from index.store import ChunkRecord
-from index.tokenization import normalize
+from wenda.index.chunking import sentence_spans
+from wenda.index.config import MAX_CHUNK_CHARS
+from wenda.index.store import ChunkRecord
+from wenda.index.tokenization import normalize
 
 from .candidates import Candidates
 from .features import LOOKS, Question

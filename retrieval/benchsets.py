@@ -14,10 +14,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from index.builder import build_index
-from index.config import EVAL_CACHE, Settings
-from index.embeddings import Embedder
-from index.passages import passage_files, read_jsonl
+from wenda.index.builder import build_index
+from wenda.index.config import EVAL_CACHE, Settings
+from wenda.index.embeddings import Embedder
+from wenda.index.passages import passage_files, read_jsonl
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"

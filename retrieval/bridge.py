@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable
 from functools import lru_cache
 
-from index.tokenization import normalize
+from wenda.index.tokenization import normalize
 
 WORD = re.compile(r"[a-z]+(?:-[a-z]+)*")
 PARENTHESES = re.compile(r"\([^)]*\)|\[[^\]]*\]")

@@ -6,8 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-
-from index.store import Snapshot
+from wenda.index.store import Snapshot
 
 # Enough candidates that the right chunk is almost always among them (recall@100 of either retriever),
 # few enough that scoring them both ways costs well under a millisecond.

@@ -2,7 +2,7 @@
 
 A logistic model over question-level evidence (the ranker's score and margin, the best cosine read
 against the index's own off-topic probes, how much of the question the top passage covers), fitted by
-`python -m retrieval.training` on questions over three corpora plus questions each corpus cannot answer,
+`python -m wenda.retrieval.training` on questions over three corpora plus questions each corpus cannot answer,
 and checked on a corpus it was not fitted on (reliability table in docs/quality.md). `answerable` is
 `confidence >= WENDA_MIN_CONFIDENCE` (default in `index.config`).
 """
@@ -79,7 +79,7 @@ class ConfidenceModel:
 
     def __init__(self, data: dict) -> None:
         if tuple(data["features"]) != NAMES:
-            raise RuntimeError(f"{MODEL_FILE} was fitted on other features; run `python -m retrieval.training`")
+            raise RuntimeError(f"{MODEL_FILE} was fitted on other features; run `python -m wenda.retrieval.training`")
         self.mean = np.array(data["mean"])
         self.scale = np.array(data["scale"])
         self.coef = np.array(data["coef"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import re
 
-from index.tokenization import tokenize
+from wenda.index.tokenization import tokenize
 
 # Markup is not a question: script/style elements go whole, other tags leave their text.
 SCRIPT = re.compile(r"<(script|style)\b.*?(</\1\s*>|$)", re.I | re.S)

@@ -10,9 +10,8 @@ from itertools import islice
 from pathlib import Path
 
 import numpy as np
-
-from index.errors import WendaError
-from index.passages import read_jsonl
+from wenda.index.errors import WendaError
+from wenda.index.passages import read_jsonl
 
 from .results import Response, Result
 from .retriever import Retriever

@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-
-from index.store import ChunkRecord
-from index.tokenization import normalize
+from wenda.index.store import ChunkRecord
+from wenda.index.tokenization import normalize
 
 from .candidates import Candidates
 from .furniture import is_furniture

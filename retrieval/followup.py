@@ -22,10 +22,9 @@ from functools import lru_cache
 import jieba
 import jieba.posseg
 import numpy as np
-
-from index.lexical import LexicalIndex
-from index.store import ChunkRecord
-from index.tokenization import to_simplified, tokenize
+from wenda.index.lexical import LexicalIndex
+from wenda.index.store import ChunkRecord
+from wenda.index.tokenization import to_simplified, tokenize
 
 from .content import FILLER
 

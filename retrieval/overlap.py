@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-
-from index.chunking import sentence_spans
-from index.config import MAX_CHUNK_CHARS
-from index.tokenization import normalize
+from wenda.index.chunking import sentence_spans
+from wenda.index.config import MAX_CHUNK_CHARS
+from wenda.index.tokenization import normalize
 
 from .candidates import Candidates
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import unicodedata
 
-from index.config import MAX_QUERY_CHARS
-from index.errors import QueryError
+from wenda.index.config import MAX_QUERY_CHARS
+from wenda.index.errors import QueryError
 
 
 def clean_query(text: str) -> str:

@@ -1,6 +1,6 @@
 """The learned ranking: a small LightGBM LambdaRank model over `features.NAMES`, shipped in `models/`.
 
-`python -m retrieval.training` trains it (docs/quality.md has the data, the cross-validation and why);
+`python -m wenda.retrieval.training` trains it (docs/quality.md has the data, the cross-validation and why);
 the model file is versioned with the feature list it was trained on, so a feature change that is not
 followed by retraining stops at load time instead of ranking with misread columns.
 """
@@ -30,7 +30,7 @@ class Ranker:
 
     def __init__(self, booster: lightgbm.Booster, meta: dict) -> None:
         if tuple(meta["features"]) != features.NAMES:
-            raise RuntimeError(f"{RANKER_FILE} was trained on other features; run `python -m retrieval.training`")
+            raise RuntimeError(f"{RANKER_FILE} was trained on other features; run `python -m wenda.retrieval.training`")
         self.booster = booster
         self.meta = meta
 

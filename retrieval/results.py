@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from index.store import ChunkRecord
+from wenda.index.store import ChunkRecord
 
 from .answer import Answer
 

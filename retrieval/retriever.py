@@ -13,15 +13,14 @@ from dataclasses import dataclass
 
 import jieba
 import numpy as np
-
-from index import runtime
-from index.config import Settings
-from index.embeddings import Embedder, embedder_for
-from index.errors import QueryError
-from index.freshness import Freshness
-from index.probes import language, probe_profile
-from index.store import ChunkRecord, Snapshot, check_model, open_snapshot, read_current
-from index.tokenization import normalize
+from wenda.index import runtime
+from wenda.index.config import Settings
+from wenda.index.embeddings import Embedder, embedder_for
+from wenda.index.errors import QueryError
+from wenda.index.freshness import Freshness
+from wenda.index.probes import language, probe_profile
+from wenda.index.store import ChunkRecord, Snapshot, check_model, open_snapshot, read_current
+from wenda.index.tokenization import normalize
 
 from . import confidence, ranker
 from .answer import extract_answer

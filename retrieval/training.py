@@ -1,4 +1,4 @@
-"""Train the ranker and the confidence model: `python -m retrieval.training` (needs the `train` extra).
+"""Train the ranker and the confidence model: `python -m wenda.retrieval.training` (needs the `train` extra).
 
 Three corpora, three kinds of question, so that nothing is learned that only one of them rewards:
 
@@ -26,11 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from index.config import Settings
-from index.embeddings import Embedder, embedder_for
-from index.errors import QueryError
-from index.probes import language
+from wenda.index.config import Settings
+from wenda.index.embeddings import Embedder, embedder_for
+from wenda.index.errors import QueryError
+from wenda.index.probes import language
 
 from . import benchsets, confidence, features, ranker
 from .evaluation import nfkc, question_text
@@ -280,7 +279,7 @@ def reliability(predicted: np.ndarray, observed: np.ndarray, bins: int = 10) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m retrieval.training", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m wenda.retrieval.training", description=__doc__.split("\n")[0])
     parser.add_argument("--work", type=Path, default=benchsets.WORK, help="where the benchmark indexes are kept")
     parser.add_argument("--report", type=Path, default=ROOT / "bench" / "results" / "training.json")
     parser.add_argument(
@@ -354,4 +353,4 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     # Run through the module's own name, so the pickled features name `retrieval.training.Asked`.
-    sys.exit(importlib.import_module("retrieval.training").main())
+    sys.exit(importlib.import_module("wenda.retrieval.training").main())

@@ -14,11 +14,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-
-from index.builder import BuildReport, build_index
-from index.config import Settings
-from index.embeddings import BuiltinE5, Embedder, create_embedder
-from retrieval.retriever import Retriever
+from wenda.index.builder import BuildReport, build_index
+from wenda.index.config import Settings
+from wenda.index.embeddings import BuiltinE5, Embedder, create_embedder
+from wenda.retrieval.retriever import Retriever
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED_CORPUS = ROOT / "corpus"
@@ -94,7 +93,7 @@ def build(corpus: Path, index_dir: Path, embedder: Embedder, rebuild: bool = Fal
 def run_wenda(*args: str, stdin: bytes | None = None, env: dict | None = None, cwd: Path = ROOT):
     """Run the real `wenda` command in a subprocess."""
     return subprocess.run(
-        [sys.executable, "-m", "bot.cli", *args],
+        [sys.executable, "-m", "wenda.bot.cli", *args],
         input=stdin,
         capture_output=True,
         cwd=cwd,
@@ -107,7 +106,7 @@ def start_server(env: dict, *args: str, timeout: float = 120) -> tuple[subproces
     """A real `wenda serve --port 0` process, once it listens: (process, base URL, the rest of its stderr,
     read as it comes so a full pipe never blocks the server)."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "serve", "--port", "0", *args],
+        [sys.executable, "-m", "wenda.bot.cli", "serve", "--port", "0", *args],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT), **env},
         stdout=subprocess.DEVNULL,

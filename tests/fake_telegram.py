@@ -79,7 +79,7 @@ class FakeTelegram:
             "TELEGRAM_API_BASE_URL": self.base_url,
             **env,
         }
-        command = [sys.executable, "-m", "bot.cli", "telegram", *args]
+        command = [sys.executable, "-m", "wenda.bot.cli", "telegram", *args]
         return subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
 
     @contextmanager

@@ -5,13 +5,13 @@ import shutil
 from pathlib import Path
 
 import pytest
+from wenda.index import agreement
+from wenda.index.config import Settings
+from wenda.index.embeddings import create_embedder
+from wenda.index.errors import IndexMismatchError
+from wenda.index.store import live_generation
+from wenda.retrieval.retriever import Retriever
 
-from index import agreement
-from index.config import Settings
-from index.embeddings import create_embedder
-from index.errors import IndexMismatchError
-from index.store import live_generation
-from retrieval.retriever import Retriever
 from tests.conftest import build, run_wenda
 
 

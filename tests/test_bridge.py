@@ -1,7 +1,7 @@
 """retrieval.bridge: English words to Chinese terms through CC-CEDICT, filtered by the corpus vocabulary."""
 
-from retrieval.bridge import translate
-from retrieval.retriever import Retriever
+from wenda.retrieval.bridge import translate
+from wenda.retrieval.retriever import Retriever
 
 
 def test_english_words_map_to_the_corpus_terms(retriever: Retriever) -> None:

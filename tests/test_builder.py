@@ -11,10 +11,10 @@ import unicodedata
 from pathlib import Path
 
 import pytest
+from wenda.index import store
+from wenda.index.config import Settings
+from wenda.index.errors import IndexLockedError, IndexMismatchError, WendaError
 
-from index import store
-from index.config import Settings
-from index.errors import IndexLockedError, IndexMismatchError, WendaError
 from tests.conftest import ROOT, SEED_CORPUS, build
 
 
@@ -89,8 +89,8 @@ def test_empty_corpus_is_an_error(tmp_path: Path, embedder) -> None:
 
 
 def test_chunking_change_asks_for_rebuild(small_corpus: Path, tmp_path: Path, embedder) -> None:
-    from index.builder import build_index
-    from index.config import ChunkingParams
+    from wenda.index.builder import build_index
+    from wenda.index.config import ChunkingParams
 
     build(small_corpus, tmp_path / "index", embedder)
     settings = Settings(corpus=small_corpus, index_dir=tmp_path / "index", chunking=ChunkingParams(max_chars=200))
@@ -114,7 +114,17 @@ def test_killed_build_leaves_previous_index_answering(tmp_path: Path, embedder) 
     before = store.live_generation(index_dir)
     sources = corpus / "sources.toml"  # new titles change every chunk's context: all must be re-embedded
     sources.write_text(sources.read_text(encoding="utf-8").replace('title = "', 'title = "新'), encoding="utf-8")
-    command = [sys.executable, "-m", "bot.cli", "index", "-q", "--corpus", str(corpus), "--index-dir", str(index_dir)]
+    command = [
+        sys.executable,
+        "-m",
+        "wenda.bot.cli",
+        "index",
+        "-q",
+        "--corpus",
+        str(corpus),
+        "--index-dir",
+        str(index_dir),
+    ]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     cache = sqlite3.connect(index_dir / "embeddings.sqlite", timeout=30)
     deadline = time.monotonic() + 120
@@ -138,7 +148,7 @@ def test_kills_at_random_points_never_lose_the_index(small_corpus: Path, tmp_pat
     index_dir = tmp_path / "index"
     build(small_corpus, index_dir, embedder)
     sources = small_corpus / "sources.toml"
-    command = [sys.executable, "-m", "bot.cli", "index", "-q", "--corpus", str(small_corpus)]
+    command = [sys.executable, "-m", "wenda.bot.cli", "index", "-q", "--corpus", str(small_corpus)]
     rng = random.Random(7)
     for round_ in range(8):
         # new titles: every chunk's context changes, so each run has real work to be killed in

@@ -4,8 +4,7 @@ import sqlite3
 from pathlib import Path
 
 import numpy as np
-
-from index.cache import EmbeddingCache, check_cache
+from wenda.index.cache import EmbeddingCache, check_cache
 
 
 def unit(rows: int, dim: int = 4, seed: int = 0) -> np.ndarray:

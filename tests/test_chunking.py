@@ -1,8 +1,8 @@
 """index.chunking: paragraphs, headings and long-paragraph windows."""
 
-from index.chunking import Paragraph, chunk_paragraphs, paragraphs_of, sentence_spans, windows
-from index.config import ChunkingParams
-from index.formats.text import TextReader
+from wenda.index.chunking import Paragraph, chunk_paragraphs, paragraphs_of, sentence_spans, windows
+from wenda.index.config import ChunkingParams
+from wenda.index.formats.text import TextReader
 
 PARAMS = ChunkingParams()
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from urllib.parse import unquote
 
-from bot.render import citation_line
-from bot.telegram.format import citation
-from index.sources import source_info
-from index.store import ChunkRecord
-from retrieval.results import Result
+from wenda.bot.render import citation_line
+from wenda.bot.telegram.format import citation
+from wenda.index.sources import source_info
+from wenda.index.store import ChunkRecord
+from wenda.retrieval.results import Result
 
 TEXT = "清河市首条有轨电车线路全长18.6公里，设站21座，西起火车站，途经人民路、滨江大道。"
 

@@ -10,7 +10,8 @@ import time
 import unicodedata
 from pathlib import Path
 
-from index.config import Settings
+from wenda.index.config import Settings
+
 from tests.conftest import ROOT, SEED_CORPUS, run_wenda
 
 QUESTION = "安阳市区营运出租车中有多少台纯电动车?"
@@ -135,7 +136,7 @@ def test_eval_on_passages_with_distractors(tmp_path: Path) -> None:
 def test_second_index_run_on_the_same_folder_is_refused(tmp_path: Path, small_corpus: Path) -> None:
     index_dir = tmp_path / "index"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    command = [sys.executable, "-m", "bot.cli", "index", "-q", "--corpus", str(small_corpus), "--index-dir"]
+    command = [sys.executable, "-m", "wenda.bot.cli", "index", "-q", "--corpus", str(small_corpus), "--index-dir"]
     first = subprocess.Popen([*command, str(index_dir)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while True:  # wait until the first run holds the lock

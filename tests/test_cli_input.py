@@ -39,7 +39,7 @@ def test_an_invalid_question_exits_1_and_says_why(small_index: Path, tmp_path: P
         done = run_wenda("ask", question, env=env)
         assert done.returncode == 1 and done.stdout == b"" and done.stderr.startswith(b"wenda: error: ")
     not_utf8 = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "ask", b"\xff\xfe\xe6\x96"],
+        [sys.executable, "-m", "wenda.bot.cli", "ask", b"\xff\xfe\xe6\x96"],
         capture_output=True,
         cwd=ROOT,
         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", **env},

@@ -4,10 +4,9 @@ import json
 from pathlib import Path
 
 import pytest
-
-from retrieval.content import content_tokens
-from retrieval.furniture import is_furniture
-from retrieval.retriever import Retriever
+from wenda.retrieval.content import content_tokens
+from wenda.retrieval.furniture import is_furniture
+from wenda.retrieval.retriever import Retriever
 
 CONTENTLESS = Path(__file__).resolve().parent.parent / "bench" / "questions" / "contentless.jsonl"
 

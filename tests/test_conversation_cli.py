@@ -12,7 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-from index.config import Settings
+from wenda.index.config import Settings
+
 from tests.conftest import ROOT, run_wenda
 from tests.test_cli import index_env
 
@@ -26,7 +27,7 @@ class Terminal:
     def __init__(self, env: dict) -> None:
         self.master, slave = pty.openpty()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "chat", "-k", "2"],
+            [sys.executable, "-m", "wenda.bot.cli", "chat", "-k", "2"],
             stdin=slave,
             stdout=slave,
             stderr=slave,

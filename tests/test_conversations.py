@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from bot.telegram.conversations import ConversationStore, decode, encode
-from retrieval.retriever import Retriever
+from wenda.bot.telegram.conversations import ConversationStore, decode, encode
+from wenda.retrieval.retriever import Retriever
 
 
 def test_a_saved_answer_comes_back_whole(retriever: Retriever, tmp_path: Path) -> None:

@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pytest
 from conftest import build, run_wenda
-
-from index import store
-from index.config import Settings
-from index.context import show
-from index.embeddings import Embedder
-from retrieval.retriever import Retriever
+from wenda.index import store
+from wenda.index.config import Settings
+from wenda.index.context import show
+from wenda.index.embeddings import Embedder
+from wenda.retrieval.retriever import Retriever
 
 DOCUMENTS = Path(__file__).parent / "fixtures" / "documents"
 FACTS = json.loads((DOCUMENTS / "facts.json").read_text(encoding="utf-8"))

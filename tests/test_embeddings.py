@@ -5,12 +5,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from wenda.index import store
+from wenda.index.config import Settings
+from wenda.index.embeddings import BuiltinE5, SentenceTransformerEmbedder, create_embedder
+from wenda.index.errors import IndexMismatchError, ModelLoadError
+from wenda.retrieval.retriever import Retriever
 
-from index import store
-from index.config import Settings
-from index.embeddings import BuiltinE5, SentenceTransformerEmbedder, create_embedder
-from index.errors import IndexMismatchError, ModelLoadError
-from retrieval.retriever import Retriever
 from tests.conftest import build
 
 

@@ -6,10 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-
-from index.errors import WendaError
-from retrieval.evaluation import COLUMNS, evaluate, format_table, load_questions, summarize
-from retrieval.retriever import Retriever
+from wenda.index.errors import WendaError
+from wenda.retrieval.evaluation import COLUMNS, evaluate, format_table, load_questions, summarize
+from wenda.retrieval.retriever import Retriever
 
 
 def write_jsonl(path: Path, *items: dict, text: str = "") -> Path:

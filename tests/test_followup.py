@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from wenda.retrieval.followup import places_of, resolve_history
+from wenda.retrieval.retriever import Retriever
 
-from retrieval.followup import places_of, resolve_history
-from retrieval.retriever import Retriever
 from tests.conftest import dev_questions
 
 XUCHANG = "许昌开办企业要多久？"

@@ -12,11 +12,10 @@ from pathlib import Path
 import docx
 import pdfplumber
 import pytest
-
-from index.chunking import paragraphs_of
-from index.config import ChunkingParams
-from index.formats import SkippedFile, reader_for
-from index.formats.base import Extraction
+from wenda.index.chunking import paragraphs_of
+from wenda.index.config import ChunkingParams
+from wenda.index.formats import SkippedFile, reader_for
+from wenda.index.formats.base import Extraction
 
 DOCUMENTS = Path(__file__).parent / "fixtures" / "documents"
 FACTS = json.loads((DOCUMENTS / "facts.json").read_text(encoding="utf-8"))

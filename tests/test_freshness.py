@@ -9,13 +9,14 @@ import sys
 import time
 from pathlib import Path
 
-from bot.render import render_response
-from bot.telegram import format as telegram_format
-from index.config import Settings
-from index.embeddings import Embedder
-from index.freshness import Freshness
-from index.store import live_generation, open_snapshot
-from retrieval.retriever import Retriever
+from wenda.bot.render import render_response
+from wenda.bot.telegram import format as telegram_format
+from wenda.index.config import Settings
+from wenda.index.embeddings import Embedder
+from wenda.index.freshness import Freshness
+from wenda.index.store import live_generation, open_snapshot
+from wenda.retrieval.retriever import Retriever
+
 from tests.conftest import ROOT, copy_of, run_wenda
 
 FILE = "003_71e5a5211310dfa3.txt"
@@ -74,7 +75,7 @@ def test_telegram_and_terminal_show_the_stale_mark(small_index: Path, tmp_path: 
 def test_watch_reindexes_a_changed_file_within_seconds(small_index: Path, tmp_path: Path, embedder: Embedder) -> None:
     corpus, index_dir, env = copy_of(small_index, tmp_path)
     watcher = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "index", "--watch", "-q"],
+        [sys.executable, "-m", "wenda.bot.cli", "index", "--watch", "-q"],
         env={**os.environ, "PYTHONPATH": str(ROOT), **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -6,13 +6,13 @@ from html.parser import HTMLParser
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from wenda.bot.telegram.format import TELEGRAM_LIMIT, answer_html, paragraph_html, telegram_length
+from wenda.index.config import Settings
+from wenda.index.store import ChunkRecord
+from wenda.retrieval.answer import Answer
+from wenda.retrieval.results import Response, Result
+from wenda.retrieval.retriever import Retriever
 
-from bot.telegram.format import TELEGRAM_LIMIT, answer_html, paragraph_html, telegram_length
-from index.config import Settings
-from index.store import ChunkRecord
-from retrieval.answer import Answer
-from retrieval.results import Response, Result
-from retrieval.retriever import Retriever
 from tests.conftest import run_wenda
 
 HOSTILE = [

@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 from conftest import copy_of, run_wenda
-
-from index.errors import WendaError
-from index.formats.html import saved_from
-from index.intake import admit, fetch, fresh_path, remove, safe_name
+from wenda.index.errors import WendaError
+from wenda.index.formats.html import saved_from
+from wenda.index.intake import admit, fetch, fresh_path, remove, safe_name
 
 DOCUMENTS = Path(__file__).parent / "fixtures" / "documents"
 

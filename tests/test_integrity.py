@@ -15,14 +15,13 @@ from pathlib import Path
 
 import pytest
 from conftest import build
-
-from index.builder import build_index
-from index.config import Settings
-from index.embeddings import Embedder
-from index.errors import WendaError
-from index.integrity import check_index
-from index.store import CURRENT, generations
-from retrieval.retriever import Retriever
+from wenda.index.builder import build_index
+from wenda.index.config import Settings
+from wenda.index.embeddings import Embedder
+from wenda.index.errors import WendaError
+from wenda.index.integrity import check_index
+from wenda.index.store import CURRENT, generations
+from wenda.retrieval.retriever import Retriever
 
 QUESTION = "清丰县技术合同交易额完成了多少?"
 EVIDENCE = "技术合同交易额完成2.2亿元"

@@ -4,8 +4,7 @@ import math
 from pathlib import Path
 
 import numpy as np
-
-from index.lexical import LexicalIndex
+from wenda.index.lexical import LexicalIndex
 
 DOCS = [["安阳", "出租车", "纯电动"], ["运城", "养老", "机构", "养老"], ["安阳", "小区", "改造", "改造", "改造"], []]
 IDS = [10, 11, 12, 13]

@@ -4,10 +4,9 @@ import os
 from pathlib import Path
 
 import pytest
-
-from index.formats import SkippedFile
-from index.formats.text import decode
-from index.loader import discover, read_document
+from wenda.index.formats import SkippedFile
+from wenda.index.formats.text import decode
+from wenda.index.loader import discover, read_document
 
 TEXT = "第一段。\n第二段：改革。\n"
 

@@ -6,11 +6,11 @@ import unicodedata
 from pathlib import Path
 
 import pytest
+from wenda.index.config import Settings
+from wenda.index.errors import WendaError
+from wenda.retrieval.evaluation import evaluate, summarize
+from wenda.retrieval.retriever import Retriever
 
-from index.config import Settings
-from index.errors import WendaError
-from retrieval.evaluation import evaluate, summarize
-from retrieval.retriever import Retriever
 from tests.conftest import dev_questions
 
 QUESTIONS = Path(__file__).resolve().parent.parent / "bench" / "questions"

@@ -1,9 +1,8 @@
 """retrieval.features, ranker and confidence: the learned ranking over real candidates of the seed index."""
 
 import numpy as np
-
-from retrieval import confidence, features, ranker
-from retrieval.retriever import Retriever
+from wenda.retrieval import confidence, features, ranker
+from wenda.retrieval.retriever import Retriever
 
 
 def test_feature_matrix_describes_every_candidate(retriever: Retriever) -> None:

@@ -1,6 +1,6 @@
 """bot.ratelimit: the sliding window, and clients forgotten once idle for a window."""
 
-from bot.ratelimit import RateLimiter
+from wenda.bot.ratelimit import RateLimiter
 
 
 def test_window_slides_and_idle_users_are_forgotten() -> None:

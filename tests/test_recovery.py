@@ -10,14 +10,14 @@ import sys
 from pathlib import Path
 
 import pytest
+import wenda.index.store
+from wenda.index.builder import build_index, scan_corpus
+from wenda.index.config import Settings
+from wenda.index.embeddings import Embedder
+from wenda.index.errors import WendaError
+from wenda.index.store import CURRENT, generations, live_generation
+from wenda.retrieval.retriever import Retriever
 
-import index.store
-from index.builder import build_index, scan_corpus
-from index.config import Settings
-from index.embeddings import Embedder
-from index.errors import WendaError
-from index.store import CURRENT, generations, live_generation
-from retrieval.retriever import Retriever
 from tests.conftest import ROOT, build, copy_of, run_wenda
 
 QUESTION = "清丰县技术合同交易额完成了多少?"
@@ -83,7 +83,7 @@ def test_injected_disk_full_cleans_up_and_says_so(
     def full(*args: object) -> None:
         raise RuntimeError("Error in faiss::write_index: fwrite failed: No space left on device")
 
-    monkeypatch.setattr(index.store.faiss, "write_index", full)
+    monkeypatch.setattr(wenda.index.store.faiss, "write_index", full)
     with pytest.raises(WendaError, match="no space left on the device holding .* MB are free.*previous index still"):
         build_index(Settings(corpus=corpus, index_dir=index_dir), embedder, progress=False)
     assert not list(index_dir.glob("gen-*.tmp")) and live_generation(index_dir).name == "gen-000001"
@@ -93,7 +93,7 @@ def _unshare(script: str, tmp_path: Path) -> subprocess.CompletedProcess:
     """Run `script` as root of a private mount namespace (to mount a small or read-only tmpfs)."""
     if shutil.which("unshare") is None or subprocess.run(["unshare", "-rm", "true"]).returncode != 0:
         pytest.skip("needs `unshare -rm` (user and mount namespaces) to mount a tmpfs")
-    prelude = f"export PYTHONPATH={ROOT}; wenda='{sys.executable} -m bot.cli'\n"
+    prelude = f"export PYTHONPATH={ROOT}; wenda='{sys.executable} -m wenda.bot.cli'\n"
     return subprocess.run(
         ["unshare", "-rm", "sh", "-c", prelude + script], capture_output=True, cwd=tmp_path, timeout=300
     )
@@ -145,7 +145,7 @@ def test_a_file_deleted_during_the_build_is_not_committed(small_index: Path, tmp
     (corpus / "new.txt").unlink()  # …then deleted before the generation is committed
     report = build_index(Settings(corpus=corpus, index_dir=index_dir), embedder, False, False, warnings.append, files)
     assert "warning: skipped new.txt: it was deleted while it was being indexed: left out" in warnings
-    snapshot = index.store.open_snapshot(index_dir)
+    snapshot = wenda.index.store.open_snapshot(index_dir)
     assert "new.txt" not in snapshot.manifest["files"] and report.generation == "gen-000002"
     assert [row[0] for row in snapshot.documents()] == sorted(p.name for p in corpus.glob("*.txt"))
     assert len(generations(index_dir)) == 2

@@ -9,12 +9,12 @@ import threading
 from pathlib import Path
 
 import pytest
+from wenda.bot.activity import ActivityLog
+from wenda.bot.feedback import FeedbackStore
+from wenda.bot.privacy import UserHasher, log_questions
+from wenda.index.errors import UsageError
+from wenda.retrieval.results import Response
 
-from bot.activity import ActivityLog
-from bot.feedback import FeedbackStore
-from bot.privacy import UserHasher, log_questions
-from index.errors import UsageError
-from retrieval.results import Response
 from tests.conftest import run_wenda
 
 ALICE, BOB, CAROL = 918273645, 192837465, 564738291  # ids that must never appear in a file

@@ -4,11 +4,11 @@ import unicodedata
 from pathlib import Path
 
 import pytest
+from wenda.index.config import MAX_QUERY_CHARS, Settings
+from wenda.index.errors import QueryError
+from wenda.retrieval.query import clean_query
+from wenda.retrieval.retriever import Retriever
 
-from index.config import MAX_QUERY_CHARS, Settings
-from index.errors import QueryError
-from retrieval.query import clean_query
-from retrieval.retriever import Retriever
 from tests.conftest import build, dev_questions
 
 

@@ -13,9 +13,8 @@ from pathlib import Path
 import numpy as np
 import threadpoolctl
 from conftest import ROOT, dev_questions, run_wenda
-
-from index import runtime
-from retrieval.retriever import Retriever
+from wenda.index import runtime
+from wenda.retrieval.retriever import Retriever
 
 
 def native_threads() -> int:

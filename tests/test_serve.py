@@ -13,8 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import copy_of, run_wenda, serving, start_server, stop
-
-from index.config import Settings
+from wenda.index.config import Settings
 
 QUESTION = "安阳2022年老旧小区改造项目的开工率是多少？"
 DOCUMENTS = Path(__file__).parent / "fixtures" / "documents"

@@ -10,8 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import copy_of, serving
-
-from bot.web.dify import holds
+from wenda.bot.web.dify import holds
 
 KEY = "dify-secret"
 AUTH = {"Authorization": f"Bearer {KEY}"}

@@ -12,11 +12,10 @@ import httpx
 import openai
 import pytest
 from conftest import copy_of, serving
-
-from bot.telegram.format import NO_ANSWER, STALE
-from bot.web.openai_api import reply
-from index.store import ChunkRecord
-from retrieval.results import Response, Result
+from wenda.bot.telegram.format import NO_ANSWER, STALE
+from wenda.bot.web.openai_api import reply
+from wenda.index.store import ChunkRecord
+from wenda.retrieval.results import Response, Result
 
 KEY = "sk-wenda-test"
 QUESTION = "运城市全年重点谋划部署了多少项重点改革试点工作？"

@@ -3,9 +3,9 @@
 from pathlib import Path
 
 import pytest
+from wenda.index.errors import WendaError
+from wenda.index.sources import load_sources, source_info
 
-from index.errors import WendaError
-from index.sources import load_sources, source_info
 from tests.conftest import SEED_CORPUS
 
 

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import psutil
 import pytest
+from wenda.index.config import Settings
+from wenda.index.embeddings import Embedder
+from wenda.index.store import CURRENT, open_snapshot
 
-from index.config import Settings
-from index.embeddings import Embedder
-from index.store import CURRENT, open_snapshot
 from tests.conftest import ROOT, build, copy_of
 from tests.fake_telegram import BOT_USER, FakeTelegram
 
@@ -354,7 +354,7 @@ def test_bot_switches_to_an_updated_index_without_restart(seed_settings: Setting
             (corpus / "new.txt").write_text("图书馆\n运城市新建的盐湖图书馆藏书120万册。\n", encoding="utf-8")
             command = ["index", "-q", "--corpus", str(corpus), "--index-dir", str(index_dir)]
             updater = subprocess.Popen(
-                [sys.executable, "-m", "bot.cli", *command], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}
+                [sys.executable, "-m", "wenda.bot.cli", *command], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}
             )
             fake.message(user=31, text=QUESTION)  # answered from the old generation while the update runs
             assert "856" in replies(fake, 31)[0]["text"]

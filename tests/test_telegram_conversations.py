@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from wenda.index.config import Settings
 
-from index.config import Settings
 from tests.fake_telegram import BOT_USER, FakeTelegram
 from tests.test_telegram import TOKEN, bot_env, command, replies, visible
 

@@ -14,14 +14,14 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from wenda.bot.telegram import documents as telegram_documents
+from wenda.bot.telegram.documents import Library, docs_html, index_removal, index_thread, index_upload
+from wenda.bot.telegram.format import TELEGRAM_LIMIT, telegram_length
+from wenda.bot.telegram.settings import TelegramSettings
+from wenda.index.errors import IndexLockedError, WendaError
+from wenda.index.intake import Admitted
+from wenda.index.store import LOCK
 
-from bot.telegram import documents as telegram_documents
-from bot.telegram.documents import Library, docs_html, index_removal, index_thread, index_upload
-from bot.telegram.format import TELEGRAM_LIMIT, telegram_length
-from bot.telegram.settings import TelegramSettings
-from index.errors import IndexLockedError, WendaError
-from index.intake import Admitted
-from index.store import LOCK
 from tests.fake_telegram import FakeTelegram
 from tests.test_telegram import TOKEN, command, replies, visible
 

@@ -1,6 +1,6 @@
 """index.tokenization: normalization and jieba segmentation for BM25."""
 
-from index.tokenization import normalize, to_simplified, tokenize
+from wenda.index.tokenization import normalize, to_simplified, tokenize
 
 
 def test_normalize_folds_width_script_and_case() -> None:

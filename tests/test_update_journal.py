@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from bot.telegram.update_journal import MAX_ATTEMPTS, UpdateJournal
+from wenda.bot.telegram.update_journal import MAX_ATTEMPTS, UpdateJournal
 
 
 def update(update_id: int) -> dict:

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from wenda.index import store, vectors
+from wenda.index.config import Settings
+from wenda.retrieval.retriever import Retriever
 
-from index import store, vectors
-from index.config import Settings
-from retrieval.retriever import Retriever
 from tests.conftest import SEED_CORPUS, build
 
 

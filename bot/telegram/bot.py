@@ -38,11 +38,10 @@ from telegram.ext import (
     filters,
 )
 from telegram.request import HTTPXRequest
-
-from index.errors import WendaError
-from index.store import Snapshot
-from retrieval.results import Response
-from retrieval.retriever import Retriever
+from wenda.index.errors import WendaError
+from wenda.index.store import Snapshot
+from wenda.retrieval.results import Response
+from wenda.retrieval.retriever import Retriever
 
 from ..activity import ActivityLog
 from ..feedback import FeedbackStore

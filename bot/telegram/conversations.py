@@ -19,9 +19,9 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from index.store import ChunkRecord
-from retrieval.answer import Answer
-from retrieval.results import Response, Result
+from wenda.index.store import ChunkRecord
+from wenda.retrieval.answer import Answer
+from wenda.retrieval.results import Response, Result
 
 log = logging.getLogger("wenda.telegram")
 

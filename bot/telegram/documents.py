@@ -39,15 +39,14 @@ from telegram import Message, Update
 from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
-
-from index import runtime
-from index.builder import BuildReport, build_index
-from index.embeddings import Embedder, embedder_for
-from index.errors import IndexLockedError, WendaError
-from index.intake import Admitted, admit, digests, remove, safe_name, write_new
-from index.loader import MAX_FILE_BYTES
-from index.store import live_manifest
-from retrieval.retriever import Retriever
+from wenda.index import runtime
+from wenda.index.builder import BuildReport, build_index
+from wenda.index.embeddings import Embedder, embedder_for
+from wenda.index.errors import IndexLockedError, WendaError
+from wenda.index.intake import Admitted, admit, digests, remove, safe_name, write_new
+from wenda.index.loader import MAX_FILE_BYTES
+from wenda.index.store import live_manifest
+from wenda.retrieval.retriever import Retriever
 
 from ..render import terminal_safe
 from .format import TELEGRAM_LIMIT, telegram_length, trim

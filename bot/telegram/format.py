@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from html import escape
 
-from index.chunking import SENTENCE_END
-from retrieval.results import Response, Result
+from wenda.index.chunking import SENTENCE_END
+from wenda.retrieval.results import Response, Result
 
 from ..render import NO_ANSWER, STALE, UNDERSTOOD, citation_parts, highlight_link
 

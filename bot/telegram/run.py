@@ -6,8 +6,8 @@ import argparse
 import logging
 import os
 
-from index.errors import WendaError
-from retrieval.retriever import Retriever
+from wenda.index.errors import WendaError
+from wenda.retrieval.retriever import Retriever
 
 from .bot import WendaBot, build_application
 from .settings import TelegramSettings

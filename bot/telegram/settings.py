@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from index.errors import WendaError
+from wenda.index.errors import WendaError
 
 from ..privacy import DEFAULT_DATA_DIR, data_dir_from_env, log_questions
 

@@ -26,12 +26,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from index.config import DEFAULT_TOP_K
-from index.context import show
-from index.errors import WendaError
-from retrieval.results import Response
-from retrieval.retriever import Retriever
+from wenda.index.config import DEFAULT_TOP_K
+from wenda.index.context import show
+from wenda.index.errors import WendaError
+from wenda.retrieval.results import Response
+from wenda.retrieval.retriever import Retriever
 
 from ..feedback import FeedbackStore
 from ..privacy import UserHasher

@@ -36,8 +36,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 from starlette.responses import Response as HttpResponse
-
-from retrieval.results import Response
+from wenda.retrieval.results import Response
 
 from .app import MAX_K, ApiError, service_of
 

@@ -22,10 +22,9 @@ from collections.abc import Iterator
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
-
-from index.config import DEFAULT_TOP_K
-from retrieval.answer import Answer
-from retrieval.results import Response, Result
+from wenda.index.config import DEFAULT_TOP_K
+from wenda.retrieval.answer import Answer
+from wenda.retrieval.results import Response, Result
 
 from ..render import NO_ANSWER, STALE, UNDERSTOOD, citation_parts, highlight_link, terminal_safe
 from .app import ApiError, Client, service_of

@@ -8,8 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import uvicorn
-
-from retrieval.retriever import Retriever
+from wenda.retrieval.retriever import Retriever
 
 from .app import create_app
 from .settings import ServeSettings

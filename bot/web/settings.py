@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from index.errors import UsageError
+from wenda.index.errors import UsageError
 
 from ..privacy import data_dir_from_env, log_questions
 
