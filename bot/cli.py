@@ -108,7 +108,7 @@ def command_add(args: argparse.Namespace) -> int:
         builder(settings, args.quiet)()
         snapshot = open_snapshot(settings.index_dir)
         try:
-            counts = {source: passages for source, _, passages in snapshot.catalogue()}
+            counts = {document["source"]: document["passages"] for document in snapshot.catalogue()}
         finally:
             snapshot.close()
         for document in added:

@@ -260,13 +260,15 @@ class Snapshot:
         """(source, title) of every indexed file."""
         return self.db.execute("SELECT source, title FROM files ORDER BY source").fetchall()
 
-    def catalogue(self) -> list[tuple[str, str, int]]:
-        """(source, title, passages) of every indexed file, by source."""
+    def catalogue(self) -> list[dict]:
+        """Every indexed file by source: its metadata (source, title, publisher, place, date, url, format) and
+        its passage count."""
+        names = ("source", "title", "publisher", "place", "date", "url", "format", "passages")
         rows = self.db.execute(
-            "SELECT f.source, f.title, COUNT(c.id) FROM files f LEFT JOIN chunks c ON c.source = f.source"
-            " GROUP BY f.source ORDER BY f.source"
+            "SELECT f.source, f.title, f.publisher, f.place, f.date, f.url, f.format, COUNT(c.id) FROM files f"
+            " LEFT JOIN chunks c ON c.source = f.source GROUP BY f.source ORDER BY f.source"
         )
-        return [(source, title, count) for source, title, count in rows]
+        return [dict(zip(names, row, strict=True)) for row in rows]
 
     def places(self) -> list[str]:
         """The distinct `place` metadata of the indexed files (sources.toml), for follow-up questions."""

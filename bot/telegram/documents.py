@@ -210,7 +210,7 @@ class Library:
 
     def catalogue(self) -> list[tuple[str, str, int]]:
         self.refresh()
-        return self.retriever.snapshot.catalogue()
+        return [(d["source"], d["title"], d["passages"]) for d in self.retriever.snapshot.catalogue()]
 
     # --- on the event loop ----------------------------------------------------------------------------
     async def save(self, data: bytes, name: str) -> Admitted:
@@ -323,9 +323,9 @@ async def index_upload(library: Library, status: Message, admitted: Admitted, sh
 
 def indexed(library: Library, source: str) -> tuple[int, str]:
     """(passages, title) of `source` in the generation the retriever answers from; (0, "") when absent."""
-    for name, title, passages in library.retriever.snapshot.catalogue():
-        if name == source:
-            return passages, title
+    for document in library.retriever.snapshot.catalogue():
+        if document["source"] == source:
+            return document["passages"], document["title"]
     return 0, ""
 
 

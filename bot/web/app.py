@@ -128,8 +128,7 @@ class Service:
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
         try:
-            previous = self.retriever.understand(history[-MAX_HISTORY:]) if history else None
-            response = await loop.run_in_executor(self.executor, self.retriever.ask, question, k, previous)
+            response = await loop.run_in_executor(self.executor, self.answer, question, k, history)
         except WendaError as exc:
             log.error("index unavailable: %s", exc)
             raise ApiError(503, "the index is unavailable now; try again later", kind="unavailable") from exc
@@ -140,6 +139,11 @@ class Service:
         if not response.answerable:
             self.metrics.refusals.labels(endpoint).inc()
         return response
+
+    def answer(self, question: str, k: int, history: list[str] | None) -> Response:
+        """On a worker thread: the question as the next turn of `history` (its newest turns)."""
+        previous = self.retriever.understand(history[-MAX_HISTORY:]) if history else None
+        return self.retriever.ask(question, k, previous)
 
     def client(self, request: Request) -> str:
         """Who is asking: the API key that matched (required when keys are set), else the client's address;
@@ -210,13 +214,7 @@ def create_app(retriever: Retriever, settings: ServeSettings) -> FastAPI:
 
     @app.get("/v1/sources", summary="The indexed documents with their metadata and passage counts")
     async def sources(request: Request, client: Client) -> dict:
-        snapshot = service_of(request).retriever.snapshot
-        rows = snapshot.db.execute(
-            "SELECT f.source, f.title, f.publisher, f.place, f.date, f.url, f.format, COUNT(c.id) FROM files f"
-            " LEFT JOIN chunks c ON c.source = f.source GROUP BY f.source ORDER BY f.source"
-        ).fetchall()
-        names = ("source", "title", "publisher", "place", "date", "url", "format", "passages")
-        return {"sources": [dict(zip(names, row, strict=True)) for row in rows]}
+        return {"sources": service_of(request).retriever.snapshot.catalogue()}
 
     @app.get("/v1/passages/{source:path}", summary="A cited passage with the lines around it, from its file")
     async def passage(
