@@ -201,7 +201,9 @@ def server_metrics(url: str, key: str) -> dict[str, float]:
 
 
 def load_questions(path: Path) -> list[str]:
+    """The file's questions, shuffled; blank ones (CMRC 2018 has two) left out: they are no question."""
     questions = [row.get("q") or row["question"] for row in read_jsonl(path)]
+    questions = [question for question in questions if question.strip()]
     random.Random(0).shuffle(questions)
     return questions
 
