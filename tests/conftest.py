@@ -102,6 +102,16 @@ def run_wenda(*args: str, stdin: bytes | None = None, env: dict | None = None, c
     )
 
 
+def serve_env(settings: Settings, data_dir: Path, **more: str) -> dict:
+    """The environment that points `wenda serve` at an index and a data folder."""
+    return {
+        "WENDA_CORPUS": str(settings.corpus),
+        "WENDA_INDEX_DIR": str(settings.index_dir),
+        "WENDA_DATA_DIR": str(data_dir),
+        **more,
+    }
+
+
 def start_server(env: dict, *args: str, timeout: float = 120) -> tuple[subprocess.Popen, str, list[str]]:
     """A real `wenda serve --port 0` process, once it listens: (process, base URL, the rest of its stderr,
     read as it comes so a full pipe never blocks the server)."""

@@ -12,34 +12,25 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import copy_of, run_wenda, serving, start_server, stop
+from conftest import copy_of, run_wenda, serve_env, serving, start_server, stop
 from wenda.index.config import Settings
 
 QUESTION = "安阳2022年老旧小区改造项目的开工率是多少？"
 DOCUMENTS = Path(__file__).parent / "fixtures" / "documents"
 
 
-def env_of(settings: Settings, data_dir: Path, **more: str) -> dict:
-    return {
-        "WENDA_CORPUS": str(settings.corpus),
-        "WENDA_INDEX_DIR": str(settings.index_dir),
-        "WENDA_DATA_DIR": str(data_dir),
-        **more,
-    }
-
-
 @pytest.fixture(scope="module")
 def server(seed_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """(base URL, data folder) of a server on the seed index, without keys."""
     data_dir = tmp_path_factory.mktemp("serve-data")
-    with serving(env_of(seed_settings, data_dir)) as url:
+    with serving(serve_env(seed_settings, data_dir)) as url:
         yield url, data_dir
 
 
 @pytest.fixture(scope="module")
 def keyed(seed_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A server that wants a key, allows 4 requests a minute per key and one cross-origin site."""
-    env = env_of(
+    env = serve_env(
         seed_settings,
         tmp_path_factory.mktemp("serve-keyed"),
         WENDA_API_KEYS="key-one, key-two",
@@ -59,7 +50,7 @@ def test_ask_answers_exactly_as_the_cli(server: tuple[str, Path], seed_settings:
     url, _ = server
     answer = httpx.post(f"{url}/v1/ask", json={"question": QUESTION, "k": 3}, timeout=60).json()
     cli = run_wenda(
-        "ask", "--json", "-k", "3", QUESTION, env=env_of(seed_settings, Path("/nonexistent"))
+        "ask", "--json", "-k", "3", QUESTION, env=serve_env(seed_settings, Path("/nonexistent"))
     ).stdout.decode()
     assert answer == json.loads(cli)
     assert answer["answerable"] and "93.4%" in answer["answer"]["text"]
@@ -142,7 +133,7 @@ def test_no_cross_origin_access_unless_configured(server: tuple[str, Path]) -> N
 
 
 def test_refuses_to_listen_beyond_loopback_without_keys(seed_settings: Settings, tmp_path: Path) -> None:
-    done = run_wenda("serve", "--host", "0.0.0.0", "--port", "0", env=env_of(seed_settings, tmp_path))
+    done = run_wenda("serve", "--host", "0.0.0.0", "--port", "0", env=serve_env(seed_settings, tmp_path))
     assert done.returncode == 2 and "refusing to listen on 0.0.0.0 without API keys" in done.stderr.decode()
 
 

@@ -12,7 +12,7 @@ import httpx
 import openai
 import pytest
 from conftest import copy_of, serving
-from wenda.bot.telegram.format import NO_ANSWER, STALE
+from wenda.bot.render import NO_ANSWER, STALE
 from wenda.bot.web.openai_api import reply
 from wenda.index.store import ChunkRecord
 from wenda.retrieval.results import Response, Result

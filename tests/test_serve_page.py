@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import serving
+from conftest import serve_env, serving
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
@@ -46,15 +46,6 @@ window.fetch = (path, options) => {
   return original(path, options);
 };
 """
-
-
-def env_of(settings: Settings, data_dir: Path, **more: str) -> dict:
-    return {
-        "WENDA_CORPUS": str(settings.corpus),
-        "WENDA_INDEX_DIR": str(settings.index_dir),
-        "WENDA_DATA_DIR": str(data_dir),
-        **more,
-    }
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +118,7 @@ def ask(driver: WebDriver, question: str) -> None:
 
 def test_page_answers_cites_and_records_feedback(browser: WebDriver, seed_settings: Settings, tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    with serving(env_of(seed_settings, data_dir)) as url:
+    with serving(serve_env(seed_settings, data_dir)) as url:
         browser.get(url + "/")
         assert browser.title.startswith("问答")
         viewport = browser.find_element(By.CSS_SELECTOR, "meta[name=viewport]").get_attribute("content")
@@ -201,7 +192,7 @@ def test_page_answers_cites_and_records_feedback(browser: WebDriver, seed_settin
 
 
 def test_page_asks_for_the_api_key_and_keeps_it(browser: WebDriver, seed_settings: Settings, tmp_path: Path) -> None:
-    with serving(env_of(seed_settings, tmp_path / "data", WENDA_API_KEYS="page-key")) as url:
+    with serving(serve_env(seed_settings, tmp_path / "data", WENDA_API_KEYS="page-key")) as url:
         browser.get(url + "/")
         assert not browser.find_element(By.ID, "key-form").is_displayed()
         click(browser, browser.find_element(By.CSS_SELECTOR, ".example"))
