@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import serve_env, serving
+from conftest import build, serve_env, serving
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
@@ -211,3 +211,25 @@ def test_page_asks_for_the_api_key_and_keeps_it(browser: WebDriver, seed_setting
         ask(browser, ELSEWHERE)
         last_turn(browser, 1)
         assert not browser.find_element(By.ID, "key-form").is_displayed()
+
+
+HOSTILE = (
+    '清河市规定<img src=x onerror="window.pwned=1">每户每月免费用水3吨，'
+    '超出部分<script>window.pwned=2</script>按每吨4.5元收费，<b onmouseover="window.pwned=3">详见附件</b>。'
+)
+
+
+def test_markup_in_the_corpus_is_shown_as_text(browser: WebDriver, tmp_path: Path, embedder) -> None:  # noqa: ANN001
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "<i>水价<i>.txt").write_text(f"清河市水价通知\n\n{HOSTILE}\n", encoding="utf-8")
+    build(corpus, tmp_path / "index", embedder)
+    with serving(serve_env(Settings(corpus=corpus, index_dir=tmp_path / "index"), tmp_path / "data")) as url:
+        browser.get(url + "/")
+        ask(browser, "清河市每户每月免费用水多少吨？")
+        turn = last_turn(browser, 1)
+        passage = turn.find_element(By.CSS_SELECTOR, ".sources > .source .passage")
+        assert "<img src=x onerror=" in passage.text and "<script>" in passage.text
+        assert "<i>水价<i>.txt" in turn.find_element(By.CSS_SELECTOR, ".sources > .source .cite").text
+        assert not turn.find_elements(By.CSS_SELECTOR, ".passage img, .passage script, .passage b, .cite i")
+        assert browser.execute_script("return window.pwned === undefined")
