@@ -13,7 +13,7 @@ install: $(STAMP) browser
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[st,test]'
+	$(BIN)/pip install -q -e '.[st,test,ray]'
 	touch $(STAMP)
 
 # The web page's test (tests/test_serve_page.py) drives Debian's Chromium and chromedriver through Selenium; both

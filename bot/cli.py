@@ -14,7 +14,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from wenda.index import agreement, runtime
-from wenda.index.builder import BATCH_SIZE, BuildReport, build_index, check_corpus
+from wenda.index.builder import BATCH_SIZE, BuildReport, RemoteEmbedding, build_index, check_corpus
+from wenda.index.cluster import CPU_THREADS_PER_ACTOR, RayEmbedding, RayOptions
 from wenda.index.config import DEFAULT_TOP_K, EVAL_CACHE, PRIORITIES, Settings
 from wenda.index.context import show
 from wenda.index.embeddings import embedder_for
@@ -56,8 +57,11 @@ def warn(line: str) -> None:
     print(terminal_safe(line), file=sys.stderr, flush=True)
 
 
-def builder(settings: Settings, quiet: bool, batch_size: int = BATCH_SIZE) -> Callable[[bool], BuildReport]:
-    """A function that updates the index (printing its report) with the model loaded once, at the build priority."""
+def builder(
+    settings: Settings, quiet: bool, batch_size: int | None = None, remote: RemoteEmbedding | None = None
+) -> Callable[[bool], BuildReport]:
+    """A function that updates the index (printing its report) with the model loaded once, at the build priority;
+    with `remote`, the chunks are embedded there and the model here only checks and probes."""
     # before the model starts its threads: they inherit the priority of the thread that starts them
     how = runtime.lower_priority() if settings.index_priority == "low" else "normal priority"
     embedder = embedder_for(settings)
@@ -66,8 +70,16 @@ def builder(settings: Settings, quiet: bool, batch_size: int = BATCH_SIZE) -> Ca
     embedder.use_threads(threads)
 
     def build(rebuild: bool = False) -> BuildReport:
-        report = build_index(settings, embedder, rebuild=rebuild, progress=not quiet, warn=warn, batch_size=batch_size)
-        if report.embedded_chunks and not quiet:
+        report = build_index(
+            settings,
+            embedder,
+            rebuild=rebuild,
+            progress=not quiet,
+            warn=warn,
+            batch_size=batch_size or BATCH_SIZE,
+            remote=remote,
+        )
+        if report.embedded_chunks and not report.embedded_on and not quiet:
             warn(f"embedded on {threads} thread{'s' if threads > 1 else ''}, {how}")
         print(render_report(report), flush=True)
         return report
@@ -117,6 +129,22 @@ def command_add(args: argparse.Namespace) -> int:
     return 1 if refused else 0
 
 
+def ray_options(args: argparse.Namespace) -> RayOptions | None:
+    """The Ray build asked for by --ray [ADDRESS] or WENDA_RAY_ADDRESS (the flag's address wins; none, or
+    'local', is a Ray instance of this machine alone); None: embed in this process."""
+    env = os.environ.get("WENDA_RAY_ADDRESS", "").strip()
+    if args.ray is None and not env:
+        return None
+    address = (args.ray or "").strip() or env
+    return RayOptions(
+        address=None if address in ("", "local") else address,
+        actors=args.ray_actors,
+        cpus_per_actor=args.ray_cpus,
+        gpus_per_actor=args.ray_gpus,
+        batch_size=args.batch_size,
+    )
+
+
 def command_index(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     if args.check:
@@ -129,7 +157,9 @@ def command_index(args: argparse.Namespace) -> int:
         )
         return 1 if damaged else 0
     rebuild = args.rebuild
-    build = builder(settings, args.quiet, args.batch_size)
+    ray = ray_options(args)
+    remote = RayEmbedding(settings, ray) if ray else None
+    build = builder(settings, args.quiet, args.batch_size, remote)
 
     def update() -> BuildReport:
         nonlocal rebuild  # --rebuild applies to the first update only, also under --watch
@@ -424,6 +454,17 @@ def command_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def amount(text: str) -> float:
+    """An argparse type: a number of CPUs or GPUs, 0 or more (fractions share one)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of at least 0, not {text!r}")
+    return value
+
+
 def positive(text: str) -> int:
     """An argparse type: a whole number of at least 1."""
     try:
@@ -462,8 +503,25 @@ def parser() -> argparse.ArgumentParser:
     index.add_argument(
         "--batch-size",
         type=positive,
-        default=BATCH_SIZE,
-        help=f"chunks embedded (and checkpointed) at a time (default {BATCH_SIZE}; larger on a GPU)",
+        help=f"chunks embedded (and checkpointed) at a time (default {BATCH_SIZE}; on Ray GPU workers 256)",
+    )
+    ray = index.add_argument_group("embedding on a Ray cluster (pip install 'wenda[ray]'; docs/scale-out.md)")
+    ray.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
+        help="embed on Ray: the head's host:port, 'auto' for the cluster started on this machine, none for a "
+        "local one (env WENDA_RAY_ADDRESS)",
+    )
+    ray.add_argument("--ray-actors", type=positive, help="embedding actors (default: as many as the cluster holds)")
+    ray.add_argument(
+        "--ray-cpus", type=amount, help=f"CPUs per actor (default {CPU_THREADS_PER_ACTOR}, 1 beside a GPU)"
+    )
+    ray.add_argument(
+        "--ray-gpus",
+        type=amount,
+        help="GPUs per actor (default 1 when the cluster has GPUs and the model is not the built-in one, else 0)",
     )
     index.add_argument(
         "--priority",

@@ -121,7 +121,8 @@ def _summary(report: BuildReport) -> str:
         for label, items in (("added", report.added), ("changed", report.changed), ("removed", report.removed))
         if items
     )
+    where = f" on {report.embedded_on}" if report.embedded_on else ""
     return (
-        f"indexed {counts} ({report.embedded_chunks} chunks embedded, {report.total_chunks} in all) "
+        f"indexed {counts} ({report.embedded_chunks} chunks embedded{where}, {report.total_chunks} in all) "
         f"in {report.seconds:.1f} s -> {report.generation}"
     )

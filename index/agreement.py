@@ -34,6 +34,12 @@ class Agreement:
         return self.p5 >= MIN_P5_COSINE
 
 
+def compare(first: np.ndarray, second: np.ndarray) -> Agreement:
+    """Row-by-row cosine of two stacks of vectors of the same chunks."""
+    cosines = np.sum(first * second, axis=1) / (np.linalg.norm(first, axis=1) * np.linalg.norm(second, axis=1))
+    return Agreement(len(first), float(cosines.mean()), float(np.percentile(cosines, 5)), float(cosines.min()))
+
+
 def measure(index_dir: Path, embedder: Embedder, sample: int = SAMPLE, seed: int = 0) -> Agreement:
     """Re-embed up to `sample` random chunks of the live index with `embedder` and compare."""
     snapshot = open_snapshot(index_dir, fallback=False)
@@ -48,8 +54,26 @@ def measure(index_dir: Path, embedder: Embedder, sample: int = SAMPLE, seed: int
         fresh = embedder.embed_passages([records[i].embedded_text for i in ids])
     finally:
         snapshot.close()
-    cosines = np.sum(stored * fresh, axis=1) / (np.linalg.norm(stored, axis=1) * np.linalg.norm(fresh, axis=1))
-    return Agreement(len(ids), float(cosines.mean()), float(np.percentile(cosines, 5)), float(cosines.min()))
+    return compare(stored, fresh)
+
+
+def between(first: Path, second: Path) -> Agreement:
+    """Cosine between the vectors of two indexes of the same corpus (e.g. built locally and on a Ray cluster),
+    chunk by chunk; WendaError unless both hold the same chunk ids with the same embedded texts."""
+    snapshots = [open_snapshot(path, fallback=False) for path in (first, second)]
+    try:
+        ids = [[row[0] for row in s.db.execute("SELECT id FROM chunks ORDER BY id")] for s in snapshots]
+        if ids[0] != ids[1]:
+            raise WendaError(f"{first} and {second} hold different chunk ids ({len(ids[0])} and {len(ids[1])} chunks)")
+        texts = [{i: r.embedded_text for i, r in s.records(ids[0]).items()} for s in snapshots]
+        if texts[0] != texts[1]:
+            differ = next(i for i in ids[0] if texts[0][i] != texts[1][i])
+            raise WendaError(f"{first} and {second} differ in the text of chunk {differ}")
+        first_vectors, second_vectors = (np.stack([s.index.reconstruct(i) for i in ids[0]]) for s in snapshots)
+    finally:
+        for snapshot in snapshots:
+            snapshot.close()
+    return compare(first_vectors, second_vectors)
 
 
 def record(index_dir: Path, embedder: Embedder, agreement: Agreement) -> None:

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import faiss
 import numpy as np
@@ -47,6 +48,7 @@ class BuildReport:
     cached_chunks: int = 0
     total_chunks: int = 0
     seconds: float = 0.0
+    embedded_on: str | None = None  # where the chunks were embedded, when not in this process
     generation: str | None = None
     repaired: list[str] = field(default_factory=list)  # what was found damaged and what was done about it
 
@@ -55,13 +57,24 @@ class BuildReport:
         return not (self.added or self.changed or self.removed)
 
 
+class RemoteEmbedding(Protocol):
+    """Embeds a build's cache misses elsewhere (index/cluster.py: a Ray cluster) and stores them in the cache;
+    the builder then reads every vector from the cache, so the generation is written exactly as locally."""
+
+    description: str
+
+    def fill(self, texts: list[str], cache: EmbeddingCache, progress: bool) -> int:
+        """Embed the texts not in `cache` into it; return how many were embedded."""
+
+
 @dataclass(frozen=True)
 class BuildOptions:
-    """How a build talks to the user: progress bar, embedding batch size, warnings."""
+    """How a build talks to the user (progress bar, warnings) and embeds (batch size, remote embedding)."""
 
     progress: bool
     batch_size: int
     warn: Callable[[str], None]
+    remote: RemoteEmbedding | None = None
 
 
 @dataclass(frozen=True)
@@ -232,9 +245,11 @@ def build_index(
     warn: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
     files: dict[str, CorpusFile] | None = None,
     batch_size: int = BATCH_SIZE,
+    remote: RemoteEmbedding | None = None,
 ) -> BuildReport:
     """Update (or with `rebuild`, recreate) the index of `settings.corpus` (or of `files`) in `settings.index_dir`,
-    repairing on the way whatever it finds damaged: CURRENT, a generation, the cache, leftover folders."""
+    repairing on the way whatever it finds damaged: CURRENT, a generation, the cache, leftover folders. With
+    `remote`, the chunks to embed are embedded there (into the cache) instead of by `embedder`."""
     started = time.perf_counter()
     report = BuildReport()
     if files is None:
@@ -283,7 +298,7 @@ def build_index(
         db = None
         try:
             tmp, db = store.new_generation(index_dir, previous)
-            options = BuildOptions(progress, batch_size, warn)
+            options = BuildOptions(progress, batch_size, warn, remote)
             manifest["skipped"] = carried
             final = write_generation(settings, embedder, report, files, previous, tmp, db, manifest, options)
         except BaseException as exc:
@@ -334,7 +349,10 @@ def write_generation(
         raise WendaError(f"none of the documents in {settings.corpus} could be read (see the warnings above)")
     cache = EmbeddingCache(settings.embedding_cache, json.dumps(manifest["model"], sort_keys=True), embedder.dim)
     try:
-        report.embedded_chunks = embed_into(
+        if options.remote is not None:
+            report.embedded_chunks = options.remote.fill(texts, cache, options.progress)
+            report.embedded_on = options.remote.description if report.embedded_chunks else None
+        report.embedded_chunks += embed_into(
             vectors, texts, next_id, embedder, cache, options.progress, options.batch_size
         )
         if cache.repaired:

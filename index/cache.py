@@ -119,6 +119,15 @@ class EmbeddingCache:
                 self.dropped += 1
         return found
 
+    def missing(self, texts: list[str], step: int = 512) -> list[int]:
+        """Positions of the texts without an intact vector here (damaged rows are dropped on the way)."""
+        positions: list[int] = []
+        for begin in range(0, len(texts), step):
+            part = texts[begin : begin + step]
+            found = self.get(part)
+            positions += [begin + i for i in range(len(part)) if i not in found]
+        return positions
+
     def put(self, texts: list[str], vectors: np.ndarray) -> None:
         rows = []
         for text, vector in zip(texts, vectors, strict=True):
