@@ -71,6 +71,11 @@ def plan(nodes: list[dict[str, float]], options: RayOptions, builtin: bool) -> P
     on_gpu = options.gpus_per_actor is not None and options.gpus_per_actor > 0
     if options.gpus_per_actor is None and not builtin and gpus_in_cluster >= 1:
         on_gpu = True
+    if on_gpu and builtin:
+        raise WendaError(
+            "the built-in engine runs on CPUs only: for GPU workers give a sentence-transformers model "
+            "(`wenda export-model DIR`, then WENDA_EMBEDDING_MODEL=DIR), or leave out --ray-gpus"
+        )
     if on_gpu:
         gpus = options.gpus_per_actor or 1.0
         cpus = options.cpus_per_actor or 1.0  # tokenizing and feeding the GPU
@@ -83,11 +88,11 @@ def plan(nodes: list[dict[str, float]], options: RayOptions, builtin: bool) -> P
         fits = sum(math.floor(node.get("CPU", 0.0) / cpus) for node in nodes)
         batch = options.batch_size or CPU_BATCH
     actors = options.actors or fits
-    if actors < 1 or fits < 1:
+    if fits < 1 or actors > fits:  # Ray would wait for the missing actors for ever
         need = f"{gpus:g} GPU and {cpus:g} CPU" if gpus else f"{cpus:g} CPU"
         raise WendaError(
-            f"no node of the Ray cluster has {need} free for an embedding actor; add workers or lower "
-            "--ray-cpus / --ray-gpus"
+            f"the Ray cluster has room for {fits} embedding actor{'s' if fits != 1 else ''} of {need} each, "
+            f"not {actors or 1}; add workers, or lower --ray-actors, --ray-cpus or --ray-gpus"
         )
     return Plan(actors=actors, cpus=cpus, gpus=gpus, batch_size=batch)
 

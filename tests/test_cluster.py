@@ -16,12 +16,15 @@ from pathlib import Path
 
 import psutil
 import pytest
+from conftest import ROOT, SEED_CORPUS, dev_questions, run_wenda
 from ray.cluster_utils import Cluster
 from wenda.index import agreement
+from wenda.index.cluster import Plan, RayOptions, host_port, is_loopback, plan
 from wenda.index.config import Settings
+from wenda.index.embeddings import Embedder
+from wenda.index.errors import WendaError
 from wenda.index.store import live_manifest
-
-from conftest import ROOT, SEED_CORPUS, run_wenda
+from wenda.retrieval.retriever import Retriever
 
 SAME = ("format_version", "model", "chunking", "files", "next_id", "vector_index", "chunks", "skipped")
 
@@ -90,28 +93,38 @@ def assert_same_index(built: Path, reference: Path) -> None:
     assert result.min >= 0.9999, result
 
 
-def test_ray_build_equals_local_build(cluster: str, small_index: Path, tmp_path: Path) -> None:
-    index_dir = tmp_path / "index"
-    result = run_wenda(*index_command(small_index / "corpus", index_dir, cluster)[3:])
+def answers(retriever: Retriever, docs: set[str]) -> list:
+    """The JSON answers to the development questions about `docs` (scores to 4 places) and to one the corpus
+    cannot answer."""
+    questions = [q["q"] for q in dev_questions() if q["doc"] in docs][:8] + ["火星上的第一座城市叫什么名字？"]
+    return [rounded(retriever.ask(question, 5).to_dict()) for question in questions]
+
+
+def rounded(value):  # noqa: ANN001, ANN201 - JSON values
+    if isinstance(value, float):
+        return round(value, 4)
+    if isinstance(value, dict):
+        return {key: rounded(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [rounded(item) for item in value]
+    return value
+
+
+def test_ray_build_equals_local_build(cluster: str, small_index: Path, embedder: Embedder, tmp_path: Path) -> None:
+    corpus, index_dir = small_index / "corpus", tmp_path / "index"
+    result = run_wenda(*index_command(corpus, index_dir, cluster)[3:])
     assert result.returncode == 0, result.stderr.decode()
-    embedded, total = live_manifest(small_index / "index")["chunks"], live_manifest(index_dir)["chunks"]
-    assert f"({embedded} chunks embedded on the Ray cluster at {cluster} (2 actors × 1 CPU, batches of 8), " in (
-        result.stdout.decode()
-    )
-    assert embedded == total
+    total = live_manifest(small_index / "index")["chunks"]
+    stdout = result.stdout.decode()
+    assert f"({total} chunks embedded on the Ray cluster at {cluster} (2 actors × 1 CPU, batches of 8), " in stdout
     assert_same_index(index_dir, small_index / "index")
-    answer = run_wenda("ask", "--index-dir", str(index_dir), "--corpus", str(small_index / "corpus"), "--json",
-                       "安阳2022年老旧小区改造项目的开工率是多少？")  # fmt: skip
-    local = run_wenda("ask", "--index-dir", str(small_index / "index"), "--corpus", str(small_index / "corpus"),
-                      "--json", "安阳2022年老旧小区改造项目的开工率是多少？")  # fmt: skip
-    assert answer.returncode == local.returncode == 0
-    assert answer.stdout.replace(str(index_dir).encode(), b"") == local.stdout.replace(
-        str(small_index / "index").encode(), b""
-    )
+    ray_built = Retriever(Settings(corpus=corpus, index_dir=index_dir), embedder)
+    local = Retriever(Settings(corpus=corpus, index_dir=small_index / "index"), embedder)
+    assert answers(ray_built, {"003", "004"}) == answers(local, {"003", "004"})
 
 
 def test_killed_driver_resumes_and_dead_worker_is_retried(
-    cluster: str, seed_settings: Settings, tmp_path: Path
+    cluster: str, seed_settings: Settings, retriever: Retriever, embedder: Embedder, tmp_path: Path
 ) -> None:
     corpus, index_dir = tmp_path / "corpus", tmp_path / "index"
     shutil.copytree(SEED_CORPUS, corpus)
@@ -139,6 +152,9 @@ def test_killed_driver_resumes_and_dead_worker_is_retried(
     # Only what the killed driver had not finished was embedded again; the killed worker's blocks were redone.
     assert f"({total - done} chunks embedded on the Ray cluster at {cluster} (2 actors" in out, out
     assert_same_index(index_dir, seed_settings.index_dir)
+    ray_built = Retriever(Settings(corpus=corpus, index_dir=index_dir), embedder)
+    docs = {"000", "001", "002", "003", "004"}
+    assert answers(ray_built, docs) == answers(retriever, docs)
 
 
 def test_unreachable_or_malformed_address_fails_fast(small_index: Path, tmp_path: Path) -> None:
@@ -157,3 +173,49 @@ def test_unreachable_or_malformed_address_fails_fast(small_index: Path, tmp_path
     result = run_wenda(*index_command(corpus, tmp_path / "index", "head-node")[3:])
     assert result.returncode == 1
     assert "Ray address 'head-node' is not host:port" in result.stderr.decode()
+
+
+@pytest.mark.parametrize(
+    ("nodes", "options", "builtin", "expected"),
+    [
+        ([{"CPU": 2.0}], RayOptions(), True, Plan(1, 2.0, 0.0, 32)),
+        ([{"CPU": 0.0}, {"CPU": 1.0}, {"CPU": 1.0}], RayOptions(), True, Plan(2, 1.0, 0.0, 32)),
+        ([{"CPU": 16.0}] * 3 + [{"CPU": 3.0}], RayOptions(), True, Plan(25, 2.0, 0.0, 32)),
+        ([{"CPU": 16.0, "GPU": 2.0}] * 2, RayOptions(), False, Plan(4, 1.0, 1.0, 256)),
+        ([{"CPU": 16.0, "GPU": 2.0}] * 2, RayOptions(), True, Plan(16, 2.0, 0.0, 32)),  # a CPU engine
+        ([{"CPU": 16.0, "GPU": 1.0}], RayOptions(gpus_per_actor=0.5, batch_size=512), False, Plan(2, 1.0, 0.5, 512)),
+        ([{"CPU": 16.0}], RayOptions(actors=3, cpus_per_actor=4), True, Plan(3, 4.0, 0.0, 32)),
+        ([{"CPU": 16.0, "GPU": 1.0}], RayOptions(gpus_per_actor=0), False, Plan(8, 2.0, 0.0, 32)),
+    ],
+)
+def test_actor_pool_defaults_fit_the_cluster(nodes: list, options: RayOptions, builtin: bool, expected: Plan) -> None:
+    assert plan(nodes, options, builtin) == expected
+
+
+@pytest.mark.parametrize(
+    ("nodes", "options", "builtin", "message"),
+    [
+        ([{"CPU": 0.0}], RayOptions(), True, "room for 0 embedding actors of 1 CPU each, not 1"),
+        ([{"CPU": 4.0}], RayOptions(actors=3), True, "room for 2 embedding actors of 2 CPU each, not 3"),
+        ([{"CPU": 4.0}], RayOptions(gpus_per_actor=1), False, "room for 0 embedding actors of 1 GPU and 1 CPU"),
+        ([{"CPU": 4.0, "GPU": 1.0}], RayOptions(gpus_per_actor=1), True, "the built-in engine runs on CPUs only"),
+    ],
+)
+def test_actor_pool_that_cannot_run_is_refused(nodes: list, options: RayOptions, builtin: bool, message: str) -> None:
+    with pytest.raises(WendaError, match=message):
+        plan(nodes, options, builtin)
+
+
+@pytest.mark.parametrize(
+    ("address", "host", "port", "loopback"),
+    [
+        ("127.0.0.1:6379", "127.0.0.1", 6379, True),
+        ("localhost:1", "localhost", 1, True),
+        ("[::1]:6379", "::1", 6379, True),
+        ("ray://10.0.0.5:10001", "10.0.0.5", 10001, False),
+        ("head.example.org:6379", "head.example.org", 6379, False),
+    ],
+)
+def test_addresses(address: str, host: str, port: int, loopback: bool) -> None:
+    assert host_port(address) == (host, port)
+    assert is_loopback(address) is loopback
