@@ -51,11 +51,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
     parser.add_argument("--index-dir", type=Path, help="keep the index here (default: a temporary folder)")
     parser.add_argument("--model", default="builtin", help="embedding model spec, as WENDA_EMBEDDING_MODEL")
+    parser.add_argument("--device", default="cpu", help="e.g. cuda (as WENDA_EMBEDDING_DEVICE)")
     args = parser.parse_args()
     files = passage_files(args.passages, args.limit) if args.passages else None
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(corpus=args.corpus, index_dir=args.index_dir or Path(tmp) / "index")
-        embedder = create_embedder(args.model)
+        embedder = create_embedder(args.model, device=args.device)
         started = time.perf_counter()
         report = build_index(settings, embedder, rebuild=True, progress=True, files=files, batch_size=args.batch_size)
         seconds = time.perf_counter() - started
@@ -63,7 +64,7 @@ def main() -> None:
     source = str(args.passages or (corpus.relative_to(ROOT) if corpus.is_relative_to(ROOT) else corpus))
     row = {
         "input": source + (f" (first {args.limit})" if args.limit else ""),
-        "model": args.model,
+        "model": args.model + (f" on {args.device}" if args.device != "cpu" else ""),
         "batch_size": args.batch_size,
         "chunks": report.total_chunks,
         "embedded": report.embedded_chunks,
