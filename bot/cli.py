@@ -503,6 +503,7 @@ def parser() -> argparse.ArgumentParser:
     index.add_argument(
         "--batch-size",
         type=positive,
+        metavar="N",
         help=f"chunks embedded (and checkpointed) at a time (default {BATCH_SIZE}; on Ray GPU workers 256)",
     )
     ray = index.add_argument_group("embedding on a Ray cluster (pip install 'wenda[ray]'; docs/scale-out.md)")
@@ -514,13 +515,16 @@ def parser() -> argparse.ArgumentParser:
         help="embed on Ray: the head's host:port, 'auto' for the cluster started on this machine, none for a "
         "local one (env WENDA_RAY_ADDRESS)",
     )
-    ray.add_argument("--ray-actors", type=positive, help="embedding actors (default: as many as the cluster holds)")
     ray.add_argument(
-        "--ray-cpus", type=amount, help=f"CPUs per actor (default {CPU_THREADS_PER_ACTOR}, 1 beside a GPU)"
+        "--ray-actors", type=positive, metavar="N", help="embedding actors (default: as many as the cluster holds)"
+    )
+    ray.add_argument(
+        "--ray-cpus", type=amount, metavar="N", help=f"CPUs per actor (default {CPU_THREADS_PER_ACTOR}, 1 beside a GPU)"
     )
     ray.add_argument(
         "--ray-gpus",
         type=amount,
+        metavar="N",
         help="GPUs per actor (default 1 when the cluster has GPUs and the model is not the built-in one, else 0)",
     )
     index.add_argument(
