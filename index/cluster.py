@@ -161,11 +161,13 @@ def check_reachable(address: str) -> None:
 
 
 def import_ray(address: str | None):  # noqa: ANN201 - the ray module, imported only for Ray builds
-    """Ray, set up for `address`. A cluster on loopback needs Ray to keep 127.0.0.1 as this node's address,
-    which it does only where multi-node clusters are off (otherwise it swaps in the machine's interface
-    address, where a loopback-only cluster does not listen); that switch is read when Ray is imported."""
+    """Ray, set up for `address`; the clusters it starts send no usage statistics. A cluster on loopback needs
+    Ray to keep 127.0.0.1 as this node's address, which it does only where multi-node clusters are off
+    (otherwise it swaps in the machine's interface address, where a loopback-only cluster does not listen);
+    that switch is read when Ray is imported."""
     if address is None or is_loopback(address):
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # Wenda works offline: no reports to Ray's servers
     try:
         import ray
         import ray.data

@@ -19,7 +19,7 @@ import pytest
 from conftest import ROOT, SEED_CORPUS, dev_questions, run_wenda
 from ray.cluster_utils import Cluster
 from wenda.index import agreement
-from wenda.index.cluster import Plan, RayOptions, host_port, is_loopback, plan
+from wenda.index.cluster import Plan, RayOptions, host_port, import_ray, is_loopback, plan
 from wenda.index.config import Settings
 from wenda.index.embeddings import Embedder
 from wenda.index.errors import WendaError
@@ -32,6 +32,7 @@ SAME = ("format_version", "model", "chunking", "files", "next_id", "vector_index
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[str]:
     """A head with no CPUs (so the work goes to the workers) and two one-CPU worker nodes, all on 127.0.0.1."""
+    import_ray("127.0.0.1:0")  # Ray keeps to loopback and sends no usage statistics, as in `wenda index --ray`
     loopback = {"node_ip_address": "127.0.0.1", "include_dashboard": False}
     ray_cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, **loopback})
     for _ in range(2):
