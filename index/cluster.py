@@ -183,7 +183,7 @@ class RayEmbedding:
         self.settings = settings
         self.options = options
         if options.address not in (LOCAL, "auto"):
-            host_port(options.address)  # a malformed address fails before anything is read
+            check_reachable(options.address)  # before the corpus is read, which can take a while
         self.where = "a local Ray cluster" if options.address is LOCAL else f"the Ray cluster at {options.address}"
         self.description = self.where  # and, once a build ran, the actor pool it used
 

@@ -24,7 +24,11 @@ class LexicalIndex:
     def build(cls, ids: list[int], token_lists: list[list[str]]) -> LexicalIndex:
         model = bm25s.BM25()
         # An empty token list still needs a document slot so positions keep matching `ids`.
-        model.index([tokens or [""] for tokens in token_lists], show_progress=False)
+        documents = [tokens or [""] for tokens in token_lists]
+        # The vocabulary in sorted order (bm25s numbers it in set order, which changes with each process's string
+        # hashing), so the same chunks always give the same files: a build is reproducible, locally or on Ray.
+        vocabulary = {token: number for number, token in enumerate(sorted({t for tokens in documents for t in tokens}))}
+        model.index(([[vocabulary[t] for t in tokens] for tokens in documents], vocabulary), show_progress=False)
         return cls(model, np.asarray(ids, dtype=np.int64))
 
     def save(self, path: Path) -> None:
