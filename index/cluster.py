@@ -5,7 +5,6 @@ builder then writes the generation from the cache exactly as a local build does 
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
 import logging
 import math
@@ -21,6 +20,7 @@ from .cache import EmbeddingCache
 from .config import Settings
 from .embeddings import BUILTIN, create_embedder
 from .errors import WendaError
+from .network import loopback
 
 LOCAL = None  # no address: a Ray instance of this machine alone, on loopback, for the build's duration
 CONNECT_TIMEOUT = 5.0  # seconds: a reachable head answers a TCP connect at once; fail fast on anything else
@@ -124,13 +124,7 @@ def actor_class(settings: Settings, threads: int, device: str) -> type:
 
 
 def is_loopback(address: str) -> bool:
-    host = host_port(address)[0]
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return loopback(host_port(address)[0])
 
 
 def host_port(address: str) -> tuple[str, int]:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from wenda.index.errors import UsageError
+from wenda.index.network import loopback
 
 from ..privacy import data_dir_from_env, log_questions
 
@@ -19,16 +19,6 @@ DEFAULT_RATE_LIMIT = 120
 # client can make the server hold.
 DEFAULT_MAX_BODY_KB = 64
 WORKERS = 2  # questions answered at once: one per core of a small box (each uses the cores free at the time)
-
-
-def loopback(host: str) -> bool:
-    """True for 127.0.0.0/8, ::1 and localhost: addresses only this machine can reach."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _number(name: str, default: int) -> int:
