@@ -12,6 +12,7 @@ import os
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
@@ -107,6 +108,8 @@ def actor_class(settings: Settings, threads: int, device: str) -> type:
     """The Ray Data callable class for these settings. Settings travel inside the class (pickled by value), not
     as constructor arguments, which Ray would keep in the object store for restarts."""
     model, query_prefix, passage_prefix = settings.embedding_model, settings.query_prefix, settings.passage_prefix
+    if Path(model).expanduser().exists():  # a model folder: workers look for it at the same absolute path
+        model = str(Path(model).expanduser().resolve())
 
     class EmbeddingActor:
         """Loads the model once, then embeds batch after batch."""
@@ -159,7 +162,7 @@ def import_ray(address: str | None):  # noqa: ANN201 - the ray module, imported 
     Ray to keep 127.0.0.1 as this node's address, which it does only where multi-node clusters are off
     (otherwise it swaps in the machine's interface address, where a loopback-only cluster does not listen);
     that switch is read when Ray is imported."""
-    if address is None or is_loopback(address):
+    if address is None or (address != "auto" and is_loopback(address)):
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # Wenda works offline: no reports to Ray's servers
     try:
@@ -178,7 +181,9 @@ class RayEmbedding:
         self.options = options
         if options.address not in (LOCAL, "auto"):
             check_reachable(options.address)  # before the corpus is read, which can take a while
-        self.where = "a local Ray cluster" if options.address is LOCAL else f"the Ray cluster at {options.address}"
+        self.where = {LOCAL: "a local Ray cluster", "auto": "this machine's Ray cluster"}.get(
+            options.address, f"the Ray cluster at {options.address}"
+        )
         self.description = self.where  # and, once a build ran, the actor pool it used
 
     def fill(self, texts: list[str], cache: EmbeddingCache, progress: bool) -> int:
@@ -217,10 +222,16 @@ class RayEmbedding:
                 ray.init(address="local", _node_ip_address="127.0.0.1", include_dashboard=False, **quiet)
             else:
                 ray.init(address=address, **quiet)
-        except ConnectionError as exc:  # "auto" with no cluster started on this machine
+        except ConnectionError as exc:  # "auto" with no cluster on this machine, or a token refused
+            if address == "auto":
+                raise WendaError(
+                    f"no Ray cluster runs on this machine ({exc}); start one with `ray start --head`, or give "
+                    "the head's address"
+                ) from exc
             raise WendaError(
-                f"no Ray cluster found for address {address!r} ({exc}); start one with "
-                "`ray start --head` or give its address"
+                f"cannot join the Ray cluster at {address} ({exc}); a cluster that `ray start --head` started asks "
+                "for its token: copy it from the head (`ray get-auth-token`) to ~/.ray/auth_token here and set "
+                "RAY_AUTH_MODE=token"
             ) from exc
         except RuntimeError as exc:  # e.g. another Ray version on the cluster
             raise WendaError(f"cannot join {self.where}: {exc}") from exc
