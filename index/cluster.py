@@ -25,7 +25,7 @@ from .network import loopback
 
 LOCAL = None  # no address: a Ray instance of this machine alone, on loopback, for the build's duration
 CONNECT_TIMEOUT = 5.0  # seconds: a reachable head answers a TCP connect at once; fail fast on anything else
-BLOCKS_PER_ACTOR_BATCHES = 4  # rows per block = 4 batches: a few seconds of work, the unit resumed after a kill
+BATCHES_PER_BLOCK = 4  # rows per block = 4 batches: a few seconds of work, the unit resumed after a kill
 
 # Defaults, computed in `plan` from the cluster's resources:
 # - CPU workers run the built-in engine with 2 threads each: on this 2-core machine one 2-thread actor embedded
@@ -213,8 +213,6 @@ class RayEmbedding:
 
     def _connect(self):  # noqa: ANN202 - the ray module, connected
         address = self.options.address
-        if address not in (LOCAL, "auto"):
-            check_reachable(address)
         ray = import_ray(address)
         quiet = {"logging_level": logging.ERROR, "log_to_driver": True}  # not Ray's notes on each build
         try:
@@ -244,7 +242,7 @@ class RayEmbedding:
         """Blocks of {"i", "vector", "model"} as the actors finish them, in any order."""
         import pyarrow as pa
 
-        rows = chosen.batch_size * BLOCKS_PER_ACTOR_BATCHES
+        rows = chosen.batch_size * BATCHES_PER_BLOCK
         blocks = [
             pa.table({"i": missing[begin : begin + rows], "text": [texts[i] for i in missing[begin : begin + rows]]})
             for begin in range(0, len(missing), rows)
