@@ -28,10 +28,10 @@ CONNECT_TIMEOUT = 5.0  # seconds: a reachable head answers a TCP connect at once
 BATCHES_PER_BLOCK = 4  # rows per block = 4 batches: a few seconds of work, the unit resumed after a kill
 
 # Defaults, computed in `plan` from the cluster's resources:
-# - CPU workers run the built-in engine with 2 threads each: on this 2-core machine one 2-thread actor embedded
-#   640 news chunks in 34.8 s and two 1-thread actors in 39.3 s (OpenMP in one process beats two processes
-#   fighting over cache and memory bandwidth), while more threads per actor stop scaling on a small model; every
-#   actor holds its own model (~300 MB resident), so fewer, wider actors also use less memory.
+# - CPU workers run the built-in engine with 2 threads each: on this 2-core machine one 2-thread actor and two
+#   1-thread actors embedded 20,000 news paragraphs equally fast (1,389 s and 1,354 s, within this machine's noise;
+#   docs/scale-out.md), and every actor holds its own model (~300 MB resident), so fewer, wider actors use less
+#   memory for the same speed; wider still would leave cores idle on small nodes.
 # - GPU workers (a sentence-transformers model, e.g. the one `wenda export-model` writes) get one GPU each and
 #   batches of 256: a small encoder needs large batches to keep a GPU busy, and one process per GPU avoids
 #   sharing its memory between models.
