@@ -162,6 +162,15 @@ def serving(env: dict, *args: str) -> Iterator[str]:
         stop(process)
 
 
+@contextmanager
+def serving_copy(small_index: Path, root: Path, **settings: str) -> Iterator[str]:
+    """A real `wenda serve` on a writable copy of `small_index` under `root` (its data folder there too), with
+    more WENDA_* settings: its base URL for the block."""
+    _, _, env = copy_of(small_index, root)
+    with serving({**env, "WENDA_DATA_DIR": str(root / "data"), **settings}) as url:
+        yield url
+
+
 def dev_questions() -> list[dict]:
     if not DEV_SET.exists():
         raise FileNotFoundError(f"{DEV_SET} not found: the tests need the shared/ folder beside the project checkout")

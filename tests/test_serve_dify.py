@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import copy_of, serving
+from conftest import serving_copy
 from wenda.bot.web.dify import holds
 
 KEY = "dify-secret"
@@ -22,9 +22,7 @@ QINGFENG = "003_71e5a5211310dfa3.txt"
 def server(small_index: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A server on a copy of the small index that wants a key and serves two knowledge ids."""
     root = tmp_path_factory.mktemp("serve-dify")
-    _, _, env = copy_of(small_index, root)
-    env |= {"WENDA_DATA_DIR": str(root / "data"), "WENDA_API_KEYS": KEY, "WENDA_DIFY_KNOWLEDGE_IDS": "wenda, 政策库"}
-    with serving(env) as url:
+    with serving_copy(small_index, root, WENDA_API_KEYS=KEY, WENDA_DIFY_KNOWLEDGE_IDS="wenda, 政策库") as url:
         yield url
 
 
@@ -155,8 +153,7 @@ def test_malformed_requests_name_the_field(server: str, body: dict | str, field:
 
 
 def test_no_key_is_asked_for_without_api_keys(small_index: Path, tmp_path: Path) -> None:
-    _, _, env = copy_of(small_index, tmp_path)
-    with serving({**env, "WENDA_DATA_DIR": str(tmp_path / "data")}) as url:
+    with serving_copy(small_index, tmp_path) as url:
         assert len(retrieve(url, top_k=2).json()["records"]) == 2  # Dify always sends its key: ignored
         body = {"knowledge_id": "wenda", "query": QUESTION, "retrieval_setting": {"top_k": 1, "score_threshold": 0}}
         assert httpx.post(f"{url}/retrieval", json=body, timeout=60).status_code == 200

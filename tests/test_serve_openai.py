@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-from conftest import copy_of, serving
+from conftest import serving_copy
 from wenda.bot.render import NO_ANSWER, STALE
 from wenda.bot.web.openai_api import reply
 from wenda.index.store import ChunkRecord
@@ -26,8 +26,7 @@ TITLE = "《改革风帆劲 奋楫新征程——运城市全面深化改革综�
 def server(small_index: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A server on a copy of the small index that wants a key."""
     root = tmp_path_factory.mktemp("serve-openai")
-    _, _, env = copy_of(small_index, root)
-    with serving({**env, "WENDA_DATA_DIR": str(root / "data"), "WENDA_API_KEYS": KEY}) as url:
+    with serving_copy(small_index, root, WENDA_API_KEYS=KEY) as url:
         yield url
 
 
