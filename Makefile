@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[st,test,ray]'
+	$(BIN)/wenda prepare
 	touch $(STAMP)
 
 # The web page's test (tests/test_serve_page.py) drives Debian's Chromium and chromedriver through Selenium; both

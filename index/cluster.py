@@ -108,6 +108,7 @@ def actor_class(settings: Settings, threads: int, device: str) -> type:
     """The Ray Data callable class for these settings. Settings travel inside the class (pickled by value), not
     as constructor arguments, which Ray would keep in the object store for restarts."""
     model, query_prefix, passage_prefix = settings.embedding_model, settings.query_prefix, settings.passage_prefix
+    engine = settings.embedding_engine
     if Path(model).expanduser().exists():  # a model folder: workers look for it at the same absolute path
         model = str(Path(model).expanduser().resolve())
 
@@ -115,9 +116,9 @@ def actor_class(settings: Settings, threads: int, device: str) -> type:
         """Loads the model once, then embeds batch after batch."""
 
         def __init__(self) -> None:
-            self.embedder = create_embedder(model, query_prefix, passage_prefix, device)
+            self.embedder = create_embedder(model, query_prefix, passage_prefix, device, engine)
             self.embedder.use_threads(threads)
-            self.identity = identity_key(self.embedder.identity())
+            self.identity = identity_key(self.embedder.signature())
 
         def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
             vectors = self.embedder.embed_passages([str(text) for text in batch["text"]])

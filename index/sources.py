@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from .errors import WendaError
 
@@ -47,9 +47,18 @@ def load_sources(root: Path) -> dict[str, dict]:
     return entries
 
 
-def source_info(entry: dict | None, first_line: str, meta: dict | None = None) -> SourceInfo:
+# A first line this short, not ending a sentence, is taken for the title of a file that has none. A longer one
+# is the first paragraph: as a title it would be cited on every passage and embedded with each of them (a
+# 200-character paragraph made every chunk of its file half title: slower builds, blurred vectors).
+TITLE_MAX_CHARS = 40
+
+
+def source_info(entry: dict | None, first_line: str, meta: dict | None = None, source: str = "") -> SourceInfo:
     """Metadata for a file: its sources.toml entry, else the document's own metadata, else (for the title)
-    its first line."""
+    its first line when that reads as a title, else the file's name without its extension."""
     merged = {**(meta or {}), **(entry or {})}
-    merged.setdefault("title", first_line.strip())
+    line = first_line.strip()
+    if len(line) <= TITLE_MAX_CHARS and not line.endswith(("。", "！", "？", "!", "?")) and line:
+        merged.setdefault("title", line)
+    merged.setdefault("title", PurePosixPath(source).stem or line[:TITLE_MAX_CHARS])
     return SourceInfo(**{name: merged[name] for name in FIELDS if merged.get(name)})

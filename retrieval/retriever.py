@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import jieba
 import numpy as np
 from wenda.index import runtime
+from wenda.index.agreement import check_engines
 from wenda.index.config import Settings
 from wenda.index.embeddings import Embedder, embedder_for
 from wenda.index.errors import QueryError
@@ -87,6 +88,7 @@ class Retriever:
         pointer = read_current(self.settings.index_dir)  # read first: a switch after this is noticed next time
         snapshot = open_snapshot(self.settings.index_dir)
         check_model(snapshot.manifest, self.embedder.identity(), serving=True)
+        check_engines(snapshot.manifest)
         # Indexes built before probes existed get their profile now (about a second), in memory only.
         profile = snapshot.manifest.get("probes") or probe_profile(self.embedder, snapshot.index)
         self.freshness = Freshness(self.settings.index_dir, snapshot.manifest)

