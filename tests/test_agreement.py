@@ -73,7 +73,8 @@ def test_bulk_build_with_the_exported_model_is_served_by_the_builtin_one(
     assert run.returncode == 0, run.stderr.decode()
     assert b"they agree" in run.stdout
     result = agreement.measure(index_dir, embedder)
-    assert result.p5 > 0.999  # 4-bit weights either way; only the engines' arithmetic differs
+    # the same weights; the built-in passage engine runs them in int8 (cosine ≈ 0.997 to float32, bench/embedding.py)
+    assert result.p5 > 0.99
     served = Retriever(Settings(corpus=small_corpus, index_dir=index_dir), embedder)
     assert (
         served.ask("清丰县机关负责人出庭率是多少？", 1).results[0].record.text
