@@ -27,6 +27,10 @@ COLUMNS = [
     ("runs", lambda r: str(r["runs"])),
     ("median", lambda r: f"{r['median_s']:.2f} s"),
     ("max", lambda r: f"{r['max_s']:.2f} s"),
+    (
+        "English question",
+        lambda r: f"{r['english_median_s']:.2f} s ({r['english_ratio']:.2f}×)" if "english_ratio" in r else "—",
+    ),
     ("batch (zh + en)", lambda r: f"{r['batch_questions']} questions {r['batch_s']:.2f} s" if "batch_s" in r else "—"),
     ("per extra question", lambda r: f"{r['per_extra_ms']:.1f} ms" if "per_extra_ms" in r else "—"),
     ("command", lambda r: f"`{r['command']}`"),
@@ -41,14 +45,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--question", default="安阳市区营运出租车中有多少台纯电动车？")
+    parser.add_argument("--english", default="How many pure electric taxis are there in Anyang's urban area?")
     args = parser.parse_args()
     wenda = [sys.executable, "-m", "wenda.bot.cli"]
     subprocess.run([*wenda, "index", "-q"], cwd=ROOT, check=True, capture_output=True)
-    times = []
-    for _ in range(args.runs):
-        started = time.perf_counter()
-        subprocess.run([*wenda, "ask", "-k", "3", args.question], cwd=ROOT, check=True, capture_output=True)
-        times.append(time.perf_counter() - started)
+    times, english = [], []
+    for _ in range(args.runs):  # Chinese and English alternate, so both see the same machine
+        for question, kept in ((args.question, times), (args.english, english)):
+            started = time.perf_counter()
+            subprocess.run([*wenda, "ask", "-k", "3", question], cwd=ROOT, check=True, capture_output=True)
+            kept.append(time.perf_counter() - started)
     questions = [json.loads(line)["q"] for path in QUESTIONS for line in path.read_text(encoding="utf-8").splitlines()]
     batch = {1: [], len(questions): []}
     for _ in range(args.runs):
@@ -62,6 +68,8 @@ def main() -> None:
         "runs": args.runs,
         "median_s": round(float(np.median(times)), 3),
         "max_s": round(max(times), 3),
+        "english_median_s": round(float(np.median(english)), 3),
+        "english_ratio": round(float(np.median(english) / np.median(times)), 3),
         "batch_questions": len(questions),
         "batch_s": round(many, 3),
         "per_extra_ms": round((many - one) / (len(questions) - 1) * 1000, 1),
