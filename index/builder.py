@@ -32,7 +32,7 @@ from .sources import load_sources, source_info
 from .tokenization import tokenize
 from .vectors import describe, fit, new_flat
 
-BATCH_SIZE = 256  # texts handed to the engine at once: enough to sort into batches of like length (little padding)
+BATCH_SIZE = 256  # texts handed to the engine at once (work for each of its threads); each batch is a checkpoint
 
 
 @dataclass

