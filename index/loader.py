@@ -28,12 +28,26 @@ class Document:
     def extract(self) -> Extraction:
         """Read and extract the document; SkippedFile says why it cannot be indexed."""
         if self.text is not None:
-            return BY_NAME[self.reader].read(self.text.encode("utf-8"), self.source)
+            return self._read(self.text.encode("utf-8"))
         assert self.path is not None
         data = read_bytes(self.path)
         if hashlib.sha256(data).hexdigest() != self.sha256:
             raise SkippedFile("it changed while it was being indexed; run `wenda index` again")
-        return BY_NAME[self.reader].read(data, self.source)
+        return self._read(data)
+
+    def _read(self, data: bytes) -> Extraction:
+        """The reader's extraction; whatever else a reader raises (a parser's bug, a hostile file) skips this
+        file alone, with the reason, and the build goes on."""
+        try:
+            return BY_NAME[self.reader].read(data, self.source)
+        except SkippedFile:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any reader failure (MemoryError, RecursionError too) is this file's
+            detail = (str(exc).splitlines() or [""])[0][:160]
+            raise SkippedFile(
+                f"the {self.reader} reader failed on it ({type(exc).__name__}{': ' + detail if detail else ''}); "
+                "if the file opens elsewhere, save it again (e.g. print to PDF) and add it again"
+            ) from exc
 
 
 def discover(root: Path) -> list[Path]:

@@ -188,3 +188,13 @@ def test_markdown_code_is_verbatim_and_never_a_heading() -> None:
         ("甲 | 乙", False),
     ]
     assert paragraphs[3].section == "标题 › a | b" and paragraphs[2].line == 6
+
+
+def test_a_line_without_width_is_its_own_column() -> None:
+    """A glyph drawn with an empty box (seen in real PDFs) once stopped the whole build with `max()` of nothing."""
+    from wenda.index.formats.pdf import Line, gutter, paragraphs
+
+    lines = [Line("第一行，没有结束", 72.0, 520.0, 100.0, 112.0, 12.0), Line("。", 560.0, 560.0, 118.0, 118.0, 0.01)]
+    lines.append(Line("下一段。", 72.0, 150.0, 136.0, 148.0, 12.0))
+    assert sum(count for _, count in paragraphs(lines)) == 3
+    assert gutter([{"x0": 0.0, "x1": 1.0, "top": 0.0}] * 12, width=1.0) is None  # a page too narrow for columns

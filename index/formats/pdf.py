@@ -93,6 +93,8 @@ def gutter(words: list[dict], width: float) -> float | None:
     x0 = np.array([w["x0"] for w in words])
     x1 = np.array([w["x1"] for w in words])
     xs = np.arange(int(width * 0.3), int(width * 0.7), dtype=float)
+    if not len(xs):  # a page a few points wide
+        return None
     crossings = ((x0[:, None] < xs) & (xs < x1[:, None])).sum(axis=0)
     crossing, x = int(crossings.min()), float(xs[int(crossings.argmin())])
     left = sum(1 for w in words if w["x1"] <= x)
@@ -164,7 +166,8 @@ def paragraphs(lines: list[Line]) -> list[tuple[int, int]]:
     for i in range(1, len(lines) + 1):
         if i < len(lines):
             before, line = lines[i - 1], lines[i]
-            column = [other for other in lines if other.x0 < before.x1 and other.x1 > before.x0]  # overlapping
+            # the lines overlapping this one; itself too when it has no width (a glyph with a zero-size box)
+            column = [other for other in lines if other.x0 < before.x1 and other.x1 > before.x0] or [before]
             right = max(other.x1 for other in column)
             left = min(other.x0 for other in column)
             full = before.x1 >= right - 1.5 * before.size
