@@ -49,6 +49,8 @@ def location(record: ChunkRecord) -> str:
         words.append(f"表{where['table']}第{where['row']}行")
     if "footnote" in where:
         words.append(f"脚注{where['footnote']}")
+    if "text_box" in where:
+        words.append(f"文本框{where['text_box']}")
     return "".join(words)
 
 

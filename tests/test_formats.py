@@ -198,3 +198,12 @@ def test_a_line_without_width_is_its_own_column() -> None:
     lines.append(Line("下一段。", 72.0, 150.0, 136.0, 148.0, 12.0))
     assert sum(count for _, count in paragraphs(lines)) == 3
     assert gutter([{"x0": 0.0, "x1": 1.0, "top": 0.0}] * 12, width=1.0) is None  # a page too narrow for columns
+
+
+def test_text_in_a_word_text_box_is_read_once() -> None:
+    """A real file (mammoth's test suite) whose only text sits in a text box, which Word stores twice."""
+    from wenda.index.formats.docx import DocxReader
+
+    path = Path(__file__).resolve().parents[2] / "shared" / "realdocs" / "mammoth-text-box.docx"
+    extraction = DocxReader().read(path.read_bytes(), path.name)
+    assert [(block.text, block.where) for block in extraction.blocks] == [("Datum plane", {"text_box": 1})]

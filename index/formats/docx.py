@@ -1,6 +1,7 @@
 """Word .docx through python-docx: paragraphs in body order, headings (by style or outline level) as
 sections, one passage per table row with the header row as context, footnotes. The extracted text has one line
-per body paragraph (empty ones too, so numbers match Word's paragraphs) and per table row, then the footnotes."""
+per body paragraph (empty ones too, so numbers match Word's paragraphs) and per table row, then the text boxes'
+paragraphs, then the footnotes."""
 
 from __future__ import annotations
 
@@ -42,6 +43,21 @@ def row_cells(row) -> list[str]:
     return cells
 
 
+MC_FALLBACK = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"
+
+
+def text_boxes(element) -> list[str]:
+    """Texts of the paragraphs inside the text boxes anchored in a body element (w:txbxContent), each once:
+    Word writes a box twice, as DrawingML and again as a VML fallback for old readers."""
+    found = []
+    for box in element.iter(qn("w:txbxContent")):
+        if any(ancestor.tag == MC_FALLBACK for ancestor in box.iterancestors()):
+            continue
+        for paragraph in box.iter(qn("w:p")):
+            found.append(tidy("".join(node.text or "" for node in paragraph.iter(qn("w:t")))))
+    return [text for text in found if text]
+
+
 def footnotes(archive_data: bytes) -> list[tuple[str, str]]:
     """(id, text) of each real footnote (ids -1 and 0 are Word's separators)."""
     archive = open_zip(archive_data, "Word")
@@ -75,8 +91,10 @@ class DocxReader(Reader):
             raise SkippedFile(f"not a readable Word .docx file ({type(exc).__name__}: {str(exc)[:120]})") from exc
         lines: list[str] = []
         blocks: list[Block] = []
+        boxes: list[str] = []  # after the body, so line numbers stay Word's paragraph numbers
         tables = 0
         for element in document.element.body.iterchildren():
+            boxes += text_boxes(element)
             if element.tag == qn("w:p"):
                 paragraph = Paragraph(element, document)
                 lines.append(tidy(paragraph.text))
@@ -92,6 +110,9 @@ class DocxReader(Reader):
                     if number > 1 or header is None:
                         where = {"table": tables, "row": number}
                         blocks.append(Block(lines[-1], len(lines), where=where, context=header))
+        for number, text in enumerate(boxes, start=1):
+            lines.append(text)
+            blocks.append(Block(text, len(lines), where={"text_box": number}))
         for number, text in notes:
             lines.append(text)
             blocks.append(Block(text, len(lines), where={"footnote": int(number)}))
