@@ -207,3 +207,14 @@ def test_text_in_a_word_text_box_is_read_once() -> None:
     path = Path(__file__).resolve().parents[2] / "shared" / "realdocs" / "mammoth-text-box.docx"
     extraction = DocxReader().read(path.read_bytes(), path.name)
     assert [(block.text, block.where) for block in extraction.blocks] == [("Datum plane", {"text_box": 1})]
+
+
+def test_big5_text_is_read_as_big5_not_gb18030_mojibake() -> None:
+    """A real Big5 file (chardet's test suite); GB18030 would decode its bytes too, as private-use characters."""
+    from wenda.index.formats.text import TextReader
+
+    path = Path(__file__).resolve().parents[2] / "shared" / "realdocs" / "chardet-big5-ude_1.txt"
+    extraction = TextReader().read(path.read_bytes(), path.name)
+    text = "".join(block.text for block in extraction.blocks)
+    assert extraction.encoding == "big5" and "文言維基始於丙戌年七夕" in text
+    assert not any("\ue000" <= char <= "\uf8ff" for char in text)

@@ -1,4 +1,4 @@
-"""Plain text: UTF-8 (with or without BOM), UTF-16 (with or without BOM) or GB18030; one paragraph a line."""
+"""Plain text: UTF-8 (with or without BOM), UTF-16 (with or without BOM), GB18030 or Big5; one paragraph a line."""
 
 from __future__ import annotations
 
@@ -6,8 +6,11 @@ import re
 
 from .base import Block, Extraction, Reader, SkippedFile
 
-# Tried in order after the BOMs; GB18030 is a superset of GBK and GB2312, the usual legacy Chinese files.
+# Tried in order after the BOMs; GB18030 is a superset of GBK and GB2312, the usual legacy Chinese files, and
+# decodes nearly any bytes (Big5 text comes out as private-use mojibake): which legacy encoding a file that is
+# not UTF-8 is in, GB18030 or Big5 (Taiwan, Hong Kong), charset-normalizer decides by how the text reads.
 ENCODINGS = ("utf-8", "gb18030")
+LEGACY = ["gb18030", "big5"]
 BOMS = ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
 
 
@@ -41,6 +44,12 @@ def decode(data: bytes) -> tuple[str, str]:
             encodings = (utf16,)
         elif b"\x00" in data[:8192]:
             raise SkippedFile("binary file (contains NUL bytes)")
+    if encodings == ENCODINGS and not _is_utf8(data):
+        from charset_normalizer import from_bytes  # only for legacy files: not on every reader's import
+
+        best = from_bytes(data, cp_isolation=LEGACY).best()
+        if best is not None:
+            encodings = tuple(dict.fromkeys(("utf-8", best.encoding, *ENCODINGS)))
     for encoding in encodings:
         try:
             text = data.decode(encoding)
@@ -52,6 +61,14 @@ def decode(data: bytes) -> tuple[str, str]:
     if not data.strip():
         raise SkippedFile("empty file")
     raise SkippedFile(f"not {' or '.join(e.upper() for e in encodings)} text")
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 class TextReader(Reader):
