@@ -102,7 +102,7 @@ def padded_batches(encoder, budget: int):
 
         def run(batch: list[int]) -> None:
             width = max(len(ids[i]) for i in batch)
-            tokens = np.full((len(batch), width), encoder._pad, dtype=np.int64)
+            tokens = np.full((len(batch), width), encoder._eos, dtype=np.int64)  # masked: any id
             mask = np.zeros_like(tokens)
             for row, i in enumerate(batch):
                 tokens[row, : len(ids[i])], mask[row, : len(ids[i])] = ids[i], 1

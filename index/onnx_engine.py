@@ -284,9 +284,9 @@ class OnnxEncoder:
 
     One text per run, not padded batches: int8 activations are quantized with one scale per run, so in a batch
     a vector would depend on its neighbours and on the padding; alone it depends on its text only (a build is
-    reproducible, locally or on Ray). A text of 30-300 tokens is already a matrix-matrix product, and on this
-    CPU one text per run measured as fast as length-sorted batches of 512-2048 tokens (docs/benchmarks.md,
-    "Embedding engines"); no padding is computed at all."""
+    reproducible, locally or on Ray). A text of 30-300 tokens is already a matrix-matrix product: on this CPU
+    one text per run measured 2-10 % slower than length-sorted padded batches (docs/benchmarks.md,
+    "Embedding engines"), the price of that reproducibility."""
 
     def __init__(self, converted: Converted) -> None:
         try:
