@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from collections.abc import Hashable
@@ -24,13 +25,26 @@ class RateLimiter:
         elif now - self._swept >= self.window:
             self._events = {user: events for user, events in self._events.items() if now - events[-1] < self.window}
             self._swept = now
-        events = self._events.setdefault(user_id, deque())
-        while events and now - events[0] >= self.window:
-            events.popleft()
+        events = self._current(user_id, now)
         if len(events) >= self.limit:
             return False
         events.append(now)
         return True
+
+    def retry_after(self, user_id: Hashable, now: float | None = None) -> int:
+        """Whole seconds until `user_id` may have another event (0: now), for a Retry-After header."""
+        now = time.monotonic() if now is None else now
+        events = self._current(user_id, now)
+        if len(events) < self.limit:
+            return 0
+        return max(1, math.ceil(self.window - (now - events[0])))
+
+    def _current(self, user_id: Hashable, now: float) -> deque[float]:
+        """The user's events still inside the window."""
+        events = self._events.setdefault(user_id, deque())
+        while events and now - events[0] >= self.window:
+            events.popleft()
+        return events
 
     def __len__(self) -> int:
         """Users remembered now."""

@@ -16,8 +16,9 @@ from wenda.index.context import Context
 from wenda.index.store import ChunkRecord
 from wenda.retrieval.results import Response
 
-# C0 controls but newline and tab, DEL, C1 controls, and the bidirectional overrides and isolates
-UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# C0 controls but newline and tab, DEL, C1 controls, the line and paragraph separators (some JSON Lines readers
+# split on them) and the bidirectional overrides and isolates
+UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 UNDERSTOOD = "按上文理解为："  # the line that shows how a follow-up was completed, so a wrong guess is visible
 NO_ANSWER = "语料中没有找到这个问题的答案。以下是最接近的段落，仅供参考："  # chat front ends (Telegram, HTTP)
 STALE = "⚠ 此文件在建立索引后已修改，引文可能已过时 (this file changed after indexing)"

@@ -156,3 +156,16 @@ def test_second_index_run_on_the_same_folder_is_refused(tmp_path: Path, small_co
         "nothing embedded"
         in run_wenda("index", "--corpus", str(small_corpus), "--index-dir", str(index_dir)).stdout.decode()
     )
+
+
+def test_line_separators_in_corpus_text_are_escaped_in_json_lines(tmp_path: Path) -> None:
+    """U+2028 inside a paragraph: valid JSON raw, but JSON Lines readers that split on it would break the line."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    text = "清河市有轨电车\n\n清河市首条有轨电车线路全长18.6公里\u2028设站21座，西起火车站。\n"
+    (corpus / "tram.txt").write_text(text, encoding="utf-8")
+    where = ["--corpus", str(corpus), "--index-dir", str(tmp_path / "index")]
+    done = run_wenda("ask", "--json", *where, stdin="清河市有轨电车线路有多长\n".encode())
+    assert "\u2028".encode() not in done.stdout and b"\\u2028" in done.stdout
+    lines = done.stdout.decode("utf-8").splitlines()  # splitlines() splits on U+2028 too
+    assert len(lines) == 1 and "18.6公里\u2028设站" in json.loads(lines[0])["results"][0]["text"]

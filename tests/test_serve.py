@@ -123,6 +123,8 @@ def test_keys_rate_limit_and_cors(keyed: str) -> None:
     assert "access-control-allow-origin" not in other.headers
     statuses = [httpx.get(f"{keyed}/v1/sources", headers=allowed).status_code for _ in range(3)]
     assert statuses == [200, 200, 429]  # 4 a minute for this key, one used by the question above
+    limited = httpx.get(f"{keyed}/v1/sources", headers=allowed)
+    assert limited.status_code == 429 and 1 <= int(limited.headers["retry-after"]) <= 60
     assert httpx.get(f"{keyed}/v1/sources", headers={"Authorization": "Bearer key-one"}).status_code == 200
 
 
@@ -182,3 +184,18 @@ def test_sigterm_stops_it_cleanly(small_index: Path, tmp_path: Path) -> None:
     process, url, log = start_server(env)
     assert httpx.get(f"{url}/healthz").status_code == 200
     assert stop(process) == 0 and not any("Traceback" in line for line in log)
+
+
+def test_wrong_keys_are_limited_per_address_with_retry_after(seed_settings: Settings, tmp_path: Path) -> None:
+    """A guesser gets AUTH_FAILURES wrong keys a minute, then 429 before any key is compared, on every route."""
+    from wenda.bot.web.app import AUTH_FAILURES
+
+    with serving(serve_env(seed_settings, tmp_path, WENDA_API_KEYS="the-only-key")) as url:
+        guess = {"Authorization": "Bearer guess-0001"}
+        statuses = [httpx.get(f"{url}/v1/sources", headers=guess).status_code for _ in range(AUTH_FAILURES + 2)]
+        assert statuses == [401] * AUTH_FAILURES + [429, 429]
+        right = httpx.get(f"{url}/v1/sources", headers={"Authorization": "Bearer the-only-key"})
+        assert right.status_code == 429 and 1 <= int(right.headers["retry-after"]) <= 60  # this address is guessing
+        body = {"knowledge_id": "wenda", "query": "安阳", "retrieval_setting": {"top_k": 1, "score_threshold": 0}}
+        dify = httpx.post(f"{url}/retrieval", json=body, headers=guess)
+        assert dify.status_code == 429 and dify.json()["error_code"] == 429 and dify.headers["retry-after"]

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import logging
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated
@@ -35,12 +36,16 @@ from wenda.retrieval.retriever import Retriever
 from ..feedback import FeedbackStore
 from ..privacy import UserHasher
 from ..ratelimit import RateLimiter
+from ..render import json_line
 from .settings import WORKERS, ServeSettings
 
 log = logging.getLogger("wenda.serve")
 
 MAX_K = 50
 MAX_HISTORY = 20  # turns of a conversation read (the newest), as in `wenda ask --json`
+# Failed API keys a minute from one client address (ten times as many from all together), then 429 with
+# Retry-After before any key is compared: a guesser gets 10 tries a minute, not ~900 a second.
+AUTH_FAILURES = 10
 STATIC = Path(__file__).parent / "static"  # the web chat page: plain HTML, one script, one style sheet
 # The page loads nothing from another host and runs no inline script: the browser holds it to that.
 PAGE_POLICY = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
@@ -49,9 +54,28 @@ PAGE_POLICY = "default-src 'self'; img-src 'self' data:; object-src 'none'; base
 class ApiError(Exception):
     """A request that cannot be served, with the HTTP status, the field at fault (if one) and a short type."""
 
-    def __init__(self, status: int, message: str, field: str | None = None, kind: str = "invalid_request") -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        field: str | None = None,
+        kind: str = "invalid_request",
+        retry_after: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.status, self.message, self.field, self.kind = status, message, field, kind
+        self.retry_after = retry_after  # seconds, sent as Retry-After (every 429 has it)
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)} if self.retry_after else {}
+
+
+class JsonResponse(JSONResponse):
+    """JSON as every Wenda output writes it: the line and paragraph separators, C1 and bidi controls of corpus
+    text escaped (`bot.render.json_line`), so no reader splits or reorders a line."""
+
+    def render(self, content: object) -> bytes:
+        return json_line(content).encode("utf-8")  # type: ignore[arg-type]
 
 
 def error_body(message: str, field: str | None = None, kind: str = "invalid_request") -> dict:
@@ -90,7 +114,7 @@ class BodyLimit:
         return f"request body over {self.limit // 1024} KB (WENDA_SERVE_MAX_BODY_KB)"
 
     async def refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = JSONResponse(error_body(self.message, "body", "too_large"), status_code=413)
+        response = JsonResponse(error_body(self.message, "body", "too_large"), status_code=413)
         await response(scope, receive, send)
 
 
@@ -119,6 +143,9 @@ class Service:
         self.retriever, self.settings = retriever, settings
         self.executor = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="wenda-serve")
         self.limiter = RateLimiter(settings.rate_limit)
+        # failed key checks: per client address, and from all addresses together (a guesser with many addresses)
+        self.guesses = RateLimiter(AUTH_FAILURES)
+        self.all_guesses = RateLimiter(AUTH_FAILURES * 10)
         self.users = UserHasher(settings.data_dir)
         self.feedback = FeedbackStore(settings.data_dir, self.users, settings.log_questions)
         self.metrics = Metrics()
@@ -149,20 +176,49 @@ class Service:
         """Who is asking: the API key that matched (required when keys are set), else the client's address;
         ApiError 401 without a valid key, 429 over the rate limit."""
         keys = self.settings.api_keys
+        address = request.client.host if request.client else "unknown"
         if keys:
+            self.refuse_guessing(address)
             header = request.headers.get("authorization", "")
             scheme, _, token = header.partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
+                self.failed_key(address)
                 raise ApiError(401, "missing API key: send `Authorization: Bearer <key>`", "authorization", "auth")
             token = token.strip()
-            if not any(hmac.compare_digest(token.encode(), key.encode()) for key in keys):
+            if not valid_key(token, keys):
+                self.failed_key(address)
                 raise ApiError(401, "the API key is not valid", "authorization", "auth")
             who = "key:" + hashlib.sha256(token.encode()).hexdigest()[:16]
         else:
-            who = "addr:" + (request.client.host if request.client else "unknown")
+            who = "addr:" + address
         if not self.limiter.allow(who):
-            raise ApiError(429, f"over {self.settings.rate_limit} requests a minute; slow down", kind="rate_limit")
+            raise ApiError(
+                429,
+                f"over {self.settings.rate_limit} requests a minute; slow down",
+                kind="rate_limit",
+                retry_after=self.limiter.retry_after(who),
+            )
         return who
+
+    def refuse_guessing(self, address: str) -> None:
+        """429 before any key is looked at, for an address (or everyone) past AUTH_FAILURES failed tries."""
+        wait = max(self.guesses.retry_after(address), self.all_guesses.retry_after("all"))
+        if wait:
+            raise ApiError(
+                429, "too many failed API keys; wait before trying again", kind="rate_limit", retry_after=wait
+            )
+
+    def failed_key(self, address: str) -> None:
+        self.guesses.allow(address)
+        self.all_guesses.allow("all")
+
+
+def valid_key(token: str, keys: Sequence[str]) -> bool:
+    """Whether `token` is one of `keys`, compared in constant time (every key is compared, by digest, so
+    neither the matching key's place nor its length shows in the time taken)."""
+    digest = hashlib.sha256(token.encode()).digest()
+    matches = [hmac.compare_digest(digest, hashlib.sha256(key.encode()).digest()) for key in keys]
+    return any(matches)
 
 
 def service_of(request: Request) -> Service:
@@ -192,6 +248,7 @@ class FeedbackRequest(BaseModel):
 def create_app(retriever: Retriever, settings: ServeSettings) -> FastAPI:
     """The application; `wenda serve` runs it with uvicorn."""
     app = FastAPI(
+        default_response_class=JsonResponse,
         title="Wenda",
         summary="Answers from a corpus of Chinese documents, with verifiable citations",
         version="0.1.0",
@@ -292,11 +349,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
     def reply(request: Request, status: int, body: dict) -> JSONResponse:
         service_of(request).metrics.errors.labels(str(status)).inc()
-        return JSONResponse(body, status_code=status)
+        return JsonResponse(body, status_code=status)
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return reply(request, exc.status, error_body(exc.message, exc.field, exc.kind))
+        response = reply(request, exc.status, error_body(exc.message, exc.field, exc.kind))
+        response.headers.update(exc.headers())
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

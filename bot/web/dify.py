@@ -23,7 +23,6 @@ any question, unrelated ones included, so a threshold on it would filter nothing
 
 from __future__ import annotations
 
-import hmac
 import math
 import os
 from collections.abc import Callable, Coroutine, Mapping, Sequence
@@ -38,7 +37,7 @@ from pydantic import BaseModel, Field
 from starlette.responses import Response as HttpResponse
 from wenda.retrieval.results import Response
 
-from .app import MAX_K, ApiError, service_of
+from .app import MAX_K, ApiError, JsonResponse, service_of, valid_key
 
 DEFAULT_KNOWLEDGE_IDS = ("wenda",)
 BAD_HEADER = 1001
@@ -106,18 +105,23 @@ class RetrievalRequest(BaseModel):
 
 
 def dify_error(status: int, code: int, message: str) -> JSONResponse:
-    return JSONResponse({"error_code": code, "error_msg": message}, status_code=status)
+    return JsonResponse({"error_code": code, "error_msg": message}, status_code=status)
 
 
 def check_key(request: Request) -> None:
     """Dify's auth errors: 1001 for a header that is not `Bearer <key>`, 1002 for a key not configured."""
-    keys = service_of(request).settings.api_keys
+    service = service_of(request)
+    keys = service.settings.api_keys
     if not keys:
         return
+    address = request.client.host if request.client else "unknown"
+    service.refuse_guessing(address)
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
+        service.failed_key(address)
         raise DifyError(403, BAD_HEADER, HEADER_MESSAGE)
-    if not any(hmac.compare_digest(token.strip().encode(), key.encode()) for key in keys):
+    if not valid_key(token.strip(), keys):
+        service.failed_key(address)
         raise DifyError(403, BAD_KEY, KEY_MESSAGE)
 
 
@@ -138,6 +142,7 @@ class DifyRoute(APIRoute):
             except ApiError as exc:
                 named = exc.field is None or exc.message.startswith(f"{exc.field}:")
                 error = dify_error(exc.status, exc.status, exc.message if named else f"{exc.field}: {exc.message}")
+                error.headers.update(exc.headers())
             except RequestValidationError as exc:
                 error = dify_error(422, 422, invalid(exc))
             service.metrics.errors.labels(str(error.status_code)).inc()

@@ -13,7 +13,6 @@ clients raise as an `APIStatusError` carrying the message.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 import uuid
@@ -26,7 +25,7 @@ from wenda.index.config import DEFAULT_TOP_K
 from wenda.retrieval.answer import Answer
 from wenda.retrieval.results import Response, Result
 
-from ..render import NO_ANSWER, STALE, UNDERSTOOD, citation_parts, highlight_link, terminal_safe
+from ..render import NO_ANSWER, STALE, UNDERSTOOD, citation_parts, highlight_link, json_line, terminal_safe
 from .app import ApiError, Client, service_of
 
 MODEL = "wenda"
@@ -164,7 +163,7 @@ def events(head: dict, response: Response, content: str, counted: dict | None) -
         body = {**head, "object": "chat.completion.chunk", "choices": choices, **more}
         if counted is not None:
             body.setdefault("usage", None)
-        return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
+        return f"data: {json_line(body)}\n\n"
 
     def choice(delta: dict, finish: str | None = None) -> list[dict]:
         return [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
