@@ -24,9 +24,9 @@ browser:
 	elif ! command -v apt-get >/dev/null 2>&1; then \
 		echo "no apt-get here: install Chromium and chromedriver at /usr/bin, else tests/test_serve_page.py is skipped"; \
 	elif [ "$$(id -u)" = 0 ]; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver; \
 	elif command -v sudo >/dev/null 2>&1; then \
-		sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+		sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver; \
 	else \
 		echo "not root and no sudo: apt-get install chromium chromium-driver, else tests/test_serve_page.py is skipped"; \
 	fi

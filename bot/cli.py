@@ -15,6 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from wenda.index import agreement, runtime
+from wenda.index.account import corpus_account
 from wenda.index.builder import BATCH_SIZE, BuildReport, RemoteEmbedding, build_index, check_corpus
 from wenda.index.cluster import CPU_THREADS_PER_ACTOR, RayEmbedding, RayOptions
 from wenda.index.config import DEFAULT_TOP_K, EVAL_CACHE, PRIORITIES, Settings
@@ -34,7 +35,7 @@ from wenda.retrieval.results import Response
 from wenda.retrieval.retriever import Retriever
 
 from .privacy import data_dir_from_env
-from .render import json_line, render_context, render_report, render_response, terminal_safe
+from .render import json_line, render_account, render_context, render_report, render_response, terminal_safe
 from .report import DEFAULT_TOP, Period, activity_summary, render_summary, since_argument, until_argument
 
 HISTORY_FILE = Path(os.environ.get("WENDA_HISTORY", "~/.wenda_history")).expanduser()
@@ -171,8 +172,8 @@ def command_index(args: argparse.Namespace) -> int:
 
     if args.watch:
         return watch_corpus(settings, update)
-    update()
-    return 0
+    report = update()
+    return 1 if args.strict and report.skipped else 0
 
 
 def watch_corpus(settings: Settings, update: Callable[[], object]) -> int:
@@ -330,6 +331,21 @@ def command_show(args: argparse.Namespace) -> int:
         print(render_context(show(snapshot, settings.index_dir, args.reference, args.around)))
     finally:
         snapshot.close()
+    return 0
+
+
+def command_sources(args: argparse.Namespace) -> int:
+    """Every file under the corpus: indexed (passages, pages, text layer or OCR) or skipped, with the reason."""
+    settings = settings_from(args)
+    snapshot = open_snapshot(settings.index_dir)
+    try:
+        entries = corpus_account(snapshot, settings.corpus)
+    finally:
+        snapshot.close()
+    if args.json:
+        print(json_line(entries))
+        return 0
+    print(terminal_safe(render_account(entries)))
     return 0
 
 
@@ -509,6 +525,9 @@ def parser() -> argparse.ArgumentParser:
     index.add_argument("--rebuild", action="store_true", help="discard the index and embed everything again")
     index.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     index.add_argument(
+        "--strict", action="store_true", help="exit 1 when any file was skipped (the index is still built), for CI"
+    )
+    index.add_argument(
         "--check",
         action="store_true",
         help="verify every index file, CURRENT and the embedding cache; change nothing; exit 1 on damage",
@@ -606,6 +625,10 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (env WENDA_SERVE_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (env WENDA_SERVE_PORT, default 8000; 0: any free port)")
     serve.set_defaults(run=command_serve)
+
+    listed = command(commands, "sources", parents=[common], summary="every corpus file: indexed or skipped, and why")
+    listed.add_argument("--json", action="store_true", help="one JSON array, one object per file")
+    listed.set_defaults(run=command_sources)
 
     shown = command(commands, "show", parents=[common], summary="print a cited passage in context from its file")
     shown.add_argument(

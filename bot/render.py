@@ -36,15 +36,17 @@ def terminal_safe(text: str) -> str:
     return UNSAFE.sub(_visible, text)
 
 
-def json_line(data: dict) -> str:
+def json_line(data: dict | list) -> str:
     """One line of JSON that is also safe to print: JSON escapes C0 itself, this escapes C1 and bidi too."""
     return UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(data, ensure_ascii=False))
 
 
 def location(record: ChunkRecord) -> str:
-    """Where in the file, in words a reader can follow: "第3页", "第2章", "表1第4行", "脚注2" (empty for
-    a text file's line, which `source:line` already says)."""
+    """Where in the file, in words a reader can follow: "第3页", "第2章", "表1第4行", "脚注2", "工作表«销售»第5行"
+    (empty for a text file's line, which `source:line` already says)."""
     where = record.where
+    if "sheet" in where:  # a spreadsheet's page is its sheet, named instead of numbered
+        return f"工作表«{where['sheet']}»第{where['row']}行"
     words = [f"第{where['page']}页"] if "page" in where else [f"第{where['chapter']}章"] if "chapter" in where else []
     if "table" in where:
         words.append(f"表{where['table']}第{where['row']}行")
@@ -52,6 +54,8 @@ def location(record: ChunkRecord) -> str:
         words.append(f"脚注{where['footnote']}")
     if "text_box" in where:
         words.append(f"文本框{where['text_box']}")
+    if where.get("notes"):
+        words.append("备注")
     return "".join(words)
 
 
@@ -110,10 +114,34 @@ def render_response(response: Response) -> str:
     return terminal_safe("\n".join(understood) + "\n" * bool(understood) + "\n\n".join([head, *blocks]))
 
 
+def render_account(entries: list[dict]) -> str:
+    """`wenda sources`: one line per corpus file (status, passages, pages, how it was read), the reason under
+    each skipped one, and the counts."""
+    lines = []
+    for entry in entries:
+        pages = f"{entry['pages']} p" if entry["pages"] else ""
+        how = {"ocr": "OCR", "both": "text+OCR", "text": "text"}.get(entry["read"] or "", "")
+        lines.append(f"{entry['status']:<8} {entry['passages']:>6} {pages:>6} {how:<8} {entry['source']}")
+        if entry["reason"]:
+            lines.append(f"{'':>30}{entry['reason']}")
+    total: dict[str, int] = {}
+    for entry in entries:
+        total[entry["status"]] = total.get(entry["status"], 0) + 1
+    summary = ", ".join(f"{count} {status}" for status, count in total.items())
+    header = f"{'status':<8} {'passages':>6} {'pages':>6} {'read':<8} file"
+    return "\n".join([header, *lines, f"{len(entries)} files: {summary or 'none'}"])
+
+
 def render_report(report: BuildReport) -> str:
     """A line summing up a build, after one line per repair."""
     repairs = "".join(f"repaired: {line}\n" for line in report.repaired)
-    return terminal_safe(repairs + _summary(report))
+    skipped = ""
+    if report.skipped:
+        names = ", ".join(source for source, _ in report.skipped[:10])
+        more = f" and {len(report.skipped) - 10} more" if len(report.skipped) > 10 else ""
+        s = "s" * (len(report.skipped) != 1)
+        skipped = f"\n{len(report.skipped)} file{s} skipped: {names}{more} (reasons above; `wenda sources` lists them)"
+    return terminal_safe(repairs + _summary(report) + skipped)
 
 
 def _summary(report: BuildReport) -> str:

@@ -25,8 +25,10 @@ from .config import ChunkingParams, Settings
 from .embeddings import Embedder
 from .errors import DamagedIndexError, IndexFormatError, IndexMismatchError, IndexMissingError, WendaError
 from .formats import SkippedFile
+from .formats.ocr import OcrOptions
+from .isolation import Progress, Reading
 from .lexical import LexicalIndex
-from .loader import Document, discover, read_document
+from .loader import Document, discover, others, read_document, unsupported_reason
 from .probes import probe_profile
 from .sources import load_sources, source_info
 from .tokenization import tokenize
@@ -116,6 +118,11 @@ def scan_corpus(root: Path, warn: Callable[[str], None]) -> tuple[dict[str, Corp
             skipped.append((source, str(exc)))
             continue
         files[source] = CorpusFile(document, entries.get(source, {}))
+    for path in others(root):
+        source = path.relative_to(root).as_posix()
+        warn(f"warning: skipped {source}: {unsupported_reason(path)}")
+        skipped.append((source, unsupported_reason(path)))
+    skipped.sort()
     for source in sorted(set(entries) - set(files) - {s for s, _ in skipped}):
         warn(f"warning: sources.toml names {source}, which is not in {root}")
     return files, skipped
@@ -138,20 +145,24 @@ def insert_sources(
     next_id: int,
     params: ChunkingParams,
     skip: Callable[[str, str], None],
+    reading: Reading,
+    read: dict[str, dict],
 ) -> list[str]:
-    """Extract these files one at a time and store their rows and tokens; return the texts to embed, for ids
-    next_id, next_id + 1, … A file that cannot be extracted is passed to `skip` with the reason instead."""
+    """Extract these files one at a time, each isolated (`reading`), and store their rows and tokens; return the
+    texts to embed, for ids next_id, next_id + 1, … A file that cannot be extracted is passed to `skip` with the
+    reason instead; how each file was read (pages, OCR) goes into `read`."""
     texts: list[str] = []
     for source in sources:
         corpus_file = files[source]
         try:
-            extraction = corpus_file.document.extract()
+            extraction = reading.extract(corpus_file.document)
         except SkippedFile as exc:
             skip(source, str(exc))
             continue
         if not extraction.blocks:
             skip(source, "no text in it")
             continue
+        read[source] = {"pages": len(extraction.pages) if extraction.unit else None, "ocr": extraction.ocr}
         info = source_info(corpus_file.entry, extraction.blocks[0].text, extraction.meta, source)
         db.execute(
             "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -301,7 +312,9 @@ def build_index(
         try:
             tmp, db = store.new_generation(index_dir, previous)
             options = BuildOptions(progress, batch_size, warn, remote)
-            manifest["skipped"] = carried
+            # every file left out, with its reason: what `wenda sources` reports; a file whose extraction failed
+            # keeps its fingerprint, so it is not tried again until it changes
+            manifest["skipped"] = {**{source: {"reason": reason} for source, reason in report.skipped}, **carried}
             final = write_generation(settings, embedder, report, files, previous, tmp, db, manifest, options)
         except BaseException as exc:
             full = no_space(exc, index_dir)  # before the cleanup frees the space again
@@ -346,7 +359,10 @@ def write_generation(
         else:
             report.added.remove(source)
 
-    texts = insert_sources(db, files, report.added + report.changed, next_id, settings.chunking, skip)
+    read = {s: r for s, r in (previous.manifest.get("read", {}) if previous else {}).items() if s in files}
+    with Reading(options=ocr_options(settings), progress=ocr_progress(options.progress)) as reading:
+        todo = report.added + report.changed
+        texts = insert_sources(db, files, todo, next_id, settings.chunking, skip, reading, read)
     if not files:
         raise WendaError(f"none of the documents in {settings.corpus} could be read (see the warnings above)")
     cache = EmbeddingCache(settings.embedding_cache, json.dumps(embedder.signature(), sort_keys=True), embedder.dim)
@@ -386,6 +402,7 @@ def write_generation(
     if live_manifest.get("model") == manifest["model"] and "servable_with" in live_manifest:
         manifest["servable_with"] = live_manifest["servable_with"]  # same building model, same agreement
     manifest.update(
+        read={source: read[source] for source in sorted(files) if source in read},
         probes=probe_profile(embedder, vectors),
         vector_index=describe(vectors),
         files={source: files[source].fingerprint for source in sorted(files)},
@@ -397,6 +414,34 @@ def write_generation(
         manifest["corpus"] = os.path.relpath(settings.corpus.resolve(), settings.index_dir.resolve())
     report.total_chunks = int(vectors.ntotal)
     return store.commit_generation(tmp, db, vectors, lexical_index(db), manifest)
+
+
+def ocr_options(settings: Settings) -> OcrOptions:
+    """OCR results cached beside the embedding cache, so a rebuild never OCRs the same page twice."""
+    return OcrOptions(cache=settings.embedding_cache.with_name("ocr.sqlite"))
+
+
+def ocr_progress(progress: bool) -> Callable[[Progress], None] | None:
+    """A progress bar per long OCR read: pages done of the file's pages, with the time left."""
+    if not progress:
+        return None
+    bars: dict[str, tqdm] = {}
+
+    def update(step: Progress) -> None:
+        bar = bars.get(step.source)
+        if bar is None:
+            bar = bars[step.source] = tqdm(total=step.total, desc=f"OCR {terminal_name(step.source)}", unit="page")
+        bar.n = step.done
+        bar.refresh()
+        if step.done >= step.total:
+            bar.close()
+
+    return update
+
+
+def terminal_name(source: str) -> str:
+    """A file name for a progress bar: control characters and bidi overrides in it shown as escapes."""
+    return "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in source)[-40:]
 
 
 def vanished(root: Path, files: dict[str, CorpusFile]) -> list[str]:

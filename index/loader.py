@@ -13,6 +13,9 @@ from .formats import BY_NAME, SUFFIXES, Extraction, SkippedFile, reader_for
 MAX_FILE_BYTES = int(os.environ.get("WENDA_MAX_FILE_MB", "20")) * 1024 * 1024
 
 
+OUT_OF_MEMORY = "reading it needed more memory than allowed (set WENDA_READ_MEMORY_MB)"
+
+
 @dataclass(frozen=True)
 class Document:
     """A corpus file as found: `source` is its path relative to the corpus root, with '/'; `reader` names its
@@ -42,8 +45,13 @@ class Document:
             return BY_NAME[self.reader].read(data, self.source)
         except SkippedFile:
             raise
-        except Exception as exc:  # noqa: BLE001 - any reader failure (MemoryError, RecursionError too) is this file's
-            detail = (str(exc).splitlines() or [""])[0][:160]
+        except MemoryError as exc:
+            raise SkippedFile(OUT_OF_MEMORY) from exc
+        except Exception as exc:  # noqa: BLE001 - any reader failure (RecursionError too) is this file's
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+            if any(word in str(exc) for word in ("bad_alloc", "ailed to allocate", "out of memory")):
+                raise SkippedFile(OUT_OF_MEMORY) from exc  # a native library's allocation failure
+            detail = lines[-1][:160] if lines else ""  # a wrapped traceback says what happened last
             raise SkippedFile(
                 f"the {self.reader} reader failed on it ({type(exc).__name__}{': ' + detail if detail else ''}); "
                 "if the file opens elsewhere, save it again (e.g. print to PDF) and add it again"
@@ -68,6 +76,24 @@ def discover(root: Path) -> list[Path]:
         real.add(target)
         unique.append(path)
     return unique
+
+
+def others(root: Path) -> list[Path]:
+    """Files under `root` that are not documents Wenda reads (a stray .exe, a .zip), sorted, so that every file
+    of the corpus is accounted for; hidden entries and sources.toml (the corpus's own metadata) left out."""
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if not name.startswith(".") and not name.lower().endswith(SUFFIXES) and name != "sources.toml":
+                found.append(Path(dirpath) / name)
+    return found
+
+
+def unsupported_reason(path: Path) -> str:
+    """Why a file of an unknown kind is not indexed, and what to do."""
+    suffix = path.suffix.lower() or "no extension"
+    return f"not a document format Wenda reads ({suffix}); save it as .txt, .pdf, .docx or .html to index it"
 
 
 def read_bytes(path: Path) -> bytes:

@@ -270,6 +270,39 @@ class Snapshot:
         )
         return [dict(zip(names, row, strict=True)) for row in rows]
 
+    def account(self) -> list[dict]:
+        """Every corpus file the last build saw, by source: `status` "indexed" (with its passages, pages and how
+        it was read: "text", "ocr" or "both") or "skipped" (with the reason). `ocr` is true when any of its
+        text came from OCR."""
+        read = self.manifest.get("read", {})
+        found = [
+            {
+                "source": source,
+                "status": "indexed",
+                "passages": passages,
+                "pages": read.get(source, {}).get("pages"),
+                "read": read.get(source, {}).get("ocr") or "text",
+                "ocr": read.get(source, {}).get("ocr") in ("ocr", "both"),
+                "reason": None,
+            }
+            for source, passages in self.db.execute(
+                "SELECT f.source, COUNT(c.id) FROM files f LEFT JOIN chunks c ON c.source = f.source GROUP BY f.source"
+            )
+        ]
+        found += [
+            {
+                "source": source,
+                "status": "skipped",
+                "passages": 0,
+                "pages": None,
+                "read": None,
+                "ocr": False,
+                "reason": entry.get("reason", ""),
+            }
+            for source, entry in self.manifest.get("skipped", {}).items()
+        ]
+        return sorted(found, key=lambda entry: entry["source"])
+
     def places(self) -> list[str]:
         """The distinct `place` metadata of the indexed files (sources.toml), for follow-up questions."""
         return [row[0] for row in self.db.execute("SELECT DISTINCT place FROM files WHERE place IS NOT NULL")]

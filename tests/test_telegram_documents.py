@@ -161,8 +161,8 @@ def test_bad_files_are_refused_with_the_reason_and_questions_still_answered(tele
     before = corpus_files(telegram)
     bomb = final(telegram, upload(telegram, ADMIN, "bomb-1", "bomb.docx"))
     assert bomb.startswith("❌ 未添加 <code>bomb.docx</code>：疑似压缩炸弹") and "decompression bomb" in bomb
-    scan = final(telegram, upload(telegram, ADMIN, "scan-1", "scanned.pdf"))
-    assert scan.startswith("❌ 未添加 <code>scanned.pdf</code>：没有可用的文字层") and "OCR" in scan
+    cut = final(telegram, upload(telegram, ADMIN, "cut-1", "truncated.pdf"))
+    assert cut.startswith("❌ 未添加 <code>truncated.pdf</code>：文件已损坏")
     locked = final(telegram, upload(telegram, ADMIN, "pw-1", "encrypted.pdf", name="R&D <plan>.pdf"))  # a hostile name
     assert locked.startswith("❌ 未添加 <code>R&amp;D _plan_.pdf</code>：PDF 有密码保护")
     assert corpus_files(telegram) == before

@@ -89,7 +89,9 @@ REASONS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     (re.compile(pattern), text)
     for pattern, text in (
         (r"decompression bomb|unpacks to more than", "疑似压缩炸弹（解压后远大于文件本身），已拒绝"),
-        (r"no text layer|no Unicode mapping", "没有可用的文字层（扫描件或图片），需要先做 OCR 文字识别"),
+        (r"no text layer|no Unicode mapping|only in images", "没有可用的文字层（扫描件或图片），且无法做 OCR 文字识别"),
+        (r"need OCR, over the limit", "需要 OCR 的页数超过上限"),
+        (r"no legible text", "图片中没有可识别的文字"),
         (r"encrypted", "PDF 有密码保护，请另存一份不加密的副本"),
         (r"already in the corpus as", "与语料中已有的文件重复"),
         (r"too large", "文件太大"),

@@ -7,32 +7,32 @@ from .base import Extraction, Reader, SkippedFile
 from .docx import DocxReader
 from .epub import EpubReader
 from .html import HtmlReader
+from .image import ImageReader
+from .legacy import LegacyReader
 from .markdown import MarkdownReader
-from .pdf import OCR_HINT, PdfReader
+from .odt import OdtReader
+from .pdf import PdfReader
+from .pptx import PptxReader
+from .tabular import TabularReader
 from .text import TextReader
+from .xlsx import XlsxReader
 
-
-class ImageReader(Reader):
-    """Pictures are found so that they can be named in a warning: there is no text to index without OCR."""
-
-    name = "image"
-    suffixes = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp")
-
-    def sniff(self, head: bytes) -> bool:
-        return head.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*", b"GIF8"))
-
-    def read(self, data: bytes, name: str) -> Extraction:
-        raise SkippedFile(f"an image, with no text layer; {OCR_HINT}")
-
-
-# Sniffing order: the specific signatures first; plain text last, as what is left.
+# Sniffing order: the specific signatures first; plain text last, as what is left. The zip-based formats are
+# told apart by what the zip holds: EPUB and ODT name their type first (the mimetype member), the Office formats
+# by the folder of their first members (word/, ppt/, xl/); one whose members come in another order goes by suffix.
+# An OLE2 file is an old Office file, or an encrypted new one: the legacy reader says which.
 READERS: tuple[Reader, ...] = (
     PdfReader(),
     EpubReader(),
+    OdtReader(),
     DocxReader(),
+    PptxReader(),
+    XlsxReader(),
+    LegacyReader(),
     ImageReader(),
     HtmlReader(),
     MarkdownReader(),
+    TabularReader(),
     TextReader(),
 )
 SUFFIXES = tuple(suffix for reader in READERS for suffix in reader.suffixes)

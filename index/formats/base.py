@@ -54,6 +54,7 @@ class Extraction:
     unit: str | None = None  # what a unit is called in a citation: "page", "chapter", or None for one flow
     encoding: str = "utf-8"
     shaped_headings: bool = False  # headings are told by their shape (short, no closing punctuation)
+    ocr: str | None = None  # how the text was read where a format may need OCR: "text" layer, "ocr" or "both"
 
     def lines_of(self, unit: int) -> list[str]:
         """The extracted lines of one unit (0 for a single-flow document)."""

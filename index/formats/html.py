@@ -8,12 +8,16 @@ import re
 
 import trafilatura
 from lxml import etree
+from trafilatura.utils import load_html
 
 from .base import Block, Extraction, Reader, SkippedFile, clean_title, credible_author, tidy
 
 SAVED_FROM = re.compile(rb"<!--\s*saved from url=\(\d+\)(\S+?)\s*-->", re.I)
 HEADING = re.compile(r"h(\d)")
 LAYOUT_CELL_CHARS = 300  # a data table's cell is a name or a number; a layout table's cell is the article
+MOSTLY_LEFT_OUT = 0.5  # main text under half the visible text: the extraction took the page for boilerplate
+SMALL_PAGE_CHARS = 3000  # a page this small is all content (an ad, a datasheet): then all its text is read
+BLOCK_TAGS = ("p", "div", "td", "th", "li", "tr", "br", "h1", "h2", "h3", "h4", "h5", "h6", "table", "pre", "dd", "dt")
 
 
 def saved_from(data: bytes) -> str | None:
@@ -61,12 +65,36 @@ def body_blocks(body: etree._Element) -> tuple[list[str], list[Block]]:
     return lines, blocks
 
 
-def extract(data: bytes, tables: bool):  # -> trafilatura's Document | None
+def extract(data: bytes, tables: bool, recall: bool = False):  # -> trafilatura's Document | None
     """The main text without comments; with tables, precision over recall (less boilerplate on real pages);
-    without (a page laid out in a table, where precision finds nothing), the default balance."""
+    without (a page laid out in a table, where precision finds nothing), the default balance; with `recall`,
+    recall over precision (a page the precise extraction left mostly out)."""
     return trafilatura.bare_extraction(
-        data, with_metadata=True, include_tables=tables, include_comments=False, favor_precision=tables
+        data,
+        with_metadata=True,
+        include_tables=tables,
+        include_comments=False,
+        favor_precision=tables and not recall,
+        favor_recall=recall,
     )
+
+
+def visible_lines(data: bytes) -> list[str]:
+    """All the text a browser shows, one line per block element: for a small page that is all links or table
+    cells (an ad, a datasheet), which main-text extraction takes for boilerplate."""
+    tree = load_html(data)
+    if tree is None:
+        return []
+    for hidden in tree.xpath("//script|//style|//noscript|//template|//head"):
+        hidden.getparent().remove(hidden)
+    for element in tree.iter(*BLOCK_TAGS):
+        element.tail = "\n" + (element.tail or "")
+        element.text = "\n" + (element.text or "")
+    return [line for line in (tidy(raw) for raw in "".join(tree.itertext()).splitlines()) if line]
+
+
+def chars(lines: list[str]) -> int:
+    return sum(len(line.replace(" ", "")) for line in lines)
 
 
 def layout_table(body: etree._Element) -> bool:
@@ -89,13 +117,21 @@ class HtmlReader(Reader):
                 document = extract(data, tables=False) or document  # an old page laid out in a table
         except Exception as exc:  # noqa: BLE001 - the extractor raises many types on hostile input
             raise SkippedFile(f"not a readable web page ({type(exc).__name__}: {str(exc)[:120]})") from exc
-        if document is None or document.body is None or not len(document.body):
+        visible = visible_lines(data)
+        lines, blocks = body_blocks(document.body) if document is not None and document.body is not None else ([], [])
+        if chars(lines) < MOSTLY_LEFT_OUT * chars(visible):
+            again = extract(data, tables=True, recall=True)
+            if again is not None and again.body is not None and chars(body_blocks(again.body)[0]) > chars(lines):
+                document = again
+                lines, blocks = body_blocks(again.body)
+        if chars(lines) < MOSTLY_LEFT_OUT * chars(visible) and chars(visible) <= SMALL_PAGE_CHARS:
+            lines, blocks = visible, [Block(line, number) for number, line in enumerate(visible, start=1)]
+        if not blocks:
             raise SkippedFile("no article text found in the page (only menus, links or scripts)")
-        lines, blocks = body_blocks(document.body)
         meta = {
-            "title": clean_title(document.title or ""),
-            "publisher": credible_author(document.sitename or ""),
-            "date": document.date or "",
-            "url": saved_from(data) or document.url or "",
+            "title": clean_title(document.title or "") if document else "",
+            "publisher": credible_author(document.sitename or "") if document else "",
+            "date": document.date or "" if document else "",
+            "url": saved_from(data) or (document.url if document else "") or "",
         }
         return Extraction([lines], blocks, {k: v for k, v in meta.items() if v}, encoding="html")

@@ -10,38 +10,28 @@ from __future__ import annotations
 
 import re
 import threading
+import unicodedata
 from collections import Counter
-from dataclasses import dataclass
 
-import numpy as np
 import pypdfium2 as pdfium
+from PIL import Image
 
-from .base import HYPHENATED, MAX_PAGES, Block, Extraction, Reader, SkippedFile, credible_author, join_lines, tidy
+from .base import MAX_PAGES, Block, Extraction, Reader, SkippedFile, credible_author, join_lines, tidy
+from .layout import Line, paragraphs, reading_order
+from .ocr import DPI, MAX_SIDE, layout_lines, page_blocks, recognise_pages, unavailable
 
 MARGIN = 0.1  # running headers and footers sit in the top and bottom tenth of a page
 PAGE_NUMBER = re.compile(r"^[-—–−\s]*(第\s*)?\d+\s*(页)?[-—–−\s]*$|^\d+\s*/\s*\d+$|^(page|p\.)\s*\d+", re.I)
-SENTENCE_END = re.compile(r"[。！？；：!?;:][”’\"」』）)]*$")
 UNMAPPED = re.compile("\ufffd")  # glyphs without a Unicode mapping come out as this
-MIN_CHARS_PER_PAGE = 3  # fewer, and the "text" is a scanner's stray marks or a page number: no text layer
+MIN_CHARS_PER_PAGE = 3  # fewer in the whole file, and the "text" is a scanner's stray marks: no text in it
 PDFIUM = threading.Lock()  # PDFium keeps global state: one document operation at a time in this process
-OCR_HINT = "run OCR on it first (for example `ocrmypdf --language chi_sim in.pdf out.pdf`) and add the result"
+SCAN_CHARS = 30  # a page with fewer characters of text layer than this ...
+SCAN_COVER = 0.05  # ... and this much of it drawn (a scanned image, text as outlines) is OCRed
 
 
-@dataclass
-class Line:
-    """One line of a page: its text and box, in PDF points from the top-left corner."""
-
-    text: str
-    x0: float
-    x1: float
-    top: float
-    bottom: float
-    size: float
-
-
-def page_words(page: pdfium.PdfPage) -> list[dict]:
+def page_words(page: pdfium.PdfPage) -> tuple[list[dict], str]:
     """The page's words (runs of characters without a space or a gap between them) with their boxes, in
-    points from the top-left corner, as the file orders its characters."""
+    points from the top-left corner, as the file orders its characters; and the page's raw text."""
     height = page.get_height()
     textpage = page.get_textpage()
     try:
@@ -49,90 +39,31 @@ def page_words(page: pdfium.PdfPage) -> list[dict]:
         text = textpage.get_text_range(0, count) if count else ""
         words: list[dict] = []
         word: dict | None = None
+        pending = ""  # glyphs with an empty box (some producers give a word's first letter none): they join the next
         for index, char in enumerate(text[:count]):
             if char.isspace() or "\ue000" <= char <= "\uf8ff":  # private-use glyphs: a symbol font's bullets
-                word = None
+                if pending and word is not None:
+                    word["text"] += pending
+                pending, word = "", None
                 continue
             char = "-" if char == "\ufffe" else char  # PDFium's mark for a hyphen that ends a line
             left, low, right, high = textpage.get_charbox(index, loose=True)
+            if right - left < 0.01 and high - low < 0.01:
+                pending += char
+                continue
             top, bottom, size = height - high, height - low, max(high - low, 1.0)
             if word is not None and (abs(top - word["top"]) > 0.5 * size or not -size < left - word["x1"] < 0.6 * size):
                 word = None
             if word is None:
                 word = {"text": "", "x0": left, "x1": right, "top": top, "bottom": bottom, "sizes": []}
                 words.append(word)
-            word["text"] += char
+            word["text"] += pending + char
+            pending = ""
             word["x1"], word["bottom"] = max(word["x1"], right), max(word["bottom"], bottom)
             word["sizes"].append(size)
-        return words
+        return words, text
     finally:
         textpage.close()
-
-
-def group_lines(words: list[dict]) -> list[Line]:
-    """Words (one region of a page) grouped into lines by their vertical position, top to bottom."""
-    lines: list[list[dict]] = []
-    for word in sorted(words, key=lambda w: (round(w["top"]), w["x0"])):
-        if lines and abs(word["top"] - lines[-1][0]["top"]) <= (word["bottom"] - word["top"]) * 0.5:
-            lines[-1].append(word)
-        else:
-            lines.append([word])
-    result = []
-    for line in lines:
-        line.sort(key=lambda w: w["x0"])
-        size = float(np.median([size for w in line for size in w["sizes"]]))  # one tall glyph is not a type size
-        text = tidy(" ".join(w["text"] for w in line))
-        result.append(Line(text, line[0]["x0"], line[-1]["x1"], line[0]["top"], line[-1]["bottom"], size))
-    return sorted((line for line in result if line.text), key=lambda line: line.top)
-
-
-def gutter(words: list[dict], width: float) -> float | None:
-    """The x of the gap between two columns, when the page has two: few words cross it, many lie on each side."""
-    if len(words) < 10:
-        return None
-    x0 = np.array([w["x0"] for w in words])
-    x1 = np.array([w["x1"] for w in words])
-    xs = np.arange(int(width * 0.3), int(width * 0.7), dtype=float)
-    if not len(xs):  # a page a few points wide
-        return None
-    crossings = ((x0[:, None] < xs) & (xs < x1[:, None])).sum(axis=0)
-    crossing, x = int(crossings.min()), float(xs[int(crossings.argmin())])
-    left = sum(1 for w in words if w["x1"] <= x)
-    right = sum(1 for w in words if w["x0"] >= x)
-    side_by_side = {round(w["top"]) for w in words if w["x1"] <= x} & {round(w["top"]) for w in words if w["x0"] >= x}
-    if crossing <= len(words) * 0.1 and min(left, right) >= len(words) * 0.2 and len(side_by_side) >= 3:
-        return x
-    return None
-
-
-def reading_order(words: list[dict], width: float) -> list[Line]:
-    """Lines in reading order: a band of full-width lines, then each column of the band below it, and so on."""
-    x = gutter(words, width)
-    if x is None:
-        return group_lines(words)
-    lines: list[Line] = []
-    band: list[dict] = []
-    for line_words in _rows(words):
-        if any(w["x0"] < x < w["x1"] for w in line_words):  # a title or table across both columns ends the band
-            lines += _columns(band, x) + group_lines(line_words)
-            band = []
-        else:
-            band += line_words
-    return lines + _columns(band, x)
-
-
-def _rows(words: list[dict]) -> list[list[dict]]:
-    rows: list[list[dict]] = []
-    for word in sorted(words, key=lambda w: w["top"]):
-        if rows and word["top"] < max(w["bottom"] for w in rows[-1]) - 1:
-            rows[-1].append(word)
-        else:
-            rows.append([word])
-    return rows
-
-
-def _columns(words: list[dict], x: float) -> list[Line]:
-    return group_lines([w for w in words if w["x1"] <= x]) + group_lines([w for w in words if w["x1"] > x])
 
 
 def furniture(pages: list[tuple[list[Line], float]]) -> list[set[int]]:
@@ -153,34 +84,6 @@ def furniture(pages: list[tuple[list[Line], float]]) -> list[set[int]]:
         {i for i in found if PAGE_NUMBER.match(pages[p][0][i].text) or seen[key(pages[p][0][i].text)] >= repeated}
         for p, found in enumerate(margins)
     ]
-
-
-def paragraphs(lines: list[Line]) -> list[tuple[int, int]]:
-    """(first line, count) of each paragraph. A line continues on the next one when it reaches its column's
-    right edge, or nearly (a long word wrapped early) without ending a sentence; not when the next one is
-    indented, in another type size or far below."""
-    if not lines:
-        return []
-    spans: list[tuple[int, int]] = []
-    start = 0
-    for i in range(1, len(lines) + 1):
-        if i < len(lines):
-            before, line = lines[i - 1], lines[i]
-            # the lines overlapping this one; itself too when it has no width (a glyph with a zero-size box)
-            column = [other for other in lines if other.x0 < before.x1 and other.x1 > before.x0] or [before]
-            right = max(other.x1 for other in column)
-            left = min(other.x0 for other in column)
-            full = before.x1 >= right - 1.5 * before.size
-            wrapped = before.x1 >= left + (right - left) * 0.75 and not SENTENCE_END.search(before.text)
-            nearly = wrapped or bool(HYPHENATED.search(before.text))
-            indented = line.x0 > left + 1.2 * line.size
-            same_size = abs(line.size - before.size) < 0.15 * before.size
-            near = line.top - before.bottom < 1.5 * before.size
-            if (full or nearly) and not indented and same_size and near and line.x0 < before.x1:
-                continue
-        spans.append((start, i - start))
-        start = i
-    return spans
 
 
 def pdf_date(raw: str) -> str | None:
@@ -210,7 +113,33 @@ def metadata(info: dict) -> dict[str, str]:
     return meta
 
 
+def drawn_cover(page: pdfium.PdfPage) -> float:
+    """The share of the page covered by images and vector drawings (overlaps counted twice, capped at 1): a scan
+    is one big image; text drawn as outlines is paths."""
+    area = page.get_width() * page.get_height() or 1.0
+    covered = 0.0
+    kinds = [pdfium.raw.FPDF_PAGEOBJ_IMAGE, pdfium.raw.FPDF_PAGEOBJ_PATH]
+    for drawing in page.get_objects(filter=kinds, max_depth=2):
+        left, bottom, right, top = drawing.get_bounds()
+        covered += max(right - left, 0.0) * max(top - bottom, 0.0)
+    return min(covered / area, 1.0)
+
+
+def garbled(text: str) -> bool:
+    """A text layer that is not text: glyphs with no Unicode mapping (U+FFFD, private-use or control codes), or
+    a font's raw codes read as Latin-1 symbols (a CJK font without a ToUnicode map). Such a page is OCRed."""
+    chars = [char for char in text if not char.isspace()]
+    if not chars:
+        return False
+    bad = sum(1 for char in chars if char == "\ufffd" or unicodedata.category(char) in ("Co", "Cc", "Cn", "Cs"))
+    latin1 = sum(1 for char in chars if "\x80" <= char <= "\xff")
+    return bad > 0.1 * len(chars) or latin1 > 0.3 * len(chars)
+
+
 class PdfReader(Reader):
+    """A page with a usable text layer is read from it; a page without one (a scan) or with a garbled one is
+    read by OCR (`ocr.py`), citing the box of each recognised paragraph."""
+
     name = "pdf"
     suffixes = (".pdf",)
 
@@ -218,42 +147,82 @@ class PdfReader(Reader):
         return b"%PDF-" in head[:1024]
 
     def read(self, data: bytes, name: str) -> Extraction:
-        if b"%%EOF" not in data[-4096:]:
-            raise SkippedFile("a truncated or damaged PDF (it has no end-of-file marker); copy or download it again")
         with PDFIUM:
+            pdf = self._open(data)
             try:
-                pdf = pdfium.PdfDocument(data)
-            except pdfium.PdfiumError as exc:
-                if "password" in str(exc).lower():
-                    raise SkippedFile("the PDF is encrypted (password-protected); save an unprotected copy") from exc
-                raise SkippedFile(f"not a readable PDF ({exc})") from exc
-            try:
+                if len(pdf) == 0:
+                    raise SkippedFile("a PDF with no pages in it")
                 if len(pdf) > MAX_PAGES:
                     raise SkippedFile(f"{len(pdf)} pages, over the limit of {MAX_PAGES} (set WENDA_MAX_PAGES)")
-                pages, images = [], 0
+                pages: list[tuple[list[Line], float]] = []
+                scans: list[int] = []  # pages to OCR, 0-based
                 for number in range(len(pdf)):
                     page = pdf[number]
                     try:
-                        pages.append((reading_order(page_words(page), page.get_width()), page.get_height()))
-                        images += sum(1 for _ in page.get_objects(filter=[pdfium.raw.FPDF_PAGEOBJ_IMAGE], max_depth=2))
+                        words, raw = page_words(page)
+                        lines = reading_order(words, page.get_width())
+                        chars = sum(len(line.text.replace(" ", "")) for line in lines)
+                        if garbled(raw) or (chars < SCAN_CHARS and drawn_cover(page) >= SCAN_COVER):
+                            scans.append(number)
+                        pages.append((lines, page.get_height()))
                     finally:
                         page.close()  # one page's objects in memory at a time
                 meta = metadata(pdf.get_metadata_dict(skip_empty=True))
+                cannot = unavailable() if scans else None
+                recognised = self._ocr(pdf, data, scans) if scans and not cannot else {}
             finally:
                 pdf.close()
+        for number, lines in recognised.items():
+            pages[number] = (lines, pages[number][1])
         text = "".join(line.text for lines, _ in pages for line in lines)
-        if len(text.replace(" ", "")) < MIN_CHARS_PER_PAGE * max(1, len(pages)):
-            what = f"no text layer ({len(pages)} page(s) of images: a scan)" if images else "no text in it"
-            raise SkippedFile(f"{what}; {OCR_HINT}")
-        if len(UNMAPPED.findall(text)) > len(text) * 0.1:
-            raise SkippedFile(f"its fonts have no Unicode mapping, so its text would come out garbled; {OCR_HINT}")
+        if len(text.replace(" ", "")) < MIN_CHARS_PER_PAGE and not recognised:
+            scan = f"no text layer ({len(scans)} page(s) of images: a scan) and {cannot}"
+            raise SkippedFile(scan if cannot else "no text in it")
+        if cannot and len(UNMAPPED.findall(text)) > len(text) * 0.1:
+            raise SkippedFile(f"its fonts have no Unicode mapping, so its text would come out garbled, and {cannot}")
         dropped = furniture(pages)
         extracted: list[list[str]] = []
         blocks: list[Block] = []
         for number, ((lines, _), skip) in enumerate(zip(pages, dropped, strict=True), start=1):
             body = [line for i, line in enumerate(lines) if i not in skip]
             extracted.append([line.text for line in body])
+            if number - 1 in recognised:
+                blocks += page_blocks(body, number)
+                continue
             for first, count in paragraphs(body):
                 text = join_lines([line.text for line in body[first : first + count]])
                 blocks.append(Block(text, first + 1, lines=count, where={"page": number}))
-        return Extraction(extracted, blocks, meta, unit="page", encoding="pdf", shaped_headings=True)
+        if not blocks:
+            raise SkippedFile("no legible text in it (its pages are blank or their images hold no text)")
+        how = "text" if not recognised else "ocr" if len(recognised) == len(pages) else "both"
+        return Extraction(extracted, blocks, meta, unit="page", encoding="pdf", shaped_headings=True, ocr=how)
+
+    def _open(self, data: bytes) -> pdfium.PdfDocument:
+        try:
+            return pdfium.PdfDocument(data)  # an empty user password is tried by PDFium itself
+        except pdfium.PdfiumError as exc:
+            if "password" in str(exc).lower():
+                raise SkippedFile("the PDF is encrypted (password-protected); save an unprotected copy") from exc
+            if b"%%EOF" not in data[-4096:]:
+                raise SkippedFile("a truncated or damaged PDF (it has no end-of-file marker); copy it again") from exc
+            raise SkippedFile(f"not a readable PDF ({exc})") from exc
+
+    def _ocr(self, pdf: pdfium.PdfDocument, data: bytes, scans: list[int]) -> dict[int, list[Line]]:
+        """The OCRed lines of these pages (0-based), in reading order, in PDF points."""
+
+        def render(number: int):
+            def image() -> tuple[Image.Image, float]:
+                page = pdf[number]
+                try:
+                    scale = min(DPI / 72, MAX_SIDE / max(page.get_width(), page.get_height()))
+                    return page.render(scale=scale).to_pil().convert("RGB"), scale
+                finally:
+                    page.close()
+
+            return image
+
+        found = {}
+        for number, lines in recognise_pages(data, [(n + 1, render(n)) for n in scans]):
+            width = max((line.box[2] for line in lines), default=1.0)
+            found[number - 1] = layout_lines(lines, width)
+        return found
