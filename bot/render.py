@@ -56,6 +56,8 @@ def location(record: ChunkRecord) -> str:
         words.append(f"文本框{where['text_box']}")
     if where.get("notes"):
         words.append("备注")
+    if "box" in where:  # read by OCR: the recognised region, in the page's points (an image's pixels)
+        words.append("·区域[" + ",".join(str(int(v)) for v in where["box"]) + "]")
     return "".join(words)
 
 
