@@ -65,8 +65,12 @@ def test_history_makes_a_follow_up(server: tuple[str, Path]) -> None:
 
 def test_sources_passages_health_and_metrics(server: tuple[str, Path]) -> None:
     url, _ = server
-    sources = httpx.get(f"{url}/v1/sources").json()["sources"]
+    listed = httpx.get(f"{url}/v1/sources").json()
+    sources = listed["sources"]
     assert len(sources) == 5 and all(s["passages"] > 0 and s["format"] == "text" for s in sources)
+    account = {entry["source"]: entry for entry in listed["files"]}  # the build account, as `wenda sources --json`
+    assert set(account) == {s["source"] for s in sources}
+    assert all(e["status"] == "indexed" and not e["ocr"] and e["reason"] is None for e in account.values())
     cited = httpx.post(f"{url}/v1/ask", json={"question": QUESTION, "k": 1}, timeout=60).json()["results"][0]
     citation = cited["citation"]
     context = httpx.get(f"{url}/v1/passages/{citation['source']}", params={"line": citation["line"], "around": 1})

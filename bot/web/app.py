@@ -269,9 +269,11 @@ def create_app(retriever: Retriever, settings: ServeSettings) -> FastAPI:
         response = await service_of(request).ask(body.question, body.k, body.history, "ask")
         return response.to_dict()
 
-    @app.get("/v1/sources", summary="The indexed documents with their metadata and passage counts")
+    @app.get("/v1/sources", summary="The indexed documents with their metadata, and the build account of every file")
     async def sources(request: Request, client: Client) -> dict:
-        return {"sources": service_of(request).retriever.snapshot.catalogue()}
+        snapshot = service_of(request).retriever.snapshot
+        # `files`: every corpus file the last build saw, indexed (passages, pages, OCR) or skipped with the reason
+        return {"sources": snapshot.catalogue(), "files": snapshot.account()}
 
     @app.get("/v1/passages/{source:path}", summary="A cited passage with the lines around it, from its file")
     async def passage(
