@@ -195,7 +195,6 @@ def engines(args: argparse.Namespace) -> None:
             "cos_mean": round(float(cosines.mean()), 4),
             "cos_min": round(float(cosines.min()), 4),
             "runs": len(found),
-            "command": "bench/embedding.py engines",
         }
         rows = save("embedding_engines", row, key=("engine", "budget"))
         print(row, flush=True)
@@ -301,7 +300,6 @@ def recall(args: argparse.Namespace) -> None:
                 "passages": len(texts),
                 "r1": round(hits[1] / len(questions), 4),
                 "r5": round(hits[5] / len(questions), 4),
-                "command": "bench/embedding.py recall",
             }
             rows = save("embedding_recall", result, key=("set", "configuration"))
             print(result, flush=True)
@@ -362,7 +360,6 @@ def build(args: argparse.Namespace) -> None:
             "process_seconds": round(statistics.median(f[2] for f in found), 2),
             "peak_rss_mb": round(statistics.median(f[1] for f in found)),
             "runs": len(found),
-            "command": "bench/embedding.py build",
         }
         rows = save("embedding_build", row, key=("what",))
         print(row, flush=True)

@@ -102,14 +102,16 @@ def command_add(args: argparse.Namespace) -> int:
         try:
             if item.startswith(("http://", "https://")):
                 data, name, final = fetch(item)
-                added.append(admit(settings.corpus, data, name, known, url=final))
+                added.append(admit(settings.corpus, data, name, known, url=final, ocr_cache=settings.ocr_cache))
                 continue
             path = Path(item)
             if not path.exists():
                 raise WendaError(f"{item}: no such file or folder")
             for found in discover(path) if path.is_dir() else [path]:
                 try:
-                    added.append(admit(settings.corpus, read_bytes(found), found.name, known))
+                    added.append(
+                        admit(settings.corpus, read_bytes(found), found.name, known, ocr_cache=settings.ocr_cache)
+                    )
                 except SkippedFile as exc:  # unreadable: the reason does not name the file
                     warn(f"wenda: refused {terminal_safe(str(found))}: {terminal_safe(str(exc))}")
                     refused += 1
@@ -328,7 +330,7 @@ def command_show(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     snapshot = open_snapshot(settings.index_dir)
     try:
-        print(render_context(show(snapshot, settings.index_dir, args.reference, args.around)))
+        print(render_context(show(snapshot, settings, args.reference, args.around)))
     finally:
         snapshot.close()
     return 0

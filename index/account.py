@@ -1,13 +1,13 @@
 """The build account: every file under the corpus with what became of it (indexed with its passages, pages and
-how it was read; skipped with the reason; pending when it came after the last build), for `wenda sources`,
-`GET /v1/sources` and the bot's /sources."""
+how it was read; skipped with the reason; pending when it came after the last build), for `wenda sources` and
+`GET /v1/sources`."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from .loader import discover, others
-from .store import Snapshot
+from .store import Snapshot, account_entry
 
 PENDING = "added after the last build; run `wenda index`"
 
@@ -21,21 +21,5 @@ def corpus_account(snapshot: Snapshot, root: Path | None) -> list[dict]:
     for path in [*discover(root), *others(root)]:
         source = path.relative_to(root).as_posix()
         if source not in known:
-            entries.append(
-                {
-                    "source": source,
-                    "status": "pending",
-                    "passages": 0,
-                    "pages": None,
-                    "read": None,
-                    "ocr": False,
-                    "reason": PENDING,
-                }
-            )
+            entries.append(account_entry(source, "pending", reason=PENDING))
     return sorted(entries, key=lambda entry: entry["source"])
-
-
-def corpus_root(snapshot: Snapshot, index_dir: Path) -> Path | None:
-    """The corpus folder the index was built from (recorded relative to the index folder), if any."""
-    corpus = snapshot.manifest.get("corpus")
-    return (index_dir / corpus).resolve() if corpus else None

@@ -360,9 +360,9 @@ def write_generation(
             report.added.remove(source)
 
     read = {s: r for s, r in (previous.manifest.get("read", {}) if previous else {}).items() if s in files}
-    with Reading(options=ocr_options(settings), progress=ocr_progress(options.progress)) as reading:
-        todo = report.added + report.changed
-        texts = insert_sources(db, files, todo, next_id, settings.chunking, skip, reading, read)
+    reading = Reading(options=OcrOptions(cache=settings.ocr_cache), progress=ocr_progress(options.progress))
+    todo = report.added + report.changed
+    texts = insert_sources(db, files, todo, next_id, settings.chunking, skip, reading, read)
     if not files:
         raise WendaError(f"none of the documents in {settings.corpus} could be read (see the warnings above)")
     cache = EmbeddingCache(settings.embedding_cache, json.dumps(embedder.signature(), sort_keys=True), embedder.dim)
@@ -414,11 +414,6 @@ def write_generation(
         manifest["corpus"] = os.path.relpath(settings.corpus.resolve(), settings.index_dir.resolve())
     report.total_chunks = int(vectors.ntotal)
     return store.commit_generation(tmp, db, vectors, lexical_index(db), manifest)
-
-
-def ocr_options(settings: Settings) -> OcrOptions:
-    """OCR results cached beside the embedding cache, so a rebuild never OCRs the same page twice."""
-    return OcrOptions(cache=settings.embedding_cache.with_name("ocr.sqlite"))
 
 
 def ocr_progress(progress: bool) -> Callable[[Progress], None] | None:

@@ -127,6 +127,11 @@ class Settings:
     def embedding_cache(self) -> Path:
         return self.cache_path or self.index_dir / "embeddings.sqlite"
 
+    @property
+    def ocr_cache(self) -> Path:
+        """OCR results beside the embedding cache, so a rebuild (or `wenda show`) never OCRs a page twice."""
+        return self.embedding_cache.with_name("ocr.sqlite")
+
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
         """Build settings from WENDA_* variables; non-None keyword overrides (CLI flags) win."""

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
+from .config import Settings
 from .errors import WendaError
 from .formats import SkippedFile
+from .formats.ocr import OcrOptions
+from .isolation import Reading
 from .loader import read_document
 from .store import UNIT_LETTERS, Snapshot
 
@@ -41,8 +43,9 @@ def parse(reference: str) -> tuple[str, str | None, int, int]:
     return match["source"], UNIT_NAMES[match["letter"]], int(match["unit"]), int(match["line"] or 1)
 
 
-def show(snapshot: Snapshot, index_dir: Path, reference: str, around: int = 3) -> Context:
-    """The lines around `reference` in the indexed file, marking the passage that starts there."""
+def show(snapshot: Snapshot, settings: Settings, reference: str, around: int = 3) -> Context:
+    """The lines around `reference` in the indexed file (read isolated, OCR from the build's cache), marking
+    the passage that starts there."""
     source, unit_name, unit, line = parse(reference)
     row = snapshot.db.execute("SELECT title FROM files WHERE source = ?", (source,)).fetchone()
     if row is None:
@@ -50,10 +53,10 @@ def show(snapshot: Snapshot, index_dir: Path, reference: str, around: int = 3) -
     corpus = snapshot.manifest.get("corpus")
     if corpus is None:
         raise WendaError(f"{source} was not indexed from a folder of files, so there is no original to show")
-    root = (index_dir / corpus).resolve()
+    root = (settings.index_dir / corpus).resolve()
     try:
         document = read_document(root / source, root)
-        extraction = document.extract()
+        extraction = Reading(options=OcrOptions(cache=settings.ocr_cache)).extract(document)
     except SkippedFile as exc:
         raise WendaError(f"cannot show {source}: {exc}") from exc
     if unit_name != extraction.unit:

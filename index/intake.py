@@ -16,6 +16,8 @@ from pathlib import Path
 
 from .errors import WendaError
 from .formats import SkippedFile, reader_for
+from .formats.ocr import OcrOptions
+from .isolation import Reading
 from .loader import MAX_FILE_BYTES, discover
 
 MAX_NAME_BYTES = 180  # under the 255-byte limit of common file systems, with room for " (2)" and a suffix
@@ -76,10 +78,18 @@ def digests(corpus: Path, indexed: dict[str, dict]) -> dict[str, str]:
     return known
 
 
-def admit(corpus: Path, data: bytes, name: str, known: dict[str, str], url: str | None = None) -> Admitted:
-    """Save `data` (a document called `name`) into `corpus` once it is known to be indexable; WendaError with the
-    reason otherwise (nothing is written then). `known` maps the digests of files already there to their names,
-    and gains this one."""
+def admit(
+    corpus: Path,
+    data: bytes,
+    name: str,
+    known: dict[str, str],
+    url: str | None = None,
+    ocr_cache: Path | None = None,
+) -> Admitted:
+    """Save `data` (a document called `name`) into `corpus` once it is known to be indexable (read isolated, as
+    a build reads: an upload is untrusted); WendaError with the reason otherwise (nothing is written then).
+    `known` maps the digests of files already there to their names, and gains this one. OCR results go to
+    `ocr_cache`, the build's, so the build that follows reads a scan from there."""
     label = safe_name(name)
     if len(data) > MAX_FILE_BYTES:
         raise WendaError(
@@ -96,7 +106,7 @@ def admit(corpus: Path, data: bytes, name: str, known: dict[str, str], url: str 
         mark = f"<!-- saved from url=({len(url):04d}){url} -->\n".encode("ascii", "replace")
         data = mark + data
     try:
-        extraction = reader.read(data, label)
+        extraction = Reading(options=OcrOptions(cache=ocr_cache)).read(reader.name, data, label)
     except SkippedFile as exc:
         raise WendaError(f"{label}: {exc}") from exc
     if not extraction.blocks:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, Pipe
 
 from .formats import Extraction, SkippedFile, ocr
-from .loader import Document
+from .loader import Document, read_as
 
 INLINE_READERS = frozenset({"text", "markdown"})
 
@@ -54,9 +54,11 @@ class Progress:
 
 @dataclass(frozen=True)
 class Job:
-    """One document to read, with the OCR options of the build that asks."""
+    """One document to read (its reader, bytes and name), with the OCR options of whoever asks."""
 
-    document: Document
+    reader: str
+    data: bytes
+    name: str
     options: ocr.OcrOptions
 
 
@@ -69,10 +71,9 @@ def serve(conn: Connection) -> None:
             job = conn.recv()
         except (EOFError, OSError):
             return
-        source = job.document.source
-        ocr.configure(job.options, lambda done, total, s=source: conn.send(("progress", Progress(s, done, total))))
+        ocr.configure(job.options, lambda done, total, s=job.name: conn.send(("progress", Progress(s, done, total))))
         try:
-            answer = ("ok", job.document.extract())
+            answer = ("ok", read_as(job.reader, job.data, job.name))
         except SkippedFile as exc:
             answer = ("skip", str(exc))
         conn.send(answer)
@@ -119,7 +120,7 @@ _lock = threading.Lock()  # one document at a time through the worker
 
 
 class Reading:
-    """Reads documents for one build (or one `wenda show`), isolated; use as a context manager."""
+    """Reads documents isolated, for a build, an upload or `wenda show`, with the OCR options they share."""
 
     def __init__(
         self,
@@ -133,24 +134,23 @@ class Reading:
         self.options = options or ocr.OcrOptions()
         self.progress = progress
 
-    def __enter__(self) -> Reading:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        """The worker is kept for the next build of this process; it ends when this process does."""
-
     def extract(self, document: Document) -> Extraction:
-        """The document's extraction; SkippedFile with a one-line reason when it cannot be read in time, in
+        """A corpus file's extraction; SkippedFile with a one-line reason when it cannot be read in time, in
         memory or at all."""
-        if document.text is not None or document.reader in INLINE_READERS:
+        return self.read(document.reader, document.data(), document.source)
+
+    def read(self, reader: str, data: bytes, name: str) -> Extraction:
+        """The extraction of `data` by the named reader, isolated (see `extract`). The worker is kept for the
+        next read of this process; it ends when this process does."""
+        if reader in INLINE_READERS:
             ocr.configure(self.options)
-            return document.extract()
+            return read_as(reader, data, name)
         with _lock:
             worker = self._worker()
             try:
-                worker.conn.send(Job(document, self.options))
+                worker.conn.send(Job(reader, data, name, self.options))
             except OSError:
-                raise SkippedFile(self._crash_reason(document, worker)) from None
+                raise SkippedFile(self._crash_reason(reader, worker)) from None
             deadline = time.monotonic() + self.timeout
             while True:
                 remaining = deadline - time.monotonic()
@@ -163,7 +163,7 @@ class Reading:
                 try:
                     kind, value = worker.conn.recv()
                 except (EOFError, OSError, pickle.UnpicklingError, AttributeError, ImportError):
-                    raise SkippedFile(self._crash_reason(document, worker)) from None
+                    raise SkippedFile(self._crash_reason(reader, worker)) from None
                 if kind == "progress":
                     if self.progress is not None:
                         self.progress(value)
@@ -188,7 +188,7 @@ class Reading:
         if _worker is worker:
             _worker = None
 
-    def _crash_reason(self, document: Document, worker: Worker) -> str:
+    def _crash_reason(self, reader: str, worker: Worker) -> str:
         try:
             code = worker.process.wait(5)
         except subprocess.TimeoutExpired:
@@ -204,7 +204,7 @@ class Reading:
         else:
             how = f"exit status {code}"
         return (
-            f"the {document.reader} reader crashed on it ({how}); if the file opens elsewhere, save it again "
+            f"the {reader} reader crashed on it ({how}); if the file opens elsewhere, save it again "
             "(e.g. print to PDF) and add it again"
         )
 

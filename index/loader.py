@@ -28,45 +28,55 @@ class Document:
     stat: tuple[int, int] | None = None  # (size, mtime_ns) of the file read, to notice later edits cheaply
     text: str | None = None  # the text itself, for passages given as text rather than files (benchmarks)
 
-    def extract(self) -> Extraction:
-        """Read and extract the document; SkippedFile says why it cannot be indexed."""
+    def data(self) -> bytes:
+        """The document's bytes, as they were fingerprinted; SkippedFile when the file changed or went since."""
         if self.text is not None:
-            return self._read(self.text.encode("utf-8"))
+            return self.text.encode("utf-8")
         assert self.path is not None
         data = read_bytes(self.path)
         if hashlib.sha256(data).hexdigest() != self.sha256:
             raise SkippedFile("it changed while it was being indexed; run `wenda index` again")
-        return self._read(data)
+        return data
 
-    def _read(self, data: bytes) -> Extraction:
-        """The reader's extraction; whatever else a reader raises (a parser's bug, a hostile file) skips this
-        file alone, with the reason, and the build goes on."""
-        try:
-            return BY_NAME[self.reader].read(data, self.source)
-        except SkippedFile:
-            raise
-        except MemoryError as exc:
-            raise SkippedFile(OUT_OF_MEMORY) from exc
-        except Exception as exc:  # noqa: BLE001 - any reader failure (RecursionError too) is this file's
-            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-            if any(word in str(exc) for word in ("bad_alloc", "ailed to allocate", "out of memory")):
-                raise SkippedFile(OUT_OF_MEMORY) from exc  # a native library's allocation failure
-            detail = lines[-1][:160] if lines else ""  # a wrapped traceback says what happened last
-            raise SkippedFile(
-                f"the {self.reader} reader failed on it ({type(exc).__name__}{': ' + detail if detail else ''}); "
-                "if the file opens elsewhere, save it again (e.g. print to PDF) and add it again"
-            ) from exc
+    def extract(self) -> Extraction:
+        """Read and extract the document in this process; SkippedFile says why it cannot be indexed. Builds,
+        uploads and `wenda show` read through `index.isolation.Reading` instead."""
+        return read_as(self.reader, self.data(), self.source)
+
+
+def read_as(reader: str, data: bytes, name: str) -> Extraction:
+    """The named reader's extraction of `data`; whatever else a reader raises (a parser's bug, a hostile file)
+    becomes SkippedFile with the reason, so that one file is skipped and the rest goes on."""
+    try:
+        return BY_NAME[reader].read(data, name)
+    except SkippedFile:
+        raise
+    except MemoryError as exc:
+        raise SkippedFile(OUT_OF_MEMORY) from exc
+    except Exception as exc:  # noqa: BLE001 - any reader failure (RecursionError too) is this file's
+        if any(word in str(exc) for word in ("bad_alloc", "ailed to allocate", "out of memory")):
+            raise SkippedFile(OUT_OF_MEMORY) from exc  # a native library's allocation failure
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        detail = lines[-1][:160] if lines else ""  # a wrapped traceback says what happened last
+        raise SkippedFile(
+            f"the {reader} reader failed on it ({type(exc).__name__}{': ' + detail if detail else ''}); "
+            "if the file opens elsewhere, save it again (e.g. print to PDF) and add it again"
+        ) from exc
+
+
+def _files(root: Path) -> list[Path]:
+    """Every file under `root`, sorted; hidden entries skipped, directory symlinks not followed."""
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        found += [Path(dirpath) / name for name in sorted(filenames) if not name.startswith(".")]
+    return found
 
 
 def discover(root: Path) -> list[Path]:
     """Documents under `root`, sorted; hidden entries skipped, directory symlinks not followed, and a file
     reached twice (a symlink to another file of the corpus) listed once, under its real name."""
-    found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            if not name.startswith(".") and name.lower().endswith(SUFFIXES):
-                found.append(Path(dirpath) / name)
+    found = [path for path in _files(root) if path.name.lower().endswith(SUFFIXES)]
     real = {os.path.realpath(path) for path in found if not path.is_symlink()}
     unique: list[Path] = []
     for path in found:
@@ -79,15 +89,9 @@ def discover(root: Path) -> list[Path]:
 
 
 def others(root: Path) -> list[Path]:
-    """Files under `root` that are not documents Wenda reads (a stray .exe, a .zip), sorted, so that every file
-    of the corpus is accounted for; hidden entries and sources.toml (the corpus's own metadata) left out."""
-    found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            if not name.startswith(".") and not name.lower().endswith(SUFFIXES) and name != "sources.toml":
-                found.append(Path(dirpath) / name)
-    return found
+    """Files under `root` that are not documents Wenda reads (a stray .exe, a .zip), so that every file of the
+    corpus is accounted for; sources.toml (the corpus's own metadata) left out."""
+    return [p for p in _files(root) if not p.name.lower().endswith(SUFFIXES) and p.name != "sources.toml"]
 
 
 def unsupported_reason(path: Path) -> str:

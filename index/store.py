@@ -271,34 +271,20 @@ class Snapshot:
         return [dict(zip(names, row, strict=True)) for row in rows]
 
     def account(self) -> list[dict]:
-        """Every corpus file the last build saw, by source: `status` "indexed" (with its passages, pages and how
-        it was read: "text", "ocr" or "both") or "skipped" (with the reason). `ocr` is true when any of its
-        text came from OCR."""
+        """Every corpus file the last build saw, by source (`account_entry`): indexed, with its passages, pages
+        and how it was read, or skipped, with the reason."""
         read = self.manifest.get("read", {})
+        rows = self.db.execute(
+            "SELECT f.source, COUNT(c.id) FROM files f LEFT JOIN chunks c ON c.source = f.source GROUP BY f.source"
+        )
         found = [
-            {
-                "source": source,
-                "status": "indexed",
-                "passages": passages,
-                "pages": read.get(source, {}).get("pages"),
-                "read": read.get(source, {}).get("ocr") or "text",
-                "ocr": read.get(source, {}).get("ocr") in ("ocr", "both"),
-                "reason": None,
-            }
-            for source, passages in self.db.execute(
-                "SELECT f.source, COUNT(c.id) FROM files f LEFT JOIN chunks c ON c.source = f.source GROUP BY f.source"
+            account_entry(
+                source, "indexed", passages, read.get(source, {}).get("pages"), read.get(source, {}).get("ocr")
             )
+            for source, passages in rows
         ]
         found += [
-            {
-                "source": source,
-                "status": "skipped",
-                "passages": 0,
-                "pages": None,
-                "read": None,
-                "ocr": False,
-                "reason": entry.get("reason", ""),
-            }
+            account_entry(source, "skipped", reason=entry.get("reason", ""))
             for source, entry in self.manifest.get("skipped", {}).items()
         ]
         return sorted(found, key=lambda entry: entry["source"])
@@ -309,6 +295,29 @@ class Snapshot:
 
     def close(self) -> None:
         self.db.close()
+
+
+def account_entry(
+    source: str,
+    status: str,
+    passages: int = 0,
+    pages: int | None = None,
+    read: str | None = None,
+    reason: str | None = None,
+) -> dict:
+    """One file of the build account: `status` "indexed", "skipped" or "pending"; `read` says how an indexed
+    file was read ("text", "ocr" or "both"), and `ocr` whether any of its text came from OCR."""
+    how = (read or "text") if status == "indexed" else None
+    ocr = how in ("ocr", "both")
+    return {
+        "source": source,
+        "status": status,
+        "passages": passages,
+        "pages": pages,
+        "read": how,
+        "ocr": ocr,
+        "reason": reason,
+    }
 
 
 def generations(index_dir: Path) -> list[Path]:

@@ -69,7 +69,7 @@ def test_questions_find_each_fact_with_a_citation_that_show_confirms(
     for key, value in fact["where"].items():
         if key != "paragraph":
             assert record.where[key] == value
-    context = show(retriever.snapshot, index_dir, f"{record.source}:{record.locator}")
+    context = show(retriever.snapshot, retriever.settings, f"{record.source}:{record.locator}")
     marked = "".join(text for _, text, mark in context.lines if mark)
     assert plain(record.text) in plain(marked) and not context.changed
 

@@ -55,7 +55,6 @@ def test_admit_saves_a_readable_document_and_refuses_the_rest(tmp_path: Path) ->
     for name, reason in [
         ("report.pdf", "already in the corpus as report.pdf"),
         ("bomb.docx", "decompression bomb"),
-        ("scanned.pdf", "OCR"),
         ("encrypted.pdf", "encrypted"),
         ("truncated.pdf", "truncated"),
     ]:
@@ -64,6 +63,9 @@ def test_admit_saves_a_readable_document_and_refuses_the_rest(tmp_path: Path) ->
     with pytest.raises(WendaError, match="empty"):
         admit(corpus, b" \n", "blank.txt", known)
     assert sorted(p.name for p in corpus.iterdir()) == ["report.pdf"]  # nothing else written, no part files
+    scanned = (DOCUMENTS / "scanned.pdf").read_bytes()
+    scan = admit(corpus, scanned, "scanned.pdf", known, ocr_cache=tmp_path / "ocr.sqlite")
+    assert scan.source == "scanned.pdf" and scan.blocks > 0  # read by OCR, as the build will read it
 
 
 def test_remove_deletes_only_corpus_documents(tmp_path: Path) -> None:

@@ -26,18 +26,17 @@ def document(folder: Path, name: str) -> Document:
 
 
 def test_a_document_read_in_the_worker_comes_back_as_read_in_process() -> None:
-    with Reading() as reading:
-        isolated = reading.extract(document(DOCUMENTS, "report.pdf"))
+    isolated = Reading().extract(document(DOCUMENTS, "report.pdf"))
     assert isolated == document(DOCUMENTS, "report.pdf").extract()
 
 
 def test_a_file_that_takes_too_long_is_skipped_and_the_next_one_read() -> None:
-    with Reading(timeout=1) as reading:
-        started = time.monotonic()
-        with pytest.raises(SkippedFile, match=r"took longer than 1 s .*WENDA_READ_TIMEOUT"):
-            reading.extract(document(REALDOCS, LONG))
-        assert time.monotonic() - started < 5
-        assert reading.extract(document(DOCUMENTS, "report.pdf")).blocks
+    reading = Reading(timeout=1)
+    started = time.monotonic()
+    with pytest.raises(SkippedFile, match=r"took longer than 1 s .*WENDA_READ_TIMEOUT"):
+        reading.extract(document(REALDOCS, LONG))
+    assert time.monotonic() - started < 5
+    assert reading.extract(document(DOCUMENTS, "report.pdf")).blocks
 
 
 def test_a_reader_killed_mid_file_skips_that_file_only() -> None:
@@ -55,9 +54,8 @@ def test_a_reader_killed_mid_file_skips_that_file_only() -> None:
 def test_a_reader_over_its_memory_limit_skips_that_file(tmp_path: Path) -> None:
     """A 10,500 × 10,500 picture: 14 MB as a file, 330 MB once decoded to colour."""
     Image.new("1", (10_500, 10_500), 1).save(tmp_path / "poster.png")
-    with Reading(memory_mb=1700) as reading:
-        with pytest.raises(SkippedFile, match=r"needed more memory than allowed \(set WENDA_READ_MEMORY_MB\)"):
-            reading.extract(document(tmp_path, "poster.png"))
+    with pytest.raises(SkippedFile, match=r"needed more memory than allowed \(set WENDA_READ_MEMORY_MB\)"):
+        Reading(memory_mb=1700).extract(document(tmp_path, "poster.png"))
     assert Reading().extract(document(DOCUMENTS, "report.pdf")).blocks
 
 

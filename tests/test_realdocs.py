@@ -6,6 +6,7 @@ reason, and the FACTS questions finding their evidence in the top 3, on the righ
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -77,7 +78,7 @@ def test_the_account_lists_every_file_with_its_status(built) -> None:
         else:
             assert entry["status"] == "indexed" and entry["passages"] > 0 and entry["reason"] is None, name
     for name, reason in BROKEN.items():
-        assert __import__("re").search(reason, entries[name]["reason"]), (name, entries[name]["reason"])
+        assert re.search(reason, entries[name]["reason"]), (name, entries[name]["reason"])
     scans = ("rapiddoc-hanyinzhang-seal.pdf", "unstructured-chi_sim_image.jpeg", "rapidocr-ch_en_num.jpg")
     assert all(entries[name]["ocr"] for name in scans)
     assert not entries["pypdf-multilang.pdf"]["ocr"] and entries["pypdf-r2-empty-password.pdf"]["status"] == "indexed"

@@ -170,7 +170,7 @@ class Library:
         corpus = self.settings.corpus
         indexed = live_manifest(self.settings.index_dir).get("files", {})
         try:
-            return admit(corpus, data, name, digests(corpus, indexed))
+            return admit(corpus, data, name, digests(corpus, indexed), ocr_cache=self.settings.ocr_cache)
         except OSError as exc:  # the folder is read-only, the disk full, …
             raise WendaError(
                 f"{safe_name(name)}: cannot save it into the corpus folder ({exc.strerror or exc})"

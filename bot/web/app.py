@@ -292,7 +292,7 @@ def create_app(retriever: Retriever, settings: ServeSettings) -> FastAPI:
                 service.executor,
                 show,
                 service.retriever.snapshot,
-                service.retriever.settings.index_dir,
+                service.retriever.settings,
                 f"{source}:{unit}{line}",
                 around,
             )

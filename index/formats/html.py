@@ -93,6 +93,11 @@ def visible_lines(data: bytes) -> list[str]:
     return [line for line in (tidy(raw) for raw in "".join(tree.itertext()).splitlines()) if line]
 
 
+def main_text(document) -> tuple[list[str], list[Block]]:  # noqa: ANN001 - trafilatura's Document | None
+    """Lines and blocks of an extraction; none when it found nothing."""
+    return body_blocks(document.body) if document is not None and document.body is not None else ([], [])
+
+
 def chars(lines: list[str]) -> int:
     return sum(len(line.replace(" ", "")) for line in lines)
 
@@ -115,23 +120,25 @@ class HtmlReader(Reader):
             document = extract(data, tables=True)
             if document is not None and document.body is not None and layout_table(document.body):
                 document = extract(data, tables=False) or document  # an old page laid out in a table
+            lines, blocks = main_text(document)
+            visible = visible_lines(data)
+            if chars(lines) < MOSTLY_LEFT_OUT * chars(visible):
+                again = extract(data, tables=True, recall=True)
+                more = main_text(again)
+                if chars(more[0]) > chars(lines):
+                    document, (lines, blocks) = again, more
         except Exception as exc:  # noqa: BLE001 - the extractor raises many types on hostile input
             raise SkippedFile(f"not a readable web page ({type(exc).__name__}: {str(exc)[:120]})") from exc
-        visible = visible_lines(data)
-        lines, blocks = body_blocks(document.body) if document is not None and document.body is not None else ([], [])
-        if chars(lines) < MOSTLY_LEFT_OUT * chars(visible):
-            again = extract(data, tables=True, recall=True)
-            if again is not None and again.body is not None and chars(body_blocks(again.body)[0]) > chars(lines):
-                document = again
-                lines, blocks = body_blocks(again.body)
         if chars(lines) < MOSTLY_LEFT_OUT * chars(visible) and chars(visible) <= SMALL_PAGE_CHARS:
             lines, blocks = visible, [Block(line, number) for number, line in enumerate(visible, start=1)]
         if not blocks:
             raise SkippedFile("no article text found in the page (only menus, links or scripts)")
-        meta = {
-            "title": clean_title(document.title or "") if document else "",
-            "publisher": credible_author(document.sitename or "") if document else "",
-            "date": document.date or "" if document else "",
-            "url": saved_from(data) or (document.url if document else "") or "",
-        }
+        meta = {"url": saved_from(data) or ""}
+        if document is not None:  # none when only the visible text was left
+            meta |= {
+                "title": clean_title(document.title or ""),
+                "publisher": credible_author(document.sitename or ""),
+                "date": document.date or "",
+                "url": meta["url"] or document.url or "",
+            }
         return Extraction([lines], blocks, {k: v for k, v in meta.items() if v}, encoding="html")

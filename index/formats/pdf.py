@@ -22,8 +22,7 @@ from .ocr import DPI, MAX_SIDE, layout_lines, page_blocks, recognise_pages, unav
 
 MARGIN = 0.1  # running headers and footers sit in the top and bottom tenth of a page
 PAGE_NUMBER = re.compile(r"^[-—–−\s]*(第\s*)?\d+\s*(页)?[-—–−\s]*$|^\d+\s*/\s*\d+$|^(page|p\.)\s*\d+", re.I)
-UNMAPPED = re.compile("\ufffd")  # glyphs without a Unicode mapping come out as this
-MIN_CHARS_PER_PAGE = 3  # fewer in the whole file, and the "text" is a scanner's stray marks: no text in it
+MIN_CHARS = 3  # fewer in the whole file, and the "text" is a scanner's stray marks: no text in it
 PDFIUM = threading.Lock()  # PDFium keeps global state: one document operation at a time in this process
 SCAN_CHARS = 30  # a page with fewer characters of text layer than this ...
 SCAN_COVER = 0.05  # ... and this much of it drawn (a scanned image, text as outlines) is OCRed
@@ -156,13 +155,16 @@ class PdfReader(Reader):
                     raise SkippedFile(f"{len(pdf)} pages, over the limit of {MAX_PAGES} (set WENDA_MAX_PAGES)")
                 pages: list[tuple[list[Line], float]] = []
                 scans: list[int] = []  # pages to OCR, 0-based
+                garbage: set[int] = set()  # of them, those whose text layer is garbled: never indexed as it is
                 for number in range(len(pdf)):
                     page = pdf[number]
                     try:
                         words, raw = page_words(page)
                         lines = reading_order(words, page.get_width())
                         chars = sum(len(line.text.replace(" ", "")) for line in lines)
-                        if garbled(raw) or (chars < SCAN_CHARS and drawn_cover(page) >= SCAN_COVER):
+                        if garbled(raw):
+                            garbage.add(number)
+                        if number in garbage or (chars < SCAN_CHARS and drawn_cover(page) >= SCAN_COVER):
                             scans.append(number)
                         pages.append((lines, page.get_height()))
                     finally:
@@ -172,14 +174,16 @@ class PdfReader(Reader):
                 recognised = self._ocr(pdf, data, scans) if scans and not cannot else {}
             finally:
                 pdf.close()
+        for number in garbage - set(recognised):
+            pages[number] = ([], pages[number][1])  # garbled and not OCRed (OCR off): left out, not indexed
         for number, lines in recognised.items():
             pages[number] = (lines, pages[number][1])
         text = "".join(line.text for lines, _ in pages for line in lines)
-        if len(text.replace(" ", "")) < MIN_CHARS_PER_PAGE and not recognised:
+        if len(text.replace(" ", "")) < MIN_CHARS and not recognised:
+            if garbage and cannot:
+                raise SkippedFile(f"its fonts have no Unicode mapping, so its text comes out garbled, and {cannot}")
             scan = f"no text layer ({len(scans)} page(s) of images: a scan) and {cannot}"
             raise SkippedFile(scan if cannot else "no text in it")
-        if cannot and len(UNMAPPED.findall(text)) > len(text) * 0.1:
-            raise SkippedFile(f"its fonts have no Unicode mapping, so its text would come out garbled, and {cannot}")
         dropped = furniture(pages)
         extracted: list[list[str]] = []
         blocks: list[Block] = []
