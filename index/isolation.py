@@ -35,8 +35,8 @@ def _seconds(name: str, default: float) -> float:
         return default
 
 
-# One file may take this long to read (OCR included) before it is skipped: a 100-page scan OCRs in ~2-3 minutes
-# on 2 cores (docs/benchmarks.md, "OCR"); a file that takes longer is an archive or a hostile file.
+# One file may take this long to read (OCR included) before it is skipped: 100 dense A4 pages (the OCR page limit)
+# OCR in under 10 minutes on 2 cores (5.8 s a page, bench/ocr.py); longer is an archive or a hostile file.
 READ_TIMEOUT = _seconds("WENDA_READ_TIMEOUT", 600.0)
 # Address space a reader may use: real documents need a few hundred MB (a 600-page PDF, OCR's models and a page
 # image); a decompression bomb or a parser's runaway loop stops here instead of at the machine's limit.

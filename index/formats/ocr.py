@@ -3,9 +3,9 @@ base class, results cached by file digest, page and engine version, and the reco
 paragraphs in reading order (`layout`) with the box each one came from.
 
 The engine is RapidOCR (PP-OCRv4 on ONNX Runtime, Apache-2.0, models inside its wheel): measured against
-Tesseract 5 with chi_sim on real and rendered scans, it has a fraction of the character error rate and is ~4×
-faster on 2 cores (docs/benchmarks.md, "OCR"). Reading happens in the worker process of `index/isolation.py`,
-which sets the options and the progress callback here with `configure`."""
+Tesseract 5 with chi_sim (bench/ocr.py, docs/benchmarks.md "OCR engines"), as accurate on clean pages, far
+more on degraded photos (9 % character errors against 96 %), and 7-8× faster on 2 cores. Reading happens in
+the worker process of `index/isolation.py`, which sets the options and the progress callback with `configure`."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
@@ -23,10 +24,12 @@ from PIL import Image
 from .base import Block, SkippedFile, join_lines, tidy
 from .layout import Line, paragraphs, reading_order
 
-# Pages a file may have OCRed: at ~1 page/s, 200 pages is 3-4 minutes; more is a book to split or pre-OCR.
-OCR_MAX_PAGES = int(os.environ.get("WENDA_OCR_MAX_PAGES", "200"))
+# Pages a file may have OCRed: at 2-6 s a page (a real scan, a dense A4 page; bench/ocr.py), 100 pages fit
+# within the per-file time limit (index/isolation.py); more is a book to split or pre-OCR.
+OCR_MAX_PAGES = int(os.environ.get("WENDA_OCR_MAX_PAGES", "100"))
 MAX_SIDE = 2000  # pixels: RapidOCR scales every page to this longest side, so rendering bigger is wasted work
 DPI = 200  # a scan rendered finer than this gains nothing at MAX_SIDE
+ENGINE_PACKAGE = "rapidocr-onnxruntime"
 
 
 @dataclass(frozen=True)
@@ -74,11 +77,9 @@ class RapidOcr(OcrEngine):
     name = "rapidocr"
 
     def __init__(self) -> None:
-        from importlib.metadata import version
-
         from rapidocr_onnxruntime import RapidOCR
 
-        self.version = f"rapidocr-onnxruntime {version('rapidocr-onnxruntime')}"
+        self.version = engine_version() or ""
         self._engine = RapidOCR(max_side_len=MAX_SIDE)
 
     def recognise(self, image: Image.Image) -> list[OcrLine]:
@@ -107,11 +108,19 @@ def engine() -> OcrEngine | None:
     return _engine
 
 
+def engine_version() -> str | None:
+    """The installed engine's name and version (what the cache is keyed by), without loading its models."""
+    try:
+        return f"{ENGINE_PACKAGE} {version(ENGINE_PACKAGE)}"
+    except PackageNotFoundError:
+        return None
+
+
 def unavailable() -> str | None:
     """Why scans cannot be read here, or None when they can."""
     if not _options.enabled:
         return "OCR is turned off (WENDA_OCR=off)"
-    if engine() is None:
+    if engine_version() is None:
         return "no OCR engine is installed (pip install rapidocr-onnxruntime)"
     return None
 
@@ -169,15 +178,16 @@ def recognise_pages(
             f"{len(pages)} pages need OCR, over the limit of {_options.max_pages} (set WENDA_OCR_MAX_PAGES, "
             "or split the file)"
         )
-    ocr = engine()
-    assert ocr is not None
     digest = hashlib.sha256(data).hexdigest()
     store = OcrCache(_options.cache)
     try:
         for done, (number, render) in enumerate(pages, start=1):
-            key = f"{digest}:{number}:{ocr.version}:{MAX_SIDE}"
+            key = f"{digest}:{number}:{engine_version()}:{MAX_SIDE}"
             lines = store.get(key)
             if lines is None:
+                ocr = engine()  # loaded at the first page not in the cache: a cached rebuild loads no model
+                if ocr is None:
+                    raise SkippedFile("its text is only in images and the OCR engine failed to load")
                 image, scale = render()
                 lines = [
                     OcrLine(line.text, tuple(v / scale for v in line.box), line.score) for line in ocr.recognise(image)
