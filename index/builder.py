@@ -30,7 +30,7 @@ from .isolation import Progress, Reading
 from .lexical import LexicalIndex
 from .loader import Document, discover, others, read_document, unsupported_reason
 from .probes import probe_profile
-from .sources import load_sources, source_info
+from .sources import OPENING_LINES, load_sources, source_info
 from .tokenization import tokenize
 from .vectors import describe, fit, new_flat
 
@@ -163,7 +163,9 @@ def insert_sources(
             skip(source, "no text in it")
             continue
         read[source] = {"pages": len(extraction.pages) if extraction.unit else None, "ocr": extraction.ocr}
-        info = source_info(corpus_file.entry, extraction.blocks[0].text, extraction.meta, source)
+        opening = [block.text for block in extraction.blocks[:OPENING_LINES]]
+        whole = "\n".join(block.text for block in extraction.blocks)
+        info = source_info(corpus_file.entry, opening, extraction.meta, source, whole)
         db.execute(
             "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (

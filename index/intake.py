@@ -14,8 +14,9 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import formats
 from .errors import WendaError
-from .formats import SkippedFile, reader_for
+from .formats import SkippedFile
 from .formats.ocr import OcrOptions
 from .isolation import Reading
 from .loader import MAX_FILE_BYTES, discover
@@ -101,7 +102,7 @@ def admit(
     digest = hashlib.sha256(data).hexdigest()
     if digest in known:
         raise WendaError(f"{label}: the same file is already in the corpus as {known[digest]}")
-    reader = reader_for(label, data[:4096])
+    reader = formats.reader_for(label, data[:4096])
     if url and reader.name == "html":  # the page keeps its address, as a browser's "Save as" does
         mark = f"<!-- saved from url=({len(url):04d}){url} -->\n".encode("ascii", "replace")
         data = mark + data

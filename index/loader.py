@@ -7,7 +7,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .formats import BY_NAME, SUFFIXES, Extraction, SkippedFile, reader_for
+from . import formats
+from .formats import Extraction, SkippedFile
 
 # A bigger file is almost always a dump, an archive or a log, and would take hours to embed on a small CPU box.
 MAX_FILE_BYTES = int(os.environ.get("WENDA_MAX_FILE_MB", "20")) * 1024 * 1024
@@ -48,7 +49,7 @@ def read_as(reader: str, data: bytes, name: str) -> Extraction:
     """The named reader's extraction of `data`; whatever else a reader raises (a parser's bug, a hostile file)
     becomes SkippedFile with the reason, so that one file is skipped and the rest goes on."""
     try:
-        return BY_NAME[reader].read(data, name)
+        return formats.BY_NAME[reader].read(data, name)
     except SkippedFile:
         raise
     except MemoryError as exc:
@@ -76,7 +77,7 @@ def _files(root: Path) -> list[Path]:
 def discover(root: Path) -> list[Path]:
     """Documents under `root`, sorted; hidden entries skipped, directory symlinks not followed, and a file
     reached twice (a symlink to another file of the corpus) listed once, under its real name."""
-    found = [path for path in _files(root) if path.name.lower().endswith(SUFFIXES)]
+    found = [path for path in _files(root) if path.name.lower().endswith(formats.SUFFIXES)]
     real = {os.path.realpath(path) for path in found if not path.is_symlink()}
     unique: list[Path] = []
     for path in found:
@@ -91,7 +92,7 @@ def discover(root: Path) -> list[Path]:
 def others(root: Path) -> list[Path]:
     """Files under `root` that are not documents Wenda reads (a stray .exe, a .zip), so that every file of the
     corpus is accounted for; sources.toml (the corpus's own metadata) left out."""
-    return [p for p in _files(root) if not p.name.lower().endswith(SUFFIXES) and p.name != "sources.toml"]
+    return [p for p in _files(root) if not p.name.lower().endswith(formats.SUFFIXES) and p.name != "sources.toml"]
 
 
 def unsupported_reason(path: Path) -> str:
@@ -126,6 +127,6 @@ def read_document(path: Path, root: Path) -> Document:
         raise SkippedFile(f"cannot read ({exc.strerror or exc})") from exc
     if not data.strip():
         raise SkippedFile("empty file")
-    reader = reader_for(path.name, data[:4096])
+    reader = formats.reader_for(path.name, data[:4096])
     source = path.relative_to(root).as_posix()
     return Document(source, hashlib.sha256(data).hexdigest(), reader.name, path, (len(data), stat.st_mtime_ns))

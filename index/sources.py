@@ -1,13 +1,18 @@
-"""Per-file metadata: from `sources.toml` in the corpus root (title, publisher, place, date, url), which
-overrides what the document says about itself (PDF info, Word properties, HTML meta tags)."""
+"""Per-file metadata: what a document says about itself (PDF info, Word properties, HTML meta tags, else its
+opening heading and the places its text names), overridden by `sources.toml` in the corpus root (title,
+publisher, place, date, url) where its owner wrote one."""
 
 from __future__ import annotations
 
+import re
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from .errors import WendaError
+from .furniture import is_furniture
+from .gazetteer import place_of
 
 SOURCES_FILE = "sources.toml"
 FIELDS = ("title", "publisher", "place", "date", "url")
@@ -15,7 +20,7 @@ FIELDS = ("title", "publisher", "place", "date", "url")
 
 @dataclass(frozen=True)
 class SourceInfo:
-    """What is known about one file; a file titled nowhere is titled by its first line."""
+    """What is known about one file; a file titled nowhere is titled by its opening heading or its name."""
 
     title: str
     publisher: str | None = None
@@ -47,18 +52,52 @@ def load_sources(root: Path) -> dict[str, dict]:
     return entries
 
 
-# A first line this short, not ending a sentence, is taken for the title of a file that has none. A longer one
+# A heading this short, not ending a sentence, is taken for the title of a file that has none. A longer line
 # is the first paragraph: as a title it would be cited on every passage and embedded with each of them (a
 # 200-character paragraph made every chunk of its file half title: slower builds, blurred vectors).
 TITLE_MAX_CHARS = 40
+OPENING_LINES = 6  # a title is looked for among the first lines only (after page headers and bylines)
+SUBTITLE = re.compile(r"^\s*(——|—|--|－－)")  # "——2020年我市全面深化改革工作掠影" continues the title above it
+SENTENCE_END = ("。", "！", "？", "!", "?", "；", ";", "，", ",")
+# A file name made of numbers, hex digests and dates says nothing about the text: cited, never embedded.
+IDENTIFIER = re.compile(r"^[\W_]*(?:(?:[0-9a-f]{2,}|\d+|[a-z]?\d+[a-z]?)[\W_]*)+$", re.IGNORECASE)
 
 
-def source_info(entry: dict | None, first_line: str, meta: dict | None = None, source: str = "") -> SourceInfo:
-    """Metadata for a file: its sources.toml entry, else the document's own metadata, else (for the title)
-    its first line when that reads as a title, else the file's name without its extension."""
+def is_heading(line: str) -> bool:
+    return 0 < len(line) <= TITLE_MAX_CHARS and not line.endswith(SENTENCE_END)
+
+
+def title_from(opening: Sequence[str]) -> str | None:
+    """The document's own title: its first heading-shaped line that is not page furniture (a page header, a
+    byline), with a dash-led subtitle right below it; None when the text opens with body text."""
+    lines = [line.strip() for line in opening[:OPENING_LINES] if line.strip()]
+    for i, line in enumerate(lines):
+        if is_furniture(line):
+            continue
+        if not is_heading(line):
+            return None
+        following = lines[i + 1] if i + 1 < len(lines) else ""
+        if SUBTITLE.match(following) and is_heading(following):
+            return line + following.strip()
+        return line
+    return None
+
+
+def is_identifier(title: str) -> bool:
+    """A title that is only a file name's numbers and digests ("003_71e5a5211310dfa3")."""
+    return bool(IDENTIFIER.match(title))
+
+
+def source_info(
+    entry: dict | None, opening: Sequence[str], meta: dict | None = None, source: str = "", text: str = ""
+) -> SourceInfo:
+    """Metadata for a file: its sources.toml entry, else the document's own metadata, else what the text says
+    about itself: the title from its opening lines (`title_from`), else the file's name without its
+    extension; the place it is about from the gazetteer (`place_of` over `text`)."""
     merged = {**(meta or {}), **(entry or {})}
-    line = first_line.strip()
-    if len(line) <= TITLE_MAX_CHARS and not line.endswith(("。", "！", "？", "!", "?")) and line:
-        merged.setdefault("title", line)
-    merged.setdefault("title", PurePosixPath(source).stem or line[:TITLE_MAX_CHARS])
+    if not merged.get("title") and (title := title_from(opening)):
+        merged["title"] = title
+    merged.setdefault("title", PurePosixPath(source).stem or (opening[0].strip()[:TITLE_MAX_CHARS] if opening else ""))
+    if not merged.get("place") and text:
+        merged["place"] = place_of(text)
     return SourceInfo(**{name: merged[name] for name in FIELDS if merged.get(name)})

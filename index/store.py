@@ -40,6 +40,7 @@ from .errors import (
     WendaError,
 )
 from .lexical import LexicalIndex
+from .sources import is_identifier
 from .vectors import for_queries
 
 FORMAT_VERSION = 4  # 3: checksums of every file; 4: document formats, locators, urls
@@ -120,8 +121,10 @@ UNIT_LETTERS = {"page": "p", "chapter": "c"}
 
 
 def embedding_text(place: str | None, title: str, section: str | None, text: str) -> str:
-    """A chunk as embedded: a context line (place, title, section) that disambiguates short passages, then its text."""
-    context = " · ".join(part for part in (place, title, section) if part)
+    """A chunk as embedded: a context line (place, title, section) that disambiguates short passages, then its
+    text. A title that is only a file name's digits and digests is left out: it would blur every vector."""
+    named = None if is_identifier(title) else title
+    context = " · ".join(part for part in (place, named, section) if part)
     return f"{context}\n{text}"
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from .formats import SUFFIXES
+from . import formats
 from .sources import SOURCES_FILE
 
 QUIET_SECONDS = 1.0  # long enough to cover an editor's write-rename-chmod sequence, short enough to feel live
@@ -34,7 +34,7 @@ class _Changes(FileSystemEventHandler):
             path = Path(raw.decode() if isinstance(raw, bytes) else raw) if raw else None
             if path is None or path.is_relative_to(self.ignore) or path.name.startswith("."):
                 continue
-            if event.is_directory or path.suffix.lower() in SUFFIXES or path.name == SOURCES_FILE:
+            if event.is_directory or path.suffix.lower() in formats.SUFFIXES or path.name == SOURCES_FILE:
                 self.changed.set()
 
 

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 
 from wenda.index.chunking import sentence_spans
 from wenda.index.config import MAX_CHUNK_CHARS
+from wenda.index.furniture import is_furniture
 from wenda.index.store import ChunkRecord
 from wenda.index.tokenization import normalize
 
 from .candidates import Candidates
 from .features import LOOKS, Question
-from .furniture import is_furniture
 from .overlap import coverage
 
 # Passages whose sentences compete for the answer: the top ones only, since rank already carries evidence.

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+from wenda.index.furniture import is_furniture
 from wenda.index.store import ChunkRecord
 from wenda.index.tokenization import normalize
 
 from .candidates import Candidates
-from .furniture import is_furniture
 from .overlap import best_sentence_share, share
 
 CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")

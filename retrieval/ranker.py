@@ -1,8 +1,9 @@
 """The learned ranking: a small LightGBM LambdaRank model over `features.NAMES`, shipped in `models/`.
 
-`python -m wenda.retrieval.training` trains it (docs/quality.md has the data, the cross-validation and why);
-the model file is versioned with the feature list it was trained on, so a feature change that is not
-followed by retraining stops at load time instead of ranking with misread columns.
+`python -m wenda.retrieval.training` trains it (docs/quality.md has the data, the cross-validation and why)
+and exports it as arrays (`forest.py`), which is what answers load: no LightGBM on the query path. The model
+is versioned with the feature list it was trained on, so a feature change that is not followed by
+retraining stops at load time instead of ranking with misread columns.
 """
 
 from __future__ import annotations
@@ -10,17 +11,15 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import features
-
-if TYPE_CHECKING:
-    import lightgbm
+from .forest import Forest
 
 MODELS = Path(__file__).with_name("models")
-RANKER_FILE = MODELS / "ranker.txt"
+RANKER_FILE = MODELS / "ranker.txt"  # LightGBM's own text form: for inspection and the parity test
+RANKER_ARRAYS = MODELS / "ranker.npz"  # the same trees as arrays (forest.py): what answers use
 RANKER_META = MODELS / "ranker.json"
 MODES = ("hybrid", "dense", "bm25")
 
@@ -28,23 +27,20 @@ MODES = ("hybrid", "dense", "bm25")
 class Ranker:
     """Scores candidate feature rows; higher is better."""
 
-    def __init__(self, booster: lightgbm.Booster, meta: dict) -> None:
-        if tuple(meta["features"]) != features.NAMES:
-            raise RuntimeError(f"{RANKER_FILE} was trained on other features; run `python -m wenda.retrieval.training`")
-        self.booster = booster
+    def __init__(self, forest: Forest, meta: dict) -> None:
+        if tuple(meta["features"]) != features.NAMES or forest.features != features.NAMES:
+            raise RuntimeError(
+                f"{RANKER_ARRAYS} was trained on other features; run `python -m wenda.retrieval.training`"
+            )
+        self.forest = forest
         self.meta = meta
 
     @classmethod
-    def load(cls, path: Path = RANKER_FILE, meta: Path = RANKER_META) -> Ranker:
-        import lightgbm  # 0.7 s (it imports scikit-learn when present): paid by the first question, not by tools
-
-        return cls(lightgbm.Booster(model_file=str(path)), json.loads(meta.read_text(encoding="utf-8")))
+    def load(cls, path: Path = RANKER_ARRAYS, meta: Path = RANKER_META) -> Ranker:
+        return cls(Forest.load(path), json.loads(meta.read_text(encoding="utf-8")))
 
     def score(self, matrix: np.ndarray) -> np.ndarray:
-        if len(matrix) == 0:
-            return np.zeros(0, dtype=np.float32)
-        # One thread: a question is ~200 rows, where thread start-up costs more than it saves.
-        return self.booster.predict(matrix, num_threads=1).astype(np.float32)
+        return self.forest.predict(matrix).astype(np.float32)
 
 
 @lru_cache(maxsize=1)

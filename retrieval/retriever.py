@@ -126,7 +126,7 @@ class Retriever:
         return False
 
     def warm_up(self) -> None:
-        """Load now what the first questions would otherwise wait for (the ranker ~0.7 s, the English lexicon
+        """Load now what the first questions would otherwise wait for (the English lexicon
         ~0.5 s): for front ends that run for a while, so no user's question pays it."""
         ranker.shipped()
         confidence.shipped()

@@ -33,6 +33,7 @@ from wenda.index.probes import language
 
 from . import benchsets, confidence, features, ranker
 from .evaluation import nfkc, question_text
+from .forest import export
 from .query import clean_query
 from .retriever import Retriever
 
@@ -339,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     final = fit_ranker(items)
     ranker.MODELS.mkdir(exist_ok=True)
     final.booster_.save_model(str(ranker.RANKER_FILE))
+    export(final.booster_).save(ranker.RANKER_ARRAYS)
     meta = {"features": list(features.NAMES), "params": RANKER_PARAMS, "trained_on": report["questions"]}
     ranker.RANKER_META.write_text(json.dumps(meta, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     fitted = fit_confidence(evidence, labels)

@@ -68,6 +68,6 @@ def test_telegram_links_a_web_source_with_a_text_fragment_and_escapes_everything
 
 def test_sources_toml_overrides_what_the_document_says() -> None:
     meta = {"title": "PDF 标题", "publisher": "作者甲", "date": "2024-02-01"}
-    info = source_info({"title": "我的标题", "place": "清河市"}, "第一行", meta)
+    info = source_info({"title": "我的标题", "place": "清河市"}, ["第一行"], meta, "a.pdf", "安阳市 安阳市 安阳")
     assert (info.title, info.publisher, info.date, info.place) == ("我的标题", "作者甲", "2024-02-01", "清河市")
-    assert source_info(None, "第一行", {}).title == "第一行"
+    assert source_info(None, ["第一行"], {}).title == "第一行"

@@ -1,11 +1,11 @@
-"""retrieval.content and retrieval.furniture: questions with nothing to search, lines that are not content."""
+"""retrieval.content and index.furniture: questions with nothing to search, lines that are not content."""
 
 import json
 from pathlib import Path
 
 import pytest
+from wenda.index.furniture import is_furniture
 from wenda.retrieval.content import content_tokens
-from wenda.retrieval.furniture import is_furniture
 from wenda.retrieval.retriever import Retriever
 
 CONTENTLESS = Path(__file__).resolve().parent.parent / "bench" / "questions" / "contentless.jsonl"

@@ -1,54 +1,24 @@
-"""Document readers, one module per format behind `Reader`, picked here: by content first (a PDF renamed `.txt`
-is still a PDF), then by the file name's suffix."""
+"""Document readers, one module per format behind `Reader` (base.py), picked in registry.py.
+
+The registry is imported on first use (PEP 562): the readers import PDF, Office and HTML libraries (0.3 s),
+which answering a question never needs; what it needs (`Extraction`, the blocks) lives in base.py.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from .base import Extraction, Reader, SkippedFile
-from .docx import DocxReader
-from .epub import EpubReader
-from .html import HtmlReader
-from .image import ImageReader
-from .legacy import LegacyReader
-from .markdown import MarkdownReader
-from .odt import OdtReader
-from .pdf import PdfReader
-from .pptx import PptxReader
-from .tabular import TabularReader
-from .text import TextReader
-from .xlsx import XlsxReader
 
-# Sniffing order: the specific signatures first; plain text last, as what is left. The zip-based formats are
-# told apart by what the zip holds: EPUB and ODT name their type first (the mimetype member), the Office formats
-# by the folder of their first members (word/, ppt/, xl/); one whose members come in another order goes by suffix.
-# An OLE2 file is an old Office file, or an encrypted new one: the legacy reader says which.
-READERS: tuple[Reader, ...] = (
-    PdfReader(),
-    EpubReader(),
-    OdtReader(),
-    DocxReader(),
-    PptxReader(),
-    XlsxReader(),
-    LegacyReader(),
-    ImageReader(),
-    HtmlReader(),
-    MarkdownReader(),
-    TabularReader(),
-    TextReader(),
-)
-SUFFIXES = tuple(suffix for reader in READERS for suffix in reader.suffixes)
-BY_NAME = {reader.name: reader for reader in READERS}
+LAZY = ("BY_NAME", "READERS", "SUFFIXES", "reader_for")
 
 
-def reader_for(name: str, head: bytes) -> Reader:
-    """The reader for a file named `name` starting with `head`; by suffix only for content that says nothing."""
-    for reader in READERS:
-        if reader.sniff(head):
-            return reader
-    lowered = name.lower()
-    for reader in READERS:
-        if lowered.endswith(reader.suffixes):
-            return reader
-    return BY_NAME["text"]
+def __getattr__(name: str) -> Any:
+    if name in LAZY:
+        from . import registry
+
+        return getattr(registry, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["BY_NAME", "READERS", "SUFFIXES", "Extraction", "Reader", "SkippedFile", "reader_for"]
