@@ -73,7 +73,7 @@ def problems(rows: dict[str, dict], name: str) -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--corpora", nargs="+", choices=benchsets.CORPORA, default=list(benchsets.CORPORA))
+    parser.add_argument("--corpora", nargs="+", choices=benchsets.MEASURED, default=list(benchsets.MEASURED))
     parser.add_argument("--work", type=Path, default=benchsets.WORK, help="where the benchmark indexes are kept")
     args = parser.parse_args()
     embedder = embedder_for(Settings.from_env())  # WENDA_ENGINE and WENDA_EMBEDDING_MODEL apply

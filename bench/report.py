@@ -104,6 +104,7 @@ def ms(values: dict) -> str:
 
 
 TABLES = (
+    "calibration",
     "indexing",
     "query_latency",
     "cold_start",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import subprocess
@@ -85,6 +86,8 @@ def builder(
         if report.embedded_chunks and not report.embedded_on and not quiet:
             warn(f"embedded on {threads} thread{'s' if threads > 1 else ''}, {how}")
         print(render_report(report), flush=True)
+        if report.total_chunks:  # measured when the index is first opened: here, not at someone's question
+            print(Retriever(settings, embedder).calibration.describe(), flush=True)
         return report
 
     return build
@@ -263,6 +266,8 @@ def open_retriever(args: argparse.Namespace) -> Retriever:
         warn(f"no index in {settings.index_dir} yet: building it now (same as `wenda index`)")
         print(render_report(build_index(settings, embedder, warn=warn)), file=sys.stderr)
     retriever = Retriever(settings, embedder)
+    if not retriever.calibration.calibrated and not retriever.problem:
+        warn(retriever.calibration.describe())
     warn_problem(retriever)
     return retriever
 
@@ -424,6 +429,11 @@ def command_chat(args: argparse.Namespace) -> int:
 
 
 def command_eval(args: argparse.Namespace) -> int:
+    if args.plot is not None:  # checked before minutes of questions
+        if args.mode not in ("hybrid", "all"):
+            raise UsageError("--plot draws the hybrid mode's confidence: use --mode hybrid or all")
+        if importlib.util.find_spec("matplotlib") is None:
+            raise UsageError("--plot needs matplotlib: pip install 'wenda[plot]'")
     settings = settings_from(args)
     questions = load_questions(args.file, args.limit, with_passages=args.passages is not None)
     if args.passages is None:
@@ -438,12 +448,20 @@ def command_eval(args: argparse.Namespace) -> int:
         report = build_index(settings, embedder, progress=not args.quiet, warn=warn, files=files)
         print(render_report(report), file=sys.stderr)
         retriever = Retriever(settings, embedder)
+    if retriever.calibration.calibrated:  # an uncalibrated one was named by open_retriever
+        warn(retriever.calibration.describe())
     modes = MODES if args.mode == "all" else (args.mode,)
     summaries = {}
     for mode in modes:
         retriever.mode = mode
         summaries[mode] = summarize(evaluate(retriever, questions), abstention=mode == "hybrid")
     print(json.dumps(summaries, ensure_ascii=False, indent=1) if args.json else terminal_safe(format_table(summaries)))
+    if args.plot is not None:
+        from .plot import reliability_diagram
+
+        calibrated = {mode: summary["all"] for mode, summary in summaries.items() if "reliability" in summary["all"]}
+        reliability_diagram(calibrated, args.plot)
+        print(f"reliability diagram written to {terminal_safe(str(args.plot))}", file=sys.stderr)
     return 0
 
 
@@ -652,6 +670,7 @@ def parser() -> argparse.ArgumentParser:
         "--cache", type=Path, default=EVAL_CACHE, help=f"embedding cache for --passages (default {EVAL_CACHE})"
     )
     evaluation.add_argument("--json", action="store_true", help="print JSON")
+    evaluation.add_argument("--plot", type=Path, metavar="FILE.png", help="draw the reliability diagram (matplotlib)")
     evaluation.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     evaluation.set_defaults(run=command_eval)
 

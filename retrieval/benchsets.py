@@ -1,7 +1,10 @@
 """The question sets Wenda is measured and trained on, and the indexes they are asked against.
 
-- seed: `corpus/` with ../shared/eval/dev.jsonl and bench/questions/*.jsonl (paraphrase, english, ood,
-  contentless), all written before any tuning;
+- seed: the five articles as a user has them (../shared/corpus/*.txt, no sources.toml) with
+  ../shared/eval/dev.jsonl and bench/questions/*.jsonl (paraphrase, english, ood, contentless), all written
+  before any tuning;
+- seed+sources: the same with the metadata an owner may write (`corpus/` and its sources.toml), to show what
+  the override adds (never trained on);
 - newsmrc: the news reading-comprehension dev articles among 4,000 xwlb news paragraphs;
 - cmrc: CMRC 2018 Wikipedia passages among 20,000 xwlb news paragraphs.
 
@@ -23,7 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 QUESTIONS = ROOT / "bench" / "questions"
 WORK = EVAL_CACHE.parent / "benchmarks"
-CORPORA = ("seed", "newsmrc", "cmrc")
+CORPORA = ("seed", "newsmrc", "cmrc")  # trained and validated on
+MEASURED = (*CORPORA[:1], "seed+sources", *CORPORA[1:])  # reported
 SEED_SETS = ("dev", "paraphrase", "english", "ood", "contentless")
 # (passage file stem in ../shared/eval, how many xwlb paragraphs join them as distractors)
 PASSAGES = {"newsmrc": ("newsmrc.dev", 4000), "cmrc": ("cmrc2018", 20000)}
@@ -31,7 +35,7 @@ PASSAGES = {"newsmrc": ("newsmrc.dev", 4000), "cmrc": ("cmrc2018", 20000)}
 
 def questions(corpus: str) -> dict[str, list[dict]]:
     """Question sets of one corpus by name."""
-    if corpus == "seed":
+    if corpus in ("seed", "seed+sources"):
         files = {"dev": SHARED / "eval" / "dev.jsonl"}
         files.update({name: QUESTIONS / f"{name}.jsonl" for name in SEED_SETS[1:]})
     else:
@@ -44,9 +48,10 @@ def questions(corpus: str) -> dict[str, list[dict]]:
 
 def index_settings(corpus: str, embedder: Embedder, work: Path = WORK) -> Settings:
     """Settings of the corpus's benchmark index, built (or brought up to date) first."""
-    settings = Settings(corpus=ROOT / "corpus", index_dir=work / corpus, cache_path=EVAL_CACHE)
+    folder = ROOT / "corpus" if corpus == "seed+sources" else SHARED / "corpus"
+    settings = Settings(corpus=folder, index_dir=work / corpus, cache_path=EVAL_CACHE)
     files = None
-    if corpus != "seed":
+    if corpus in PASSAGES:
         stem, distractors = PASSAGES[corpus]
         files = passage_files(SHARED / "eval" / f"{stem}.corpus.jsonl.gz")
         files.update(passage_files(SHARED / "data" / "xwlb.corpus.jsonl.gz", limit=distractors))

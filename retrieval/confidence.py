@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from . import features
+from .calibration import Calibration
 
 MODEL_FILE = Path(__file__).with_name("models") / "confidence.json"
 NAMES = (
@@ -34,6 +35,7 @@ NAMES = (
     "cross_lingual",
     "bm25_idf_share",
     "content_words",
+    "dense_between",
 )
 COLUMN = features.COLUMN
 
@@ -47,9 +49,16 @@ def probe_z(cosine: float, profile: dict, language: str) -> float:
 
 
 def question_features(
-    matrix: np.ndarray, scores: np.ndarray, ranking: np.ndarray, profile: dict, language: str, content_words: int
+    matrix: np.ndarray,
+    scores: np.ndarray,
+    ranking: np.ndarray,
+    profile: dict,
+    language: str,
+    content_words: int,
+    levels: Calibration,
 ) -> np.ndarray:
-    """The evidence vector (`NAMES`) of one question, from its candidates ranked best first."""
+    """The evidence vector (`NAMES`) of one question, from its candidates ranked best first; `levels` is the
+    index's own measure of right and best-wrong evidence (calibration.py)."""
     top = matrix[ranking[0]]
     second = float(scores[ranking[1]]) if len(ranking) > 1 else float(scores[ranking[0]]) - 1.0
     best_dense = float(matrix[:, COLUMN["dense"]].max())
@@ -69,6 +78,7 @@ def question_features(
             top[COLUMN["cross_lingual"]],
             top[COLUMN["bm25_idf_share"]],
             math.log1p(content_words),
+            levels.between("dense", float(top[COLUMN["dense"]]), language),
         ],
         dtype=np.float64,
     )

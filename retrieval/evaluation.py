@@ -87,16 +87,30 @@ def evaluate(retriever: Retriever, questions: list[dict]) -> list[Outcome]:
     return outcomes
 
 
-def calibration_error(outcomes: list[Outcome], bins: int = 10) -> float | None:
-    """Expected calibration error of `confidence` against "the top result answers" (10 equal-width bins)."""
-    if not outcomes:
-        return None
-    predicted = np.array([o.confidence for o in outcomes])
+def reliability(outcomes: list[Outcome], bins: int = 10) -> list[dict]:
+    """The reliability table of `confidence` against "the top result answers": for each non-empty one of
+    `bins` equal-width bins, its range, the mean confidence, the share that was right and the count."""
+    predicted = np.array([o.confidence for o in outcomes], dtype=float)
     observed = np.array([o.answerable and o.rank == 1 for o in outcomes], dtype=float)
     which = np.minimum((predicted * bins).astype(int), bins - 1)
-    return float(
-        sum(abs(predicted[which == b].mean() - observed[which == b].mean()) * np.mean(which == b) for b in set(which))
-    )
+    return [
+        {
+            "low": b / bins,
+            "high": (b + 1) / bins,
+            "mean_confidence": float(predicted[which == b].mean()),
+            "accuracy": float(observed[which == b].mean()),
+            "count": int(np.sum(which == b)),
+        }
+        for b in sorted(set(which.tolist()))
+    ]
+
+
+def calibration_error(outcomes: list[Outcome], bins: int = 10) -> float | None:
+    """Expected calibration error: the count-weighted gap between confidence and accuracy over the bins."""
+    if not outcomes:
+        return None
+    table = reliability(outcomes, bins)
+    return float(sum(abs(row["mean_confidence"] - row["accuracy"]) * row["count"] for row in table) / len(outcomes))
 
 
 def summarize(outcomes: list[Outcome], abstention: bool = True) -> dict:
@@ -123,6 +137,10 @@ def summarize(outcomes: list[Outcome], abstention: bool = True) -> dict:
             row["missed_abstention"] = float(np.mean([o.predicted_answerable for o in unanswerable]))
         if abstention:
             row["ece"] = calibration_error(group)
+            if name == "all":
+                row["refused_of"] = [sum(not o.predicted_answerable for o in answerable), len(answerable)]
+                row["flagged_of"] = [sum(not o.predicted_answerable for o in unanswerable), len(unanswerable)]
+                row["reliability"] = reliability(group)
         summary[name] = row
     latencies = np.array([o.seconds for o in outcomes]) * 1000
     summary["latency_ms"] = {"p50": float(np.percentile(latencies, 50)), "p95": float(np.percentile(latencies, 95))}
@@ -168,4 +186,26 @@ def format_table(summaries: dict[str, dict]) -> str:
         lines.extend(line(cells) for cells in rows if cells[0] == mode)
         latency = summary["latency_ms"]
         lines.append(f"{mode:{widths[0]}}  latency p50 {latency['p50']:.1f} ms, p95 {latency['p95']:.1f} ms")
+    for mode, summary in summaries.items():
+        if "reliability" in summary["all"]:
+            lines += ["", *confidence_report(mode, summary["all"])]
     return "\n".join(lines)
+
+
+def confidence_report(mode: str, row: dict) -> list[str]:
+    """Refusals, flags and the reliability table of one mode's questions, as text lines."""
+    refused, answerable = row["refused_of"]
+    flagged, unanswerable = row["flagged_of"]
+    lines = [
+        f"{mode}: answerable questions refused {refused} of {answerable}"
+        + (f" ({refused / answerable:.1%})" if answerable else "")
+        + f"; unanswerable questions flagged {flagged} of {unanswerable}"
+        + (f" ({flagged / unanswerable:.1%})" if unanswerable else "")
+        + f"; ECE {row['ece']:.3f}",
+        "confidence  mean confidence  top result right  questions",
+    ]
+    for b in row["reliability"]:
+        lines.append(
+            f"{b['low']:.1f}-{b['high']:.1f}     {b['mean_confidence']:15.3f}  {b['accuracy']:16.3f}  {b['count']:9d}"
+        )
+    return lines

@@ -66,6 +66,7 @@ class Response:
     confidence: float = 0.0  # calibrated probability that the top result answers the question
     error: str | None = None
     resolved: str | None = None  # the question as completed from the conversation, when it was a follow-up
+    calibrated: bool = True  # False: the index has no calibration of its own yet (`wenda index` fits one)
     # milliseconds per stage (Laps), for benchmarks and logs; not part of the JSON contract
     timings: dict[str, float] = field(default_factory=dict, compare=False)
 
@@ -90,6 +91,7 @@ class Response:
             "resolved": self.resolved,
             "answerable": self.answerable,
             "confidence": round(self.confidence, 4),
+            "calibrated": self.calibrated,
             "answer": answer,
             "results": [result.to_dict() for result in self.results],
         }

@@ -23,9 +23,10 @@ from wenda.index.probes import language, probe_profile
 from wenda.index.store import ChunkRecord, Snapshot, check_model, open_snapshot, read_current
 from wenda.index.tokenization import normalize
 
-from . import confidence, ranker
+from . import calibration, confidence, ranker
 from .answer import extract_answer
 from .bridge import lexicon, translate
+from .calibration import Calibration
 from .candidates import Candidates, gather
 from .content import content_tokens
 from .features import Question, features
@@ -81,7 +82,9 @@ class Retriever:
         self.embedder = embedder or embedder_for(settings)
         self._lock = threading.Lock()
         self._reported: Snapshot | None = None  # the snapshot whose problem a front end was told about
+        self.calibration = Calibration()  # the training corpora's levels until this index's are measured
         self.snapshot, self.profile, self.places = self._open()
+        self.calibration = calibration.ensure(self)
         jieba.initialize()  # load the dictionary now, not on the first question
 
     def _open(self) -> tuple[Snapshot, dict, frozenset[str]]:
@@ -122,6 +125,7 @@ class Retriever:
             if read_current(self.settings.index_dir) != self._pointer:
                 # the old one is left to the garbage collector: readers may hold it
                 self.snapshot, self.profile, self.places = self._open()
+                self.calibration = calibration.ensure(self)
                 return True
         return False
 
@@ -138,9 +142,12 @@ class Retriever:
         threads = self.settings.query_threads
         return runtime.idle_cpus() if threads == "auto" else int(threads)
 
-    def analyze(self, question: str, laps: Laps | None = None, place: str | None = None) -> Analysis:
+    def analyze(
+        self, question: str, laps: Laps | None = None, place: str | None = None, vector: np.ndarray | None = None
+    ) -> Analysis:
         """Rank the candidates of a cleaned question; QueryError when it has nothing to search for. With
-        `place` (a follow-up that only named another place), passages about that place rank first."""
+        `place` (a follow-up that only named another place), passages about that place rank first; with
+        `vector`, the question's embedding from a batch (`embed_questions`), no model pass of its own."""
         laps = laps or Laps()
         words = content_tokens(question)
         if not words:
@@ -152,8 +159,9 @@ class Retriever:
         # One question's search is too small to split: FAISS, BLAS run on the calling thread alone (measured
         # 0.2 ms for a top 100 on one thread, 1.8 ms on two); only the model pass may use more.
         runtime.size_native_pools(1)
-        self.embedder.use_threads(self.model_threads())
-        vector = self.embedder.embed_queries([normalize(question)])[0]  # lower case: measured better for English
+        if vector is None:
+            self.embedder.use_threads(self.model_threads())
+            vector = self.embed_questions([question])[0]
         laps("model")
         candidates = gather(snapshot, vector, tokens, lap=laps)
         records = snapshot.records(candidates.ids.tolist())
@@ -165,9 +173,15 @@ class Retriever:
         ranking = ranker.order(scores, matrix) if self.mode == "hybrid" else np.argsort(-scores, kind="stable")
         if place is not None:
             ranking = prefer_place(ranking, [records.get(int(i)) for i in candidates.ids], place)
-        evidence = confidence.question_features(matrix, scores, ranking, profile, language(question), len(words))
+        evidence = confidence.question_features(
+            matrix, scores, ranking, profile, language(question), len(words), self.calibration
+        )
         laps("ranker")
         return Analysis(parsed, candidates, records, matrix, scores, ranking, evidence, len(words))
+
+    def embed_questions(self, questions: list[str]) -> np.ndarray:
+        """Question vectors in one model pass, as `analyze` embeds them (lower case: measured better for English)."""
+        return self.embedder.embed_queries([normalize(question) for question in questions])
 
     def understand(self, history: Sequence[str]) -> str | None:
         """The last turn of a conversation given as its raw questions (oldest first), as `ask` understood it:
@@ -214,7 +228,14 @@ class Retriever:
         laps("answer")
         resolved = resolution.text if resolution.completed else None
         return Response(
-            cleaned, results, answer, answerable, confidence=probability, resolved=resolved, timings=laps.times
+            cleaned,
+            results,
+            answer,
+            answerable,
+            confidence=probability,
+            resolved=resolved,
+            timings=laps.times,
+            calibrated=self.calibration.calibrated,
         )
 
     def _rank(self, analysis: Analysis, k: int) -> tuple[list[Result], float]:

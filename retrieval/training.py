@@ -32,6 +32,7 @@ from wenda.index.errors import QueryError
 from wenda.index.probes import language
 
 from . import benchsets, confidence, features, ranker
+from .calibration import Calibration
 from .evaluation import nfkc, question_text
 from .forest import export
 from .query import clean_query
@@ -82,6 +83,7 @@ class Asked:
     language: str
     content_words: int
     profile: dict
+    levels: Calibration
 
 
 def corpora(work: Path, embedder: Embedder, names: tuple[str, ...]) -> dict[str, tuple[Retriever, dict]]:
@@ -89,7 +91,10 @@ def corpora(work: Path, embedder: Embedder, names: tuple[str, ...]) -> dict[str,
     loaded = {}
     for name in names:
         sets = {k: v for k, v in benchsets.questions(name).items() if k != "contentless"}
-        loaded[name] = (Retriever(benchsets.index_settings(name, embedder, work), embedder, mode="dense"), sets)
+        retriever = Retriever(benchsets.index_settings(name, embedder, work), embedder, mode="dense")
+        print(f"{name}: {retriever.calibration.describe()}", file=sys.stderr)
+        print(f"{name} levels: {json.dumps(retriever.calibration.levels)}", file=sys.stderr)
+        loaded[name] = (retriever, sets)
     return loaded
 
 
@@ -129,6 +134,7 @@ def ask_all(retriever: Retriever, corpus: str, qset: str, questions: list[dict],
                 language(text),
                 analysis.content_words,
                 retriever.profile,
+                retriever.calibration,
             )
         )
     return asked
@@ -231,7 +237,13 @@ def evidence_matrix(items: list[Asked], scores: list[np.ndarray]) -> np.ndarray:
     return np.array(
         [
             confidence.question_features(
-                item.matrix, s, ranker.order(s, item.matrix), item.profile, item.language, item.content_words
+                item.matrix,
+                s,
+                ranker.order(s, item.matrix),
+                item.profile,
+                item.language,
+                item.content_words,
+                item.levels,
             )
             for item, s in zip(items, scores, strict=True)
         ]

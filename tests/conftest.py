@@ -34,6 +34,7 @@ def seed_settings(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) 
     """Settings whose index holds the whole seed corpus (built once)."""
     settings = Settings(corpus=SEED_CORPUS, index_dir=tmp_path_factory.mktemp("seed") / "index")
     build_index(settings, embedder, progress=False)
+    Retriever(settings, embedder)  # measures and stores its calibration, as `wenda index` does after a build
     return settings
 
 
@@ -78,6 +79,7 @@ def small_index(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) ->
     for name in ("003_71e5a5211310dfa3.txt", "004_253b461cd30454f2.txt", "sources.toml"):
         shutil.copy(SEED_CORPUS / name, root / "corpus" / name)
     build(root / "corpus", root / "index", embedder)
+    Retriever(Settings(corpus=root / "corpus", index_dir=root / "index"), embedder)  # stores its calibration
     return root
 
 

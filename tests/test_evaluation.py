@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import DEV_SET, dev_questions, run_wenda
+from wenda.index.config import Settings
 from wenda.index.errors import WendaError
 from wenda.retrieval.evaluation import COLUMNS, evaluate, format_table, load_questions, summarize
 from wenda.retrieval.retriever import Retriever
@@ -74,7 +76,7 @@ def test_table_shows_every_header_in_full_above_its_values(tmp_path: Path, retri
         {"q": "2024年巴黎奥运会中国队获得了多少枚金牌？", "type": "unanswerable"},
     )
     summary = summarize(evaluate(retriever, load_questions(path, None, with_passages=False)))
-    table = format_table({"hybrid": summary})
+    table, report = format_table({"hybrid": summary}).split("\n\n")
     header, *rows, latency = table.split("\n")
     assert header.split() == ["mode", "type", *COLUMNS]
     assert [row.split()[1:3] for row in rows] == [["all", "2"], ["answerable_type", "1"], ["unanswerable", "1"]]
@@ -83,3 +85,24 @@ def test_table_shows_every_header_in_full_above_its_values(tmp_path: Path, retri
             end = header.index(column) + len(column)
             assert row[end - 1] != " " and (end == len(row) or row[end] == " ")
     assert latency.startswith("hybrid") and "latency p50" in latency
+    assert report.startswith("hybrid: answerable questions refused") and "flagged" in report and "ECE" in report
+
+
+def test_eval_reports_refusals_flags_and_reliability_and_draws_it(seed_settings: Settings, tmp_path: Path) -> None:
+    """The CLI on the real dev set: the reliability table's counts add up to the questions, the rates match
+    the table, and --plot writes a PNG; a plot without matplotlib's mode is refused before any question."""
+    env = {"WENDA_CORPUS": str(seed_settings.corpus), "WENDA_INDEX_DIR": str(seed_settings.index_dir)}
+    png = tmp_path / "reliability.png"
+    done = run_wenda("eval", str(DEV_SET), "--json", "--plot", str(png), env=env)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    row = json.loads(done.stdout)["hybrid"]["all"]
+    questions = dev_questions()
+    unanswerable = sum(1 for q in questions if not q.get("ev"))
+    assert row["refused_of"][1] == len(questions) - unanswerable and row["flagged_of"] == [unanswerable, unanswerable]
+    assert sum(b["count"] for b in row["reliability"]) == len(questions)
+    assert row["refused_of"][0] / row["refused_of"][1] == pytest.approx(row["false_abstention"])
+    ece = sum(abs(b["mean_confidence"] - b["accuracy"]) * b["count"] for b in row["reliability"]) / len(questions)
+    assert ece == pytest.approx(row["ece"])
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    refused = run_wenda("eval", str(DEV_SET), "--mode", "bm25", "--plot", str(tmp_path / "x.png"), env=env)
+    assert refused.returncode == 2 and b"--mode hybrid" in refused.stderr and b"Traceback" not in refused.stderr

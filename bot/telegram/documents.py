@@ -200,6 +200,9 @@ class Library:
             len(report.removed),
             report.embedded_chunks,
         )
+        if report.total_chunks:
+            self.refresh()  # measures the new generation's calibration now, not at the next question
+            log.info("%s", self.retriever.calibration.describe())
         return report
 
     def refresh(self) -> None:
