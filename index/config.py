@@ -35,7 +35,7 @@ def prepared_dir() -> Path:
 # `answerable` is confidence (the calibrated probability that the top result answers) at least this.
 # Chosen on held-out questions (docs/quality.md, "Choosing the threshold"): the lowest value that still
 # answers at most 10 % of out-of-domain questions, so fewer real questions are refused.
-MIN_CONFIDENCE = 0.5
+MIN_CONFIDENCE = 0.6
 # Threads for one question's model pass: "auto" uses every CPU no normal-priority task wants at that instant
 # (a background build at nice 19 yields at once), and one for each that does, because OpenMP waits at each
 # layer for its slowest thread, and a thread sharing a core with another busy task makes one question take

@@ -5,18 +5,18 @@ with the corpus (a corpus of near-duplicate notices, one long manual, Wikipedia 
 a sure answer in one and a near miss in another. So every index measures it on itself when it is built:
 
 - questions from a fixed sample of its passages: a clause with a number, a date or a duration replaced by the
-  question word ("…完成职业技能培训多少以上？"), else the passage's longest words as a keyword query; and each
-  again as an English user might type it (the bridge's lexicon read the other way);
-- for each, the evidence of the passage it was made from (what a right answer scores here) and of the best
-  passage of another paragraph (what the best wrong one scores: the question with its source held out);
-- their means and spreads per language, stored beside the index as `calibration.json` with the generation it
-  was measured on.
+  question word ("…完成职业技能培训多少以上？"), else the passage's longest words as a keyword query;
+- for each, from the first-stage search (no ranking), the cosine and the BM25 share of the passage it was made
+  from (what a right answer scores here) and of the best passage of another paragraph (what the best wrong
+  one scores: the question with its source held out);
+- their means and spreads, stored beside the index as `calibration.json` with the generation measured.
 
-The confidence model reads the top result's cosine and lexical share *between* this index's wrong and right
-levels (`between`): 0 at a typical best wrong match, 1 at a typical right one, whatever the corpus. An index
-too small to make `MIN_QUESTIONS` questions gets the levels of the corpora the model was trained on and says
-so (`method: "default"`); an older index without the file gets them measured when it is opened (about a
-second), stored when its folder is writable.
+The confidence model reads the top result's cosine *between* this index's wrong and right levels
+(`between`): 0 at a typical best wrong match, 1 at a typical right one, whatever the corpus. English
+questions, which score lower everywhere, are read against the training corpora's English levels. An index
+too small to make `MIN_QUESTIONS` questions gets the training corpora's levels and says so
+(`method: "default"`); an older index without the file gets them measured when it is opened (a fraction of
+a second), stored when its folder is writable.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ import os
 import re
 import unicodedata
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,12 +35,10 @@ import numpy as np
 from wenda.index.chunking import sentence_spans
 from wenda.index.errors import QueryError
 from wenda.index.furniture import is_furniture
-from wenda.index.probes import language
-from wenda.index.store import ChunkRecord, live_generation
+from wenda.index.store import ChunkRecord
 from wenda.index.tokenization import tokenize
 
-from . import features
-from .bridge import lexicon
+from .candidates import gather
 from .features import LOOKS
 
 if TYPE_CHECKING:
@@ -55,7 +52,6 @@ MAX_QUESTION = 40
 MIN_STEM = 6
 KEYWORDS = 4
 ASK_WORD = {"number": "多少", "date": "什么时候", "duration": "多久"}
-ENGLISH_ASK = {"多少": "how many", "什么时候": "when", "多久": "how long"}
 CLAUSE = re.compile(r"[，,；;：:。！？!?]")
 MEASURED = ("dense", "bm25_idf_share")  # feature columns whose levels are measured
 VERSION = 2
@@ -80,7 +76,6 @@ class Calibration:
     levels: dict = field(default_factory=lambda: DEFAULT_LEVELS)
     method: str = "default"  # "measured", "default" (too small to measure)
     questions: int = 0
-    right: int = 0  # generated questions whose source passage came first
     generation: str | None = None
     reason: str | None = None
     stored: bool = True  # False: measured when opened, not (yet) written beside the index
@@ -99,10 +94,7 @@ class Calibration:
     def describe(self) -> str:
         if self.method == "measured":
             where = "" if self.stored else " (in memory: the index folder is not writable)"
-            return (
-                f"confidence calibrated for this index on {self.questions} questions made from its text "
-                f"({self.right} found their passage first){where}"
-            )
+            return f"confidence calibrated for this index on {self.questions} questions made from its text{where}"
         return f"confidence not calibrated for this index ({self.reason}): the training corpora's levels are used"
 
 
@@ -158,32 +150,6 @@ def question_from(record: ChunkRecord, salt: int) -> Generated | None:
     return Generated(" ".join(words), record, sentence) if len(words) >= 2 else None
 
 
-@lru_cache(maxsize=1)
-def glossary() -> dict[str, str]:
-    """Chinese term → its shortest English key in the bridge's lexicon (CC-CEDICT read backwards, reversed)."""
-    found: dict[str, str] = {}
-    for english, terms in lexicon().items():
-        for term in terms:
-            if term not in found or len(english) < len(found[term]):
-                found[term] = english
-    return found
-
-
-ENGLISH_ASK = {"多少": "how many", "什么时候": "when", "多久": "how long"}
-
-
-def english_of(generated: Generated) -> Generated | None:
-    """The question as an English user might type it: the bridge's glosses of its words, numbers kept,
-    the question word first; None when fewer than two words have a gloss."""
-    words = [w for w in tokenize(generated.question)]
-    glosses = [glossary()[w] for w in words if w in glossary()] + [w for w in words if w.isascii() and w.isalnum()]
-    glosses = list(dict.fromkeys(glosses))
-    if len(glosses) < 2:
-        return None
-    ask = next((english for word, english in ENGLISH_ASK.items() if word in generated.question), "")
-    return Generated(" ".join(filter(None, (ask, *glosses))), generated.record, generated.sentence)
-
-
 def is_source(record: ChunkRecord | None, generated: Generated) -> bool:
     """The passage the question was made from: its paragraph, or any passage holding its sentence."""
     if record is None:
@@ -197,58 +163,49 @@ def spread_of(values: list[float]) -> list[float]:
 
 
 def measure(retriever: Retriever, sample: int = SAMPLE) -> Calibration:
-    """Generate and ask the questions of the retriever's live index (one model pass for all of them) and
-    record, per language, the evidence of their source passage and of the best other one."""
+    """Generate and ask the questions of the retriever's live index (one model pass for all, the first-stage
+    search of each, no ranking) and record the evidence of their source passage and of the best other one."""
     generation = retriever.snapshot.path.name
     made = [g for n, record in enumerate(sample_records(retriever, sample)) if (g := question_from(record, n))]
-    made += [english for g in made if (english := english_of(g))]
-    values: dict[str, dict[str, dict[str, list[float]]]] = {}
-    asked = right = 0
+    right: dict[str, list[float]] = {name: [] for name in MEASURED}
+    wrong: dict[str, list[float]] = {name: [] for name in MEASURED}
     vectors = retriever.embed_questions([g.question for g in made]) if made else []
     for generated, vector in zip(made, vectors, strict=True):
         try:
-            analysis = retriever.analyze(generated.question, vector=vector)
+            _, tokens = retriever.search_words(generated.question)
         except QueryError:
             continue
-        records = [analysis.records.get(int(i)) for i in analysis.candidates.ids]
-        source = np.array([is_source(r, generated) for r in records], dtype=bool)
+        candidates = gather(retriever.snapshot, vector, tokens)
+        records = retriever.snapshot.records(candidates.ids.tolist())
+        source = np.array([is_source(records.get(int(i)), generated) for i in candidates.ids], dtype=bool)
         if not source.any() or source.all():
             continue
-        asked += 1
-        top = analysis.ranking[0]
-        right += bool(source[top])
-        lang = language(generated.question)
-        for name in MEASURED:
-            column = analysis.matrix[:, features.COLUMN[name]]
-            levels = values.setdefault(lang, {}).setdefault(name, {"right": [], "wrong": []})
-            levels["right"].append(float(column[source].max()))
-            levels["wrong"].append(float(column[~source].max()))
-    chinese = len(values.get("zh", {}).get("dense", {}).get("right", []))
-    if chinese < MIN_QUESTIONS:
-        count = f"{chinese} question{'s' if chinese != 1 else ''}"
-        reason = f"only {count} could be made from its text, {MIN_QUESTIONS} needed"
-        return Calibration(method="default", questions=asked, right=right, generation=generation, reason=reason)
-    levels = {
-        lang: {name: {kind: spread_of(v) for kind, v in by_kind.items()} for name, by_kind in columns.items()}
-        for lang, columns in values.items()
-        if len(columns["dense"]["right"]) >= MIN_QUESTIONS // 2
-    }
-    levels = {**{lang: DEFAULT_LEVELS[lang] for lang in DEFAULT_LEVELS if lang not in levels}, **levels}
-    return Calibration(levels, "measured", asked, right, generation)
+        idf_mass = float(candidates.idf[candidates.known].sum())
+        columns = {"dense": candidates.dense, "bm25_idf_share": candidates.lexical / idf_mass if idf_mass else None}
+        if columns["bm25_idf_share"] is None:
+            continue
+        for name, column in columns.items():
+            right[name].append(float(column[source].max()))
+            wrong[name].append(float(column[~source].max()))
+    asked = len(right["dense"])
+    if asked < MIN_QUESTIONS:
+        reason = f"only {asked} question{'s' if asked != 1 else ''} could be made from its text, {MIN_QUESTIONS} needed"
+        return Calibration(method="default", questions=asked, generation=generation, reason=reason)
+    measured = {name: {"right": spread_of(right[name]), "wrong": spread_of(wrong[name])} for name in MEASURED}
+    return Calibration({**DEFAULT_LEVELS, "zh": measured}, "measured", asked, generation)
 
 
 def path_of(index_dir: Path) -> Path:
     return index_dir / CALIBRATION_FILE
 
 
-def load(index_dir: Path) -> Calibration | None:
-    """The stored calibration if it was measured on the live generation, else None."""
-    live = live_generation(index_dir)
+def load(index_dir: Path, generation: str) -> Calibration | None:
+    """The stored calibration if it was measured on `generation` (the one answering), else None."""
     try:
         data = json.loads(path_of(index_dir).read_text(encoding="utf-8"))
-        if live is None or data.get("version") != VERSION or data.get("generation") != live.name:
+        if data.get("version") != VERSION or data.get("generation") != generation:
             return None
-        found = Calibration(**{k: data[k] for k in ("levels", "method", "questions", "right", "generation", "reason")})
+        found = Calibration(**{k: data[k] for k in ("levels", "method", "questions", "generation", "reason")})
         for lang in found.levels.values():  # a damaged or hand-edited file is measured again, never trusted
             for name in MEASURED:
                 for kind in ("right", "wrong"):
@@ -277,7 +234,7 @@ def save(index_dir: Path, calibration: Calibration) -> bool:
 def ensure(retriever: Retriever) -> Calibration:
     """The live index's calibration: the stored one when it was measured on this generation, else measured
     now (only questions are embedded, no passage) and stored when the folder is writable."""
-    found = load(retriever.settings.index_dir)
+    found = load(retriever.settings.index_dir, retriever.snapshot.path.name)
     if found is None:
         found = measure(retriever)
         found = replace(found, stored=save(retriever.settings.index_dir, found))

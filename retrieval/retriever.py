@@ -149,12 +149,8 @@ class Retriever:
         `place` (a follow-up that only named another place), passages about that place rank first; with
         `vector`, the question's embedding from a batch (`embed_questions`), no model pass of its own."""
         laps = laps or Laps()
-        words = content_tokens(question)
-        if not words:
-            raise QueryError(NO_CONTENT)
         snapshot, profile = self.snapshot, self.profile
-        vocabulary = snapshot.lexical.model.vocab_dict
-        tokens = list(dict.fromkeys(words + translate(question, vocabulary.__contains__)))
+        words, tokens = self.search_words(question)
         laps("words")
         # One question's search is too small to split: FAISS, BLAS run on the calling thread alone (measured
         # 0.2 ms for a top 100 on one thread, 1.8 ms on two); only the model pass may use more.
@@ -178,6 +174,15 @@ class Retriever:
         )
         laps("ranker")
         return Analysis(parsed, candidates, records, matrix, scores, ranking, evidence, len(words))
+
+    def search_words(self, question: str) -> tuple[list[str], list[str]]:
+        """The question's content words, and its BM25 query: those words and the bridge's Chinese terms for its
+        English ones; QueryError when it has nothing to search for."""
+        words = content_tokens(question)
+        if not words:
+            raise QueryError(NO_CONTENT)
+        vocabulary = self.snapshot.lexical.model.vocab_dict
+        return words, list(dict.fromkeys(words + translate(question, vocabulary.__contains__)))
 
     def embed_questions(self, questions: list[str]) -> np.ndarray:
         """Question vectors in one model pass, as `analyze` embeds them (lower case: measured better for English)."""

@@ -22,6 +22,7 @@ from wenda.retrieval.retriever import Retriever
 ROOT = Path(__file__).resolve().parent.parent
 SEED_CORPUS = ROOT / "corpus"
 DEV_SET = ROOT.parent / "shared" / "eval" / "dev.jsonl"
+RAW_CORPUS = ROOT.parent / "shared" / "corpus"  # the articles without the metadata we wrote (corpus/sources.toml)
 
 
 @pytest.fixture(scope="session")
@@ -31,8 +32,8 @@ def embedder() -> Embedder:
 
 @pytest.fixture(scope="session")
 def seed_settings(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Settings:
-    """Settings whose index holds the whole seed corpus (built once)."""
-    settings = Settings(corpus=SEED_CORPUS, index_dir=tmp_path_factory.mktemp("seed") / "index")
+    """Settings whose index holds the five seed articles as a user has them: no sources.toml (built once)."""
+    settings = Settings(corpus=RAW_CORPUS, index_dir=tmp_path_factory.mktemp("seed") / "index")
     build_index(settings, embedder, progress=False)
     Retriever(settings, embedder)  # measures and stores its calibration, as `wenda index` does after a build
     return settings

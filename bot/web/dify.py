@@ -13,10 +13,10 @@ Knowledge ids: the comma-separated WENDA_DIFY_KNOWLEDGE_IDS, "wenda" by default.
 same index; several ids only let Dify register more than one knowledge base on it.
 
 `score`, from 0 to 1, is the calibrated probability that a passage answers the question: for the top passage
-the confidence that `wenda ask` reports (answerable from WENDA_MIN_CONFIDENCE, 0.5 by default, up); for each
+the confidence that `wenda ask` reports (answerable from WENDA_MIN_CONFIDENCE, 0.6 by default, up); for each
 passage below it that probability times exp(ranker score − top ranker score), the odds the learned ranker
 gives the passage against the top one, never rising down the ranking. `score_threshold` keeps the records
-whose score is at least the threshold, so 0.5 keeps only passages that could answer; Dify sends 0.0 when its
+whose score is at least the threshold, so 0.6 keeps only passages that could answer; Dify sends 0.0 when its
 threshold is off. The dense cosine is not used: with the built-in model every passage scores 0.8–0.93 against
 any question, unrelated ones included, so a threshold on it would filter nothing.
 """
