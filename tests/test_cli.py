@@ -47,7 +47,7 @@ def test_ask_prints_rank_score_passage_and_citation(seed_settings: Settings) -> 
     out = done.stdout.decode()
     assert done.returncode == 0 and out.startswith("答案: ") and "856台" in out.split("\n")[0]
     assert re.search(r"^\[1\] -?\d+\.\d{3}  《", out, re.M)
-    assert "《以人为核心的新型城镇化等五大战略实施成效》 · 绿色交通改变生活 · 000_e771e9061456cf36.txt:55" in out
+    assert "《6.以人为核心的新型城镇化战略》 · 绿色交通改变生活 · 000_e771e9061456cf36.txt:55" in out
     assert "[2]" in out and "[3]" not in out
 
 

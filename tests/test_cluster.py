@@ -16,7 +16,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import ROOT, SEED_CORPUS, dev_questions, run_wenda
+from conftest import RAW_CORPUS, ROOT, SEED_CORPUS, dev_questions, run_wenda
 from ray.cluster_utils import Cluster
 from wenda.index import agreement
 from wenda.index.cluster import Plan, RayOptions, host_port, import_ray, is_loopback, plan
@@ -117,7 +117,7 @@ def test_ray_build_resumes_after_a_killed_driver_and_a_killed_worker_and_equals_
     cluster: str, seed_settings: Settings, retriever: Retriever, embedder: Embedder, tmp_path: Path
 ) -> None:
     corpus, index_dir = tmp_path / "corpus", tmp_path / "index"
-    shutil.copytree(SEED_CORPUS, corpus)
+    shutil.copytree(RAW_CORPUS, corpus)  # the articles the session index (seed_settings) holds
     total = live_manifest(seed_settings.index_dir)["chunks"]
 
     driver = start(index_command(corpus, index_dir, cluster))

@@ -145,7 +145,7 @@ def test_page_answers_cites_and_records_feedback(browser: WebDriver, seed_settin
         assert highlight.text == answer
         assert highlight.find_element(By.CSS_SELECTOR, "strong.span").text == "93.4%"
         cite = marked[0].find_element(By.CSS_SELECTOR, ".cite")
-        assert "《以人为核心的新型城镇化等五大战略实施成效》" in cite.text
+        assert "《6.以人为核心的新型城镇化战略》" in cite.text
         assert "000_e771e9061456cf36.txt:" in cite.text
         assert not turn.find_elements(By.CSS_SELECTOR, ".badge, .notice, .resolved")
 

@@ -137,7 +137,7 @@ def test_private_question_gets_cited_html_answer_with_buttons(telegram: FakeTele
     assert reply["parse_mode"] == "HTML"
     html = reply["text"]
     assert html.startswith("<b>") and "856" in html.split("\n")[0]
-    assert "[1] 《以人为核心的新型城镇化等五大战略实施成效》 · 绿色交通改变生活 · 000_e771e9061456cf36.txt:55" in html
+    assert "[1] 《6.以人为核心的新型城镇化战略》 · 绿色交通改变生活 · 000_e771e9061456cf36.txt:55" in html
     assert "<blockquote expandable>" in html and "<u><b>" in html
     assert len(html) <= 4096
     buttons = [b["callback_data"] for row in reply["reply_markup"]["inline_keyboard"] for b in row]
@@ -157,7 +157,7 @@ def test_buttons_page_show_paragraph_and_store_feedback(telegram: FakeTelegram) 
 
     telegram.press(2, message, buttons["📄 [1] 原文"])
     full = replies(telegram, 2, count=2)[1]
-    assert full["text"].startswith("《清丰县全面深化改革成效》")
+    assert full["text"].startswith("《003_71e5a5211310dfa3》")  # the raw article opens with body text: its name
 
     telegram.press(2, message, buttons["👍"])
     telegram.wait_for("answerCallbackQuery", lambda p: p.get("text") == "谢谢反馈！")
