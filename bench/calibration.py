@@ -98,7 +98,7 @@ COLUMNS = [
         lambda r: (
             f"build {r['build_s']:.1f} s, calibration {r['calibration_s']:.2f} s ({r['share']:.0%})"
             if "build_s" in r
-            else f"a={r['a']:.2f}, b={r['b']:+.2f}"
+            else ""
         ),
     ),
 ]
