@@ -149,7 +149,7 @@ def test_kills_at_random_points_never_lose_the_index(small_corpus: Path, tmp_pat
     sources = small_corpus / "sources.toml"
     command = [sys.executable, "-m", "wenda.bot.cli", "index", "-q", "--corpus", str(small_corpus)]
     rng = random.Random(7)
-    for round_ in range(8):
+    for round_ in range(5):
         # new titles: every chunk's context changes, so each run has real work to be killed in
         text = sources.read_text(encoding="utf-8")
         sources.write_text(text.replace('title = "', f'title = "{round_}'), encoding="utf-8")
@@ -165,5 +165,5 @@ def test_kills_at_random_points_never_lose_the_index(small_corpus: Path, tmp_pat
         snapshot.close()
     final = build(small_corpus, index_dir, embedder)  # the next run completes the work
     titles = {f["title"] for f in store.open_snapshot(index_dir).manifest["files"].values()}
-    assert titles and all(title.startswith("76543210") for title in titles)  # every round's edit is in
+    assert titles and all(title.startswith("43210") for title in titles)  # every round's edit is in
     assert build(small_corpus, index_dir, embedder).up_to_date and final.total_chunks > 0

@@ -39,6 +39,8 @@ def test_damaged_current_is_served_around_and_repaired(small_index: Path, tmp_pa
     assert "answering from gen-000001" in done.stderr.decode() and "wenda index" in done.stderr.decode()
     check = run_wenda("index", "--check", env=env)
     assert check.returncode == 1 and "DAMAGED" in check.stdout.decode() and CURRENT in check.stdout.decode()
+    if content:  # the repair does not depend on what the pointer held: walked through once, for the empty one
+        return
     repair = run_wenda("index", env=env)
     assert repair.returncode == 0 and "repaired:" in repair.stdout.decode()
     assert not list(index_dir.glob("*.tmp")) and live_generation(index_dir).name == "gen-000001"
