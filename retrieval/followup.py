@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import jieba
-import jieba.posseg
 import numpy as np
 from wenda.index.lexical import LexicalIndex
 from wenda.index.store import ChunkRecord
@@ -80,6 +79,8 @@ def places_of(values: Iterable[str | None]) -> frozenset[str]:
 @lru_cache(maxsize=4096)
 def _words(text: str) -> tuple[tuple[str, str], ...]:
     """jieba words of a normalized question with their part of speech (cached: chats repeat contexts)."""
+    import jieba.posseg  # 0.5 s of part-of-speech table: only follow-ups need it, not every CLI question
+
     return tuple((w, f) for w, f in jieba.posseg.cut(text) if w.strip())
 
 
