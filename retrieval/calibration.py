@@ -6,9 +6,9 @@ a sure answer in one and a near miss in another. So every index measures it on i
 
 - questions from a fixed sample of its passages: a clause with a number, a date or a duration replaced by the
   question word ("…完成职业技能培训多少以上？"), else the passage's longest words as a keyword query;
-- for each, from the first-stage search (no ranking), the cosine and the BM25 share of the passage it was made
-  from (what a right answer scores here) and of the best passage of another paragraph (what the best wrong
-  one scores: the question with its source held out);
+- for each, from the first-stage search (no ranking), the cosine of the passage it was made from (what a
+  right answer scores here) and of the best passage of another paragraph (what the best wrong one scores:
+  the question with its source held out);
 - their means and spreads, stored beside the index as `calibration.json` with the generation measured.
 
 The confidence model reads the top result's cosine *between* this index's wrong and right levels
@@ -26,7 +26,6 @@ import json
 import math
 import os
 import re
-import unicodedata
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -45,7 +44,7 @@ if TYPE_CHECKING:
     from .retriever import Retriever
 
 CALIBRATION_FILE = "calibration.json"
-SAMPLE = 32  # passages questioned: bounded work on any corpus (under a second on 2 cores)
+SAMPLE = 32  # passages questioned: bounded work on any corpus (0.34 s on the bundled articles)
 MIN_QUESTIONS = 12  # fewer usable questions than this: the training corpora's levels
 MIN_SENTENCE = 12
 MAX_QUESTION = 40
@@ -53,36 +52,30 @@ MIN_STEM = 6
 KEYWORDS = 4
 ASK_WORD = {"number": "多少", "date": "什么时候", "duration": "多久"}
 CLAUSE = re.compile(r"[，,；;：:。！？!?]")
-MEASURED = ("dense", "bm25_idf_share")  # feature columns whose levels are measured
-VERSION = 2
-# The levels over the training corpora (python -m wenda.retrieval.training prints them): what an index too
-# small to measure gets. {language: {column: {"right": [mean, std], "wrong": [mean, std]}}}
-DEFAULT_LEVELS: dict = {  # the mean of the bundled articles', the news and the CMRC indexes' levels
-    "zh": {
-        "dense": {"right": [0.891, 0.024], "wrong": [0.892, 0.014]},
-        "bm25_idf_share": {"right": [0.466, 0.088], "wrong": [0.306, 0.12]},
-    },
-    "en": {
-        "dense": {"right": [0.768, 0.022], "wrong": [0.79, 0.015]},
-        "bm25_idf_share": {"right": [0.15, 0.092], "wrong": [0.113, 0.072]},
-    },
+VERSION = 3
+# The cosine levels {"right": [mean, std], "wrong": [mean, std]} over the training corpora (the mean of the
+# bundled articles', the news and the CMRC indexes'; `python -m wenda.retrieval.training` prints each): what
+# English questions are read against everywhere, and Chinese ones in an index too small to measure.
+DEFAULT_LEVELS: dict = {
+    "zh": {"right": [0.891, 0.024], "wrong": [0.892, 0.014]},
+    "en": {"right": [0.768, 0.022], "wrong": [0.79, 0.015]},
 }
 
 
 @dataclass(frozen=True)
 class Calibration:
-    """The levels of right and best-wrong evidence in one index, per language (see the module docstring)."""
+    """The cosine levels of right and best-wrong matches of Chinese questions in one index (module docstring)."""
 
-    levels: dict = field(default_factory=lambda: DEFAULT_LEVELS)
+    dense: dict = field(default_factory=lambda: DEFAULT_LEVELS["zh"])
     method: str = "default"  # "measured", "default" (too small to measure)
     questions: int = 0
     generation: str | None = None
     reason: str | None = None
     stored: bool = True  # False: measured when opened, not (yet) written beside the index
 
-    def between(self, column: str, value: float, language: str) -> float:
-        """Where `value` lies from this index's typical best wrong match (0) to its typical right one (1)."""
-        level = (self.levels.get(language) or self.levels.get("zh") or DEFAULT_LEVELS["zh"])[column]
+    def between(self, value: float, language: str) -> float:
+        """Where a cosine lies from this index's typical best wrong match (0) to its typical right one (1)."""
+        level = self.dense if language == "zh" else DEFAULT_LEVELS["en"]
         wrong, right = level["wrong"][0], level["right"][0]
         spread = max(right - wrong, 0.5 * (level["wrong"][1] + level["right"][1]), 1e-3)
         return (value - wrong) / spread
@@ -105,19 +98,17 @@ class Generated:
     sentence: str
 
 
-def nfkc(text: str) -> str:
-    return unicodedata.normalize("NFKC", text)
-
-
 def sample_records(retriever: Retriever, size: int = SAMPLE) -> list[ChunkRecord]:
-    """A fixed, spread sample of content passages: chunk ids ordered by a hash, first `size` usable."""
+    """A fixed, spread sample of content passages: chunk ids ordered by a hash, the first `size` usable (the
+    models were trained on the levels of this sample: changing the order means retraining)."""
     snapshot = retriever.snapshot
     total = int(snapshot.manifest.get("next_id") or len(snapshot))
     order = sorted(range(total), key=lambda i: hashlib.blake2b(str(i).encode(), digest_size=8).digest())
     chosen: list[ChunkRecord] = []
     for begin in range(0, len(order), size * 4):
-        records = snapshot.records(order[begin : begin + size * 4])
-        for i in order[begin : begin + size * 4]:
+        batch = order[begin : begin + size * 4]
+        records = snapshot.records(batch)
+        for i in batch:
             record = records.get(i)
             if record is not None and not is_furniture(record.text) and len(record.text) >= MIN_SENTENCE:
                 chosen.append(record)
@@ -155,20 +146,16 @@ def is_source(record: ChunkRecord | None, generated: Generated) -> bool:
     if record is None:
         return False
     same = record.source == generated.record.source and record.paragraph == generated.record.paragraph
-    return same or nfkc(generated.sentence) in nfkc(record.text)
-
-
-def spread_of(values: list[float]) -> list[float]:
-    return [float(np.mean(values)), float(np.std(values))] if values else [0.0, 0.0]
+    return same or generated.sentence in record.text  # both verbatim corpus text
 
 
 def measure(retriever: Retriever, sample: int = SAMPLE) -> Calibration:
     """Generate and ask the questions of the retriever's live index (one model pass for all, the first-stage
-    search of each, no ranking) and record the evidence of their source passage and of the best other one."""
+    search of each, no ranking) and record the cosine of their source passage and of the best other one."""
     generation = retriever.snapshot.path.name
     made = [g for n, record in enumerate(sample_records(retriever, sample)) if (g := question_from(record, n))]
-    right: dict[str, list[float]] = {name: [] for name in MEASURED}
-    wrong: dict[str, list[float]] = {name: [] for name in MEASURED}
+    right: list[float] = []
+    wrong: list[float] = []
     vectors = retriever.embed_questions([g.question for g in made]) if made else []
     for generated, vector in zip(made, vectors, strict=True):
         try:
@@ -178,21 +165,15 @@ def measure(retriever: Retriever, sample: int = SAMPLE) -> Calibration:
         candidates = gather(retriever.snapshot, vector, tokens)
         records = retriever.snapshot.records(candidates.ids.tolist())
         source = np.array([is_source(records.get(int(i)), generated) for i in candidates.ids], dtype=bool)
-        if not source.any() or source.all():
-            continue
-        idf_mass = float(candidates.idf[candidates.known].sum())
-        columns = {"dense": candidates.dense, "bm25_idf_share": candidates.lexical / idf_mass if idf_mass else None}
-        if columns["bm25_idf_share"] is None:
-            continue
-        for name, column in columns.items():
-            right[name].append(float(column[source].max()))
-            wrong[name].append(float(column[~source].max()))
-    asked = len(right["dense"])
-    if asked < MIN_QUESTIONS:
-        reason = f"only {asked} question{'s' if asked != 1 else ''} could be made from its text, {MIN_QUESTIONS} needed"
-        return Calibration(method="default", questions=asked, generation=generation, reason=reason)
-    measured = {name: {"right": spread_of(right[name]), "wrong": spread_of(wrong[name])} for name in MEASURED}
-    return Calibration({**DEFAULT_LEVELS, "zh": measured}, "measured", asked, generation)
+        if source.any() and not source.all():
+            right.append(float(candidates.dense[source].max()))
+            wrong.append(float(candidates.dense[~source].max()))
+    if len(right) < MIN_QUESTIONS:
+        count = f"{len(right)} question{'s' if len(right) != 1 else ''}"
+        reason = f"only {count} could be made from its text, {MIN_QUESTIONS} needed"
+        return Calibration(method="default", questions=len(right), generation=generation, reason=reason)
+    levels = {name: [float(np.mean(v)), float(np.std(v))] for name, v in (("right", right), ("wrong", wrong))}
+    return Calibration(levels, "measured", len(right), generation)
 
 
 def path_of(index_dir: Path) -> Path:
@@ -200,21 +181,17 @@ def path_of(index_dir: Path) -> Path:
 
 
 def load(index_dir: Path, generation: str) -> Calibration | None:
-    """The stored calibration if it was measured on `generation` (the one answering), else None."""
+    """The stored calibration if it was measured on `generation` (the one answering), else None; a damaged
+    or hand-edited file is measured again, never trusted."""
     try:
         data = json.loads(path_of(index_dir).read_text(encoding="utf-8"))
         if data.get("version") != VERSION or data.get("generation") != generation:
             return None
-        found = Calibration(**{k: data[k] for k in ("levels", "method", "questions", "generation", "reason")})
-        for lang in found.levels.values():  # a damaged or hand-edited file is measured again, never trusted
-            for name in MEASURED:
-                for kind in ("right", "wrong"):
-                    mean, std = lang[name][kind]
-                    if not (math.isfinite(mean) and math.isfinite(std) and std >= 0):
-                        return None
-        return found
+        found = Calibration(**{k: data[k] for k in ("dense", "method", "questions", "generation", "reason")})
+        values = [float(x) for kind in ("right", "wrong") for x in found.dense[kind]]
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return None
+    return found if all(math.isfinite(x) for x in values) and min(values[1], values[3]) >= 0 else None
 
 
 def save(index_dir: Path, calibration: Calibration) -> bool:

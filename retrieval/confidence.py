@@ -78,7 +78,7 @@ def question_features(
             top[COLUMN["cross_lingual"]],
             top[COLUMN["bm25_idf_share"]],
             math.log1p(content_words),
-            levels.between("dense", float(top[COLUMN["dense"]]), language),
+            levels.between(float(top[COLUMN["dense"]]), language),
         ],
         dtype=np.float64,
     )

