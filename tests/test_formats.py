@@ -217,3 +217,20 @@ def test_big5_text_is_read_as_big5_not_gb18030_mojibake() -> None:
     text = "".join(block.text for block in extraction.blocks)
     assert extraction.encoding == "big5" and "文言維基始於丙戌年七夕" in text
     assert not any("\ue000" <= char <= "\uf8ff" for char in text)
+
+
+def test_a_form_label_keeps_its_value_on_the_next_line() -> None:
+    """A real form (pypdf's test suite): the label and its value are one passage, with a space between them."""
+    path = Path(__file__).resolve().parents[2] / "shared" / "realdocs" / "pypdf-sf424-page2-form.pdf"
+    texts = [block.text for block in reader_for(path.name, b"%PDF-").read(path.read_bytes(), path.name).blocks]
+    assert "* 12. Funding Opportunity Number: MBL-SF424FAMILY-ALLFORMS" in texts
+
+
+def test_a_small_web_page_keeps_the_headings_between_its_tables() -> None:
+    """A real datasheet (unstructured's test suite, UTF-16): main-text extraction dropped the heading naming the
+    grade; a page this small is all content."""
+    from wenda.index.formats.html import HtmlReader
+
+    path = Path(__file__).resolve().parents[2] / "shared" / "realdocs" / "unstructured-steeljis-datasheet-utf-16.html"
+    extraction = HtmlReader().read(path.read_bytes(), path.name)
+    assert any(block.text == "Mechanical properties of grade SNB22-3" for block in extraction.blocks)

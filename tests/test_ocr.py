@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pypdfium2 as pdfium
 import pytest
 from wenda.index.formats import BY_NAME, SkippedFile, ocr
 from wenda.index.formats.ocr import OcrOptions
@@ -90,3 +91,18 @@ def test_a_damaged_image_is_skipped_with_the_reason(tmp_path: Path, cached: Path
     (tmp_path / "cut.jpg").write_bytes(data[:200])
     with pytest.raises(SkippedFile, match="damaged or truncated image|not a readable image"):
         read("cut.jpg", "image", tmp_path)
+
+
+def test_small_print_in_a_small_picture_is_read(cached: Path) -> None:
+    """A 323 × 430 promotional picture: read at its own size, "-40°C" lost its minus sign."""
+    text = "".join(block.text for block in read("rapidocr-ch_en_num.jpg", "image").blocks)
+    assert "-40°C深度防冻不结冰" in text
+
+
+def test_a_page_scanned_upside_down_is_still_read() -> None:
+    """Most lines of an upside-down page read as noise; then the line-direction classifier turns them."""
+    page = pdfium.PdfDocument(REALDOCS / "rapiddoc-hanyinzhang-seal.pdf")[0].render(scale=200 / 72).to_pil()
+    engine = ocr.engine()
+    upright = "".join(line.text for line in engine.recognise(page))
+    turned = "".join(line.text for line in engine.recognise(page.rotate(180)))
+    assert "黄巍" in turned and len(turned) > 0.8 * len(upright)

@@ -98,4 +98,4 @@ def test_facts_find_their_evidence_in_the_top_3_on_the_right_page(built, embedde
     results = [realdocs.check(retriever, fact) for fact in facts]
     found = [r for r in results if r.rank is not None and r.right_page]
     missed = [r.fact.file for r in results if r not in found]
-    assert len(found) >= 0.8 * len(results), missed  # bench/realdocs.py: the whole set, ≥ 90 % targeted
+    assert len(found) >= 0.9 * len(results), missed  # bench/realdocs.py: the whole set (26 of 28 today)

@@ -128,7 +128,7 @@ def read_member(archive: zipfile.ZipFile, name: str, what: str) -> bytes:
     return data
 
 
-LATIN_END = re.compile(r"[A-Za-z0-9]$")
+LATIN_END = re.compile(r"[A-Za-z0-9.,;:!?)\]%'\"]$")  # a Latin word, or ASCII punctuation after one
 LATIN_START = re.compile(r"^[A-Za-z0-9]")
 HYPHENATED = re.compile(r"[A-Za-z]-$")
 

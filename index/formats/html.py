@@ -122,7 +122,8 @@ class HtmlReader(Reader):
                 document = extract(data, tables=False) or document  # an old page laid out in a table
             lines, blocks = main_text(document)
             visible = visible_lines(data)
-            if chars(lines) < MOSTLY_LEFT_OUT * chars(visible):
+            # a small page is all content: whatever the precise extraction left out, the recall one may keep
+            if chars(lines) < MOSTLY_LEFT_OUT * chars(visible) or chars(visible) <= SMALL_PAGE_CHARS:
                 again = extract(data, tables=True, recall=True)
                 more = main_text(again)
                 if chars(more[0]) > chars(lines):

@@ -10,7 +10,7 @@ import numpy as np
 
 from .base import HYPHENATED, tidy
 
-LABEL_CHARS = 30
+LABEL_CHARS = 60  # a form label with its item number ("* 12. Funding Opportunity Number:") runs to 40-odd
 SENTENCE_END = re.compile(r"[。！？；：!?;:][”’\"」』）)]*$")
 
 
