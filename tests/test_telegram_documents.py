@@ -307,3 +307,32 @@ def test_builds_run_at_the_lowest_priority_on_their_own_thread() -> None:
     thread.start()
     thread.join()
     assert priority == [19] and os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before
+
+
+def test_an_admins_photo_is_read_by_ocr_and_sources_gives_the_account(telegram: FakeTelegram) -> None:
+    """A compressed photo (a real picture from unstructured's test suite) sent by an admin is added through OCR;
+    another user's photo with a caption is still a question, never downloaded; /sources lists every file."""
+    picture = (
+        Path(__file__).resolve().parents[2] / "shared" / "realdocs" / "unstructured-chi_sim_image.jpeg"
+    ).read_bytes()
+    sizes = [
+        {**telegram.document(file_id, picture, None), "width": 449, "height": 110} for file_id in ("thumb", "photo")
+    ]
+    status = next_reply(telegram, ADMIN, lambda: telegram.message(user=ADMIN, text=None, photo=sizes))
+    assert status["text"].startswith("📥 已收到 <code>photo-")
+    assert final(telegram, status).startswith("✅ 已加入语料") and telegram.downloaded("photo") == 1
+    assert telegram.downloaded("thumb") == 0  # the largest size only
+    assert "适合任何肌肤" in visible(ask(telegram, OTHER, "这款护肤产品适合什么人群？"))
+
+    others = [{**telegram.document("other-photo", picture, None), "width": 449, "height": 110}]
+    answer = next_reply(
+        telegram, OTHER, lambda: telegram.message(user=OTHER, text=None, photo=others, caption=SEED_QUESTION)
+    )
+    assert "52" in visible(answer["text"]).split("\n")[0] and telegram.downloaded("other-photo") == 0
+
+    (telegram.corpus / "later.txt").write_text("后来放进语料的文件。\n", encoding="utf-8")  # type: ignore[attr-defined]
+    account = ask(telegram, OTHER, "/sources")
+    (telegram.corpus / "later.txt").unlink()  # type: ignore[attr-defined]
+    assert account.startswith("<b>语料文件</b>：已索引 3，跳过 0，待索引 1")
+    assert account.index("<code>later.txt</code>") < account.index("<code>004_253b461cd30454f2.txt</code>")
+    assert "（OCR 识别）" in account.split("<code>photo-")[1].split("\n")[0]

@@ -48,7 +48,7 @@ from ..feedback import FeedbackStore
 from ..privacy import UserHasher
 from ..ratelimit import RateLimiter
 from .conversations import ConversationStore
-from .documents import ADMIN_HELP, Library, on_docs, on_document, on_remove
+from .documents import ADMIN_HELP, Library, on_docs, on_document, on_photo, on_remove, on_sources
 from .format import answer_html, paragraph_html, trim
 from .send import retrying
 from .settings import CONVERSATIONS_KEPT, MAX_QUESTION_CHARS, MAX_RESULTS, PAGE_SIZE, TelegramSettings
@@ -61,6 +61,7 @@ COMMANDS = [
     ("start", "Wenda 能回答什么"),
     ("help", "使用说明"),
     ("docs", "语料中的文档"),
+    ("sources", "每个语料文件的索引情况（已索引、跳过及原因）"),
     ("ask", "提问（群组中使用）：/ask 问题"),
     ("new", "开始新的对话（不再联系上文）"),
 ]
@@ -429,12 +430,15 @@ def build_application(bot: WendaBot) -> Application:
     application.add_handler(TypeHandler(Update, gate), group=-1)
     application.add_handler(CommandHandler("start", on_start))
     application.add_handler(CommandHandler("help", on_help))
-    application.add_handler(CommandHandler(["docs", "sources"], on_docs))  # /sources: its name before /docs
+    application.add_handler(CommandHandler("docs", on_docs))
+    application.add_handler(CommandHandler("sources", on_sources))
     application.add_handler(CommandHandler("remove", on_remove))
     application.add_handler(CommandHandler("ask", on_ask))
     application.add_handler(CommandHandler("new", on_new))
     if bot.settings.admins:  # uploads on: a file in a private chat is a document to add, not a question
         application.add_handler(MessageHandler(filters.ChatType.PRIVATE & filters.Document.ALL, on_document))
+        admins = filters.User(user_id=bot.settings.admins)
+        application.add_handler(MessageHandler(filters.ChatType.PRIVATE & filters.PHOTO & admins, on_photo))
     application.add_handler(MessageHandler(filters.COMMAND, on_unknown_command))
     text = (filters.TEXT | filters.CAPTION) & ~filters.COMMAND
     application.add_handler(MessageHandler(filters.ChatType.PRIVATE & text, on_private_text))

@@ -40,6 +40,7 @@ from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 from wenda.index import runtime
+from wenda.index.account import corpus_account
 from wenda.index.builder import BuildReport, build_index
 from wenda.index.embeddings import Embedder, embedder_for
 from wenda.index.errors import IndexLockedError, WendaError
@@ -81,6 +82,7 @@ UNEXPECTED = "出现意外错误（详情见日志），请稍后再试"
 ADMIN_HELP = (
     "\n\n<b>管理员</b>\n"
     "• 私聊发给我一个文件（PDF、Word .docx、EPUB、HTML、Markdown、纯文本，20 MB 以内）即加入语料。\n"
+    "• 发给我一张照片或图片（通知、扫描页），文字经 OCR 识别后加入语料。\n"
     "• /remove 文件名 — 从语料删除（文件名见 /docs）。"
 )
 
@@ -217,6 +219,10 @@ class Library:
         self.refresh()
         return [(d["source"], d["title"], d["passages"]) for d in self.retriever.snapshot.catalogue()]
 
+    def account(self) -> list[dict]:
+        self.refresh()
+        return corpus_account(self.retriever.snapshot, self.settings.corpus)
+
     # --- on the event loop ----------------------------------------------------------------------------
     async def save(self, data: bytes, name: str) -> Admitted:
         async with self.changing:
@@ -268,9 +274,25 @@ async def on_document(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
         log.info("refused a document from a user who is not an admin (not downloaded)")
         await retrying(lambda: message.reply_text(NOT_ADMIN))
         return
-    name = document.file_name or "document"
+    await receive(update, context, document.file_id, document.file_name or "document", document.file_size)
+
+
+async def on_photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A photo an admin sends (Telegram compresses it to a JPEG): its largest size is added like a file and read
+    by OCR; the handler is registered for admins only, so anyone else's photo caption stays a question."""
+    message = update.effective_message
+    photo = message.photo[-1]  # Telegram lists the sizes smallest first
+    name = f"photo-{message.date:%Y%m%d-%H%M%S}-{photo.file_unique_id}.jpg"
+    await receive(update, context, photo.file_id, name, photo.file_size)
+
+
+async def receive(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, file_id: str, name: str, size: int | None
+) -> None:
+    """An admin's upload: downloaded, checked, saved, then indexed in the background with the status shown."""
+    library = library_of(context)
+    message = update.effective_message
     shown = name_html(name)
-    size = document.file_size
     if size is not None and size > min(BOT_DOWNLOAD_LIMIT, MAX_FILE_BYTES):
         why = (
             TOO_BIG_FOR_BOTS.format(size=size / 2**20)
@@ -281,7 +303,7 @@ async def on_document(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
         return
     status = await retrying(lambda: message.reply_html(RECEIVED.format(name=shown)))
     try:
-        telegram_file = await retrying(lambda: context.bot.get_file(document.file_id))
+        telegram_file = await retrying(lambda: context.bot.get_file(file_id))
         data = bytes(await retrying(lambda: telegram_file.download_as_bytearray()))
     except TelegramError as exc:
         log.warning("could not download a document: %s", exc)
@@ -380,7 +402,7 @@ async def index_removal(library: Library, status: Message, source: str, title: s
 
 
 async def on_docs(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """`/docs` (also `/sources`): the indexed documents with their passages."""
+    """`/docs`: the indexed documents with their titles and passages."""
     rows = await asyncio.to_thread(library_of(context).catalogue)
     await retrying(lambda: update.effective_message.reply_html(docs_html(rows)))
 
@@ -392,5 +414,34 @@ def docs_html(rows: list[tuple[str, str, int]]) -> str:
         line = f"\n{number}. 《{title_html(title)}》 <code>{escape(source)}</code> · {passages} 个片段"
         if telegram_length(text + line) > TELEGRAM_LIMIT - 40:  # whole lines only: never cut inside a tag
             return text + f"\n…（另有 {len(rows) - number + 1} 篇未列出）"
+        text += line
+    return text
+
+
+async def on_sources(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """`/sources`: the build account, as `wenda sources` gives it: every corpus file, indexed (passages, OCR) or
+    skipped with the reason, or added after the last build."""
+    entries = await asyncio.to_thread(library_of(context).account)
+    await retrying(lambda: update.effective_message.reply_html(sources_html(entries)))
+
+
+SOURCE_STATUS = {"indexed": "✓", "skipped": "✗", "pending": "…"}
+
+
+def sources_html(entries: list[dict]) -> str:
+    """The account as one message: the counts, then the files that need a hand (skipped, pending) before the
+    indexed ones, as many whole lines as fit."""
+    counts = {status: sum(e["status"] == status for e in entries) for status in SOURCE_STATUS}
+    text = f"<b>语料文件</b>：已索引 {counts['indexed']}，跳过 {counts['skipped']}"
+    text += f"，待索引 {counts['pending']}" if counts["pending"] else ""
+    ordered = sorted(entries, key=lambda e: (e["status"] == "indexed", e["source"]))
+    for number, entry in enumerate(ordered, 1):
+        line = f"\n{SOURCE_STATUS.get(entry['status'], '?')} <code>{escape(trim(entry['source'], NAME_CHARS))}</code>"
+        if entry["status"] == "indexed":
+            line += f" · {entry['passages']} 个片段" + ("（OCR 识别）" if entry["ocr"] else "")
+        else:
+            line += f"：<i>{escape(trim(entry['reason'] or '', 200))}</i>"
+        if telegram_length(text + line) > TELEGRAM_LIMIT - 40:  # whole lines only: never cut inside a tag
+            return text + f"\n…（另有 {len(ordered) - number + 1} 个文件未列出，完整列表见 wenda sources）"
         text += line
     return text
