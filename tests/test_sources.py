@@ -1,5 +1,7 @@
 """index.sources: metadata from sources.toml, with the first line as a fallback title."""
 
+import subprocess
+import sys
 from pathlib import Path
 from unicodedata import normalize
 
@@ -65,3 +67,11 @@ def test_malformed_metadata_names_the_file(tmp_path: Path, text: str, message: s
     (tmp_path / "sources.toml").write_text(text, encoding="utf-8")
     with pytest.raises(WendaError, match=f"sources.toml.*{message}"):
         load_sources(tmp_path)
+
+
+def test_a_hostile_file_name_is_judged_at_once() -> None:
+    """File names are untrusted: the first pattern backtracked exponentially (2 s at 36 letters, hours at 60),
+    and it runs for every chunk a build embeds. (A subprocess: the regex engine holds the GIL.)"""
+    code = "from wenda.index.sources import is_identifier; print(is_identifier('a' * 60 + 'z'))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=20)
+    assert done.stdout.strip() == "False", done.stderr
