@@ -9,13 +9,11 @@ from wenda.index.errors import UsageError
 
 def reliability_diagram(rows: dict[str, dict], path: Path) -> None:
     """Mean confidence against the share right per bin, one line per mode, bar widths by count."""
-    try:
-        import matplotlib
+    import matplotlib  # the `plot` extra: `wenda eval --plot` checks it is installed before asking anything
 
-        matplotlib.use("Agg")  # no display: a file is written
-        import matplotlib.pyplot as plt
-    except ImportError as exc:
-        raise UsageError("--plot needs matplotlib: pip install 'wenda[plot]'") from exc
+    matplotlib.use("Agg")  # no display: a file is written
+    import matplotlib.pyplot as plt
+
     figure, (top, bottom) = plt.subplots(2, 1, figsize=(5, 6), height_ratios=(3, 1), sharex=True)
     top.plot([0, 1], [0, 1], linestyle=":", color="grey", label="perfectly calibrated")
     for mode, row in rows.items():

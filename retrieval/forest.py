@@ -2,9 +2,9 @@
 
 Importing LightGBM costs 1.2-2 s (its compatibility layer imports scikit-learn and scipy), paid by every CLI
 question and every bot start. The ranker is a few hundred small trees; `export` flattens them at training time
-into arrays stored with `numpy.savez` (no pickle) and `Forest.predict` walks every tree for every row at once,
-one level per step, with LightGBM's own decision rule (missing values, the zero threshold), so the scores
-equal the library's (tests/test_forest.py checks it on real feature rows).
+into arrays stored with `numpy.savez` (no pickle) and `Forest.predict` evaluates every tree for every row at
+once (QuickScorer's bit vectors, `_prepare`) with LightGBM's own decision rule (missing values, the zero
+threshold), so the scores equal the library's (tests/test_forest.py checks it on real feature rows).
 """
 
 from __future__ import annotations

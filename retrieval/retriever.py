@@ -26,7 +26,6 @@ from wenda.index.tokenization import normalize
 from . import calibration, confidence, ranker
 from .answer import extract_answer
 from .bridge import lexicon, translate
-from .calibration import Calibration
 from .candidates import Candidates, gather
 from .content import content_tokens
 from .features import Question, features
@@ -82,7 +81,6 @@ class Retriever:
         self.embedder = embedder or embedder_for(settings)
         self._lock = threading.Lock()
         self._reported: Snapshot | None = None  # the snapshot whose problem a front end was told about
-        self.calibration = Calibration()  # the training corpora's levels until this index's are measured
         self.snapshot, self.profile, self.places = self._open()
         self.calibration = calibration.ensure(self)
         jieba.initialize()  # load the dictionary now, not on the first question

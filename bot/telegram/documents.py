@@ -1,5 +1,6 @@
-"""Documents through the Telegram bot: admins send files to add them to the corpus and `/remove` them; anyone
-allowed to use the bot lists them with `/docs`.
+"""Documents through the Telegram bot: admins send files (or photos, read by OCR) to add them to the corpus and
+`/remove` them; anyone allowed to use the bot lists them with `/docs`, and every corpus file with what became
+of it with `/sources`.
 
 Who: the users in WENDA_TELEGRAM_ADMINS, in a private chat with the bot. Anyone else's file is refused politely
 before anything is fetched: no getFile call, so nothing they send is downloaded or stored. Files sent in groups
@@ -10,11 +11,11 @@ caption is not read as a question. Without admins the bot treats files as before
 How an upload goes, edited into one status message (received → reading → indexing → done, or exactly why not):
 the declared size is checked first (a bot may download at most 20 MB), then the bytes are downloaded and
 `index.intake.admit` checks and saves them in a worker thread (format by content, size, decompression bombs,
-scans without text, encrypted or damaged PDFs, duplicates). Indexing runs in a background task: one build at a
-time, waiting a while when a `wenda index` process holds the index; when the new generation is committed the
-retriever switches to it before "done" is said, so the next question is answered from it, without a restart. A
-build that fails undoes the change (the saved file is removed, a removed one is put back), so the corpus and the
-index agree. Every name and title shown is escaped: they come from the sender.
+scans and pictures with no legible text, encrypted or damaged PDFs, duplicates). Indexing runs in a background
+task: one build at a time, waiting a while when a `wenda index` process holds the index; when the new
+generation is committed the retriever switches to it before "done" is said, so the next question is answered
+from it, without a restart. A build that fails undoes the change (the saved file is removed, a removed one is
+put back), so the corpus and the index agree. Every name and title shown is escaped: they come from the sender.
 
 Builds run on a thread of their own, at low priority (WENDA_INDEX_PRIORITY; Linux keeps it per thread, so
 questions keep their speed), with an embedder of their own, loaded on the first build: the Embedder interface
