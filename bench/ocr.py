@@ -3,18 +3,20 @@
 
     apt-get install --no-install-recommends fonts-arphic-uming tesseract-ocr tesseract-ocr-chi-sim
     .venv/bin/python -m pip install rapidfuzz       # the `bench` extra
-    .venv/bin/python bench/ocr.py
+    .venv/bin/python bench/ocr.py [--settings]
 
 - Rendered pages: paragraphs of the bundled articles drawn on A4 at 300 dpi in a Song (serif) face, clean, and
   degraded as a phone photo is (150 dpi, turned 1.5°, blurred, noisy, JPEG quality 35); character error rate
   (edit distance / reference length, whitespace ignored) and seconds per page, medians.
 - Real scans from ../shared/realdocs: seconds per page and whether each FACTS evidence string is recognised.
+- The built-in engine's settings: each one undone in turn, on the clean rendered pages (table "ocr_settings").
 - The cache: the same scan read twice through Wenda's PDF reader, cold and cached.
-Writes the table "ocr" in docs/benchmarks.md.
+Writes the tables "ocr" and "ocr_settings" in docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
+import argparse
 import io
 import random
 import shutil
@@ -26,6 +28,7 @@ import time
 import unicodedata
 from pathlib import Path
 
+import numpy as np
 import pypdfium2 as pdfium
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from rapidfuzz.distance import Levenshtein
@@ -55,6 +58,24 @@ def engines() -> dict:
     if shutil.which("tesseract"):
         found["Tesseract 5 chi_sim+eng"] = tesseract
     return found
+
+
+def variants() -> dict:
+    """The built-in engine as shipped, and with each of its chosen settings undone (docs/formats.md)."""
+    from rapidocr_onnxruntime import RapidOCR
+
+    def raw(comma: bool = True, **settings):  # one setting undone, the others as shipped
+        engine = RapidOCR(max_side_len=ocr.MAX_SIDE, **settings)
+        read = lambda image: "".join(text for _, text, _ in engine(np.asarray(image)[:, :, ::-1])[0] or [])  # noqa: E731
+        return (lambda image: read(image).replace("丶", "、")) if comma else read
+
+    shipped = RapidOcr()
+    return {
+        "as shipped": lambda image: "".join(line.text for line in shipped.recognise(image)),
+        "line-direction classifier on": raw(use_cls=True, rec_batch_num=1),
+        "6 lines a recognition batch (RapidOCR's default)": raw(use_cls=False, rec_batch_num=6),
+        "丶 not read as 、": raw(comma=False, use_cls=False, rec_batch_num=1),
+    }
 
 
 def rendered_pages(count: int = 3) -> list[tuple[str, Image.Image, Image.Image]]:
@@ -129,8 +150,36 @@ def cache_speedup() -> tuple[float, float]:
     return times[0], times[1]
 
 
+def settings_table(pages: list[tuple[str, Image.Image, Image.Image]]) -> None:
+    rows = []
+    for name, run in variants().items():
+        clean = [timed(run, page) + (text,) for text, page, _ in pages]
+        row = {
+            "variant": name,
+            "cer_clean": round(statistics.median(cer(ref, text) for text, _, ref in clean), 4),
+            "clean_page_s": round(statistics.median(s for _, s, _ in clean), 2),
+        }
+        print(row, flush=True)
+        rows = save("ocr_settings", row, ("variant",))
+    update_table(
+        "ocr_settings",
+        [
+            ("RapidOCR", lambda r: r["variant"]),
+            ("CER, clean 300 dpi pages", lambda r: f"{r['cer_clean']:.1%}"),
+            ("s per clean A4 page", lambda r: f"{r['clean_page_s']}"),
+        ],
+        rows,
+    )
+
+
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--settings", action="store_true", help="only the table of the built-in engine's settings")
+    args = parser.parse_args()
     pages = rendered_pages()
+    settings_table(pages)
+    if args.settings:
+        return 0
     scans = scan_images()
     evidence = {fact.file: realdocs.plain(fact.evidence) for fact in realdocs.facts() if fact.file in SCANS + PICTURES}
     rows = []

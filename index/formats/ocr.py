@@ -4,7 +4,7 @@ paragraphs in reading order (`layout`) with the box each one came from.
 
 The engine is RapidOCR (PP-OCRv4 on ONNX Runtime, Apache-2.0, models inside its wheel): measured against
 Tesseract 5 with chi_sim (bench/ocr.py, docs/benchmarks.md "OCR engines"): 0.8 % character errors on clean
-pages against 10.7 %, 6.4 % on degraded photos against 96 %, and 9-17× faster on 2 cores. Reading happens in
+pages against 10.7 %, 6.4 % on degraded photos against 96 %, and 9-19× faster on 2 cores. Reading happens in
 the worker process of `index/isolation.py`, which sets the options and the progress callback with `configure`."""
 
 from __future__ import annotations
@@ -77,10 +77,10 @@ class OcrEngine:
 class RapidOcr(OcrEngine):
     """RapidOCR 1.4 (PP-OCRv4 mobile detection and recognition) on ONNX Runtime.
 
-    Settings measured on rendered A4 pages with known text (bench/ocr.py): the line-direction classifier is
-    off, because on upright pages it turned 2-3 of 37 lines upside down (character errors 10.7 % with it, 2.1 %
-    without); it is asked only where most detected lines read badly (a page scanned upside down). One line per
-    recognition batch: a batch is padded to its widest line, and six at a time took 7 s a page against 2.3 s."""
+    Settings measured on rendered A4 pages with known text (`bench/ocr.py --settings`): the line-direction
+    classifier is off, because on upright pages it turned 2-3 of 37 lines upside down (character errors 9.4 %
+    with it, 0.8 % without); it is asked only where most detected lines read badly (a page scanned upside
+    down). One line per recognition batch: a batch is padded to its widest line (six: 2.8 s a page, one: 2.2)."""
 
     name = "rapidocr"
 
