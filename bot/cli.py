@@ -62,10 +62,15 @@ def warn(line: str) -> None:
 
 
 def builder(
-    settings: Settings, quiet: bool, batch_size: int | None = None, remote: RemoteEmbedding | None = None
+    settings: Settings,
+    quiet: bool,
+    batch_size: int | None = None,
+    remote: RemoteEmbedding | None = None,
+    verbose: bool = False,
 ) -> Callable[[bool], BuildReport]:
     """A function that updates the index (printing its report) with the model loaded once, at the build priority;
-    with `remote`, the chunks are embedded there and the model here only checks and probes."""
+    with `remote`, the chunks are embedded there and the model here only checks and probes; `verbose` prints what
+    a reader raised on each file it failed on (otherwise only in the build log)."""
     # before the model starts its threads: they inherit the priority of the thread that starts them
     how = runtime.lower_priority() if settings.index_priority == "low" else "normal priority"
     embedder = embedder_for(settings)
@@ -85,6 +90,9 @@ def builder(
         )
         if report.embedded_chunks and not report.embedded_on and not quiet:
             warn(f"embedded on {threads} thread{'s' if threads > 1 else ''}, {how}")
+        if verbose:
+            for source, detail in sorted(report.details.items()):
+                warn(f"== {source}\n{detail.rstrip()}")
         print(render_report(report), flush=True)
         if report.total_chunks:  # measured when the index is first opened: here, not at someone's question
             print(Retriever(settings, embedder).calibration.describe(), flush=True)
@@ -167,7 +175,7 @@ def command_index(args: argparse.Namespace) -> int:
     rebuild = args.rebuild
     ray = ray_options(args)
     remote = RayEmbedding(settings, ray) if ray else None
-    build = builder(settings, args.quiet, args.batch_size, remote)
+    build = builder(settings, args.quiet, args.batch_size, remote, args.verbose)
 
     def update() -> BuildReport:
         nonlocal rebuild  # --rebuild applies to the first update only, also under --watch
@@ -544,6 +552,9 @@ def parser() -> argparse.ArgumentParser:
     index = command(commands, "index", parents=[common], summary="build or update the index")
     index.add_argument("--rebuild", action="store_true", help="discard the index and embed everything again")
     index.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    index.add_argument(
+        "-v", "--verbose", action="store_true", help="print what a reader raised on each file it failed on"
+    )
     index.add_argument(
         "--strict", action="store_true", help="exit 1 when any file was skipped (the index is still built), for CI"
     )

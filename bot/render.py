@@ -143,6 +143,9 @@ def render_report(report: BuildReport) -> str:
         more = f" and {len(report.skipped) - 10} more" if len(report.skipped) > 10 else ""
         s = "s" * (len(report.skipped) != 1)
         skipped = f"\n{len(report.skipped)} file{s} skipped: {names}{more} (reasons above; `wenda sources` lists them)"
+        if report.log is not None:
+            failed = len(report.details)
+            skipped += f"\nwhat the reader{'s' * (failed != 1)} raised: {report.log}"
     return terminal_safe(repairs + _summary(report) + skipped)
 
 

@@ -46,6 +46,8 @@ class BuildReport:
     removed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    details: dict[str, str] = field(default_factory=dict)  # a reader's traceback by source, for the build log
+    log: Path | None = None  # where the details were written
     embedded_chunks: int = 0
     cached_chunks: int = 0
     total_chunks: int = 0
@@ -144,7 +146,7 @@ def insert_sources(
     sources: list[str],
     next_id: int,
     params: ChunkingParams,
-    skip: Callable[[str, str], None],
+    skip: Callable[[str, str, str | None], None],
     reading: Reading,
     read: dict[str, dict],
 ) -> list[str]:
@@ -157,10 +159,10 @@ def insert_sources(
         try:
             extraction = reading.extract(corpus_file.document)
         except SkippedFile as exc:
-            skip(source, str(exc))
+            skip(source, str(exc), exc.detail)
             continue
         if not extraction.blocks:
-            skip(source, "no text in it")
+            skip(source, "no text in it", None)
             continue
         read[source] = {"pages": len(extraction.pages) if extraction.unit else None, "ocr": extraction.ocr}
         opening = [block.text for block in extraction.blocks[:OPENING_LINES]]
@@ -330,9 +332,25 @@ def build_index(
             if previous is not None:
                 previous.close()
         store.prune(index_dir, keep={final, previous.path} if report.repaired and previous else None)
+        report.log = write_log(index_dir, report.details)
         report.generation = final.name
         report.seconds = time.perf_counter() - started
         return report
+
+
+BUILD_LOG = "build.log"
+
+
+def write_log(index_dir: Path, details: dict[str, str]) -> Path | None:
+    """Write what readers raised on the files this build skipped to `build.log` in the index folder (replacing an
+    earlier one): the one-line reasons are for people, the tracebacks for a bug report. None when nothing failed."""
+    if not details:
+        return None  # a later build that skips nothing new keeps the log of the one that did
+    path = index_dir / BUILD_LOG
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    text = "".join(f"== {source} ({stamp})\n{detail.rstrip()}\n\n" for source, detail in sorted(details.items()))
+    path.write_text(text, encoding="utf-8")
+    return path
 
 
 def write_generation(
@@ -351,9 +369,11 @@ def write_generation(
     remove_sources(db, vectors, report.changed + report.removed)
     next_id = previous.manifest["next_id"] if previous else 0
 
-    def skip(source: str, reason: str) -> None:
+    def skip(source: str, reason: str, detail: str | None) -> None:
         options.warn(f"warning: skipped {source}: {reason}")
         report.skipped.append((source, reason))
+        if detail:
+            report.details[source] = detail
         manifest["skipped"][source] = {"fingerprint": files.pop(source).fingerprint, "reason": reason}
         if source in report.changed:  # its old passages are gone with the old text
             report.changed.remove(source)

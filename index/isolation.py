@@ -64,7 +64,7 @@ class Job:
 
 def serve(conn: Connection) -> None:
     """The worker's loop: read each Job sent on `conn` until it closes, answering ("ok", Extraction) or
-    ("skip", reason); OCR progress goes out as ("progress", Progress) before the answer."""
+    ("skip", (reason, traceback or None)); OCR progress goes out as ("progress", Progress) before the answer."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it ends the worker
     while True:
         try:
@@ -75,7 +75,7 @@ def serve(conn: Connection) -> None:
         try:
             answer = ("ok", read_as(job.reader, job.data, job.name))
         except SkippedFile as exc:
-            answer = ("skip", str(exc))
+            answer = ("skip", (str(exc), exc.detail))
         conn.send(answer)
 
 
@@ -169,7 +169,7 @@ class Reading:
                         self.progress(value)
                     continue
                 if kind == "skip":
-                    raise SkippedFile(value)
+                    raise SkippedFile(*value)
                 return value
 
     def _worker(self) -> Worker:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,10 +48,13 @@ class Document:
 
 def read_as(reader: str, data: bytes, name: str) -> Extraction:
     """The named reader's extraction of `data`; whatever else a reader raises (a parser's bug, a hostile file)
-    becomes SkippedFile with the reason, so that one file is skipped and the rest goes on."""
+    becomes SkippedFile with the reason, so that one file is skipped and the rest goes on; what was raised is kept
+    as its `detail`, for the build log."""
     try:
         return formats.BY_NAME[reader].read(data, name)
-    except SkippedFile:
+    except SkippedFile as exc:
+        if exc.detail is None and exc.__cause__ is not None:  # a reader's wrapped parser failure: its traceback
+            exc.detail = "".join(traceback.format_exception(exc.__cause__))
         raise
     except MemoryError as exc:
         raise SkippedFile(OUT_OF_MEMORY) from exc
@@ -61,7 +65,8 @@ def read_as(reader: str, data: bytes, name: str) -> Extraction:
         detail = lines[-1][:160] if lines else ""  # a wrapped traceback says what happened last
         raise SkippedFile(
             f"the {reader} reader failed on it ({type(exc).__name__}{': ' + detail if detail else ''}); "
-            "if the file opens elsewhere, save it again (e.g. print to PDF) and add it again"
+            "if the file opens elsewhere, save it again (e.g. print to PDF) and add it again",
+            traceback.format_exc(),
         ) from exc
 
 

@@ -3,13 +3,16 @@ the next file is read by a fresh worker. Real files: a 619-page PDF from a parse
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import threading
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
+from conftest import run_wenda
 from PIL import Image
 from wenda.index import isolation
 from wenda.index.formats import SkippedFile
@@ -63,3 +66,37 @@ def test_plain_text_and_markdown_are_read_in_process() -> None:
     before = isolation._worker
     assert Reading().extract(document(DOCUMENTS, "guide.md")).blocks
     assert isolation._worker is before
+
+
+def damaged_docx() -> bytes:
+    """A Word file whose package lacks its content types: python-docx fails inside itself (AttributeError)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("[Content_Types].xml", "<x/>")
+        archive.writestr("word/document.xml", '<w:document xmlns:w="x"><w:body>')
+    return buffer.getvalue()
+
+
+def test_what_a_reader_raised_comes_back_from_the_worker_with_the_reason(tmp_path: Path) -> None:
+    (tmp_path / "broken.docx").write_bytes(damaged_docx())
+    with pytest.raises(SkippedFile, match=r"not a readable Word \.docx file \(AttributeError") as caught:
+        Reading().extract(document(tmp_path, "broken.docx"))
+    assert "Traceback" in (caught.value.detail or "") and "docx" in caught.value.detail
+
+
+def test_the_build_logs_tracebacks_and_prints_them_only_when_asked(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "notes.txt").write_text("第一段：政务服务“一网通办”改革在全市推开。\n", encoding="utf-8")
+    (corpus / "broken.docx").write_bytes(damaged_docx())
+    env = {"WENDA_CORPUS": str(corpus), "WENDA_INDEX_DIR": str(tmp_path / "index")}
+    done = run_wenda("index", "-q", env=env)
+    out, err = done.stdout.decode(), done.stderr.decode()
+    assert done.returncode == 0 and "Traceback" not in out + err, err
+    assert "warning: skipped broken.docx: not a readable Word .docx file (AttributeError" in err
+    log = tmp_path / "index" / "build.log"
+    assert f"what the reader raised: {log}" in out
+    assert "== broken.docx" in log.read_text() and "Traceback (most recent call last)" in log.read_text()
+    (corpus / "broken.docx").write_bytes(damaged_docx() + b"\0")  # changed: read again, now verbosely
+    done = run_wenda("index", "-q", "--verbose", env=env)
+    assert done.returncode == 0 and "== broken.docx\nTraceback (most recent call last)" in done.stderr.decode()

@@ -11,7 +11,12 @@ from dataclasses import dataclass, field
 
 
 class SkippedFile(Exception):
-    """A corpus file that cannot be indexed; the message says why and, where it can, what to do."""
+    """A corpus file that cannot be indexed; the message says why and, where it can, what to do. `detail` is the
+    reader's traceback when a reader failed unexpectedly: for the build log and `--verbose`, never the one line."""
+
+    def __init__(self, message: str, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.detail = detail
 
 
 # Untrusted input: a zip-based file (.docx, .epub) may unpack to far more than it weighs (a "zip bomb").
