@@ -11,7 +11,8 @@
 - Real scans from ../shared/realdocs: seconds per page and whether each FACTS evidence string is recognised.
 - The built-in engine's settings: each one undone in turn, on the clean rendered pages (table "ocr_settings").
 - The cache: the same scan read twice through Wenda's PDF reader, cold and cached.
-Writes the tables "ocr" and "ocr_settings" in docs/benchmarks.md.
+- Pages side by side: a 4-page scan read through the PDF reader one page at a time and pages in parallel.
+Writes the tables "ocr", "ocr_settings" and "ocr_side_by_side" in docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -150,6 +151,42 @@ def cache_speedup() -> tuple[float, float]:
     return times[0], times[1]
 
 
+def side_by_side(pages: list[tuple[str, Image.Image, Image.Image]], rounds: int = 3) -> dict:
+    """Pages per second over the clean pages saved as one image-only PDF and read through Wenda's PDF reader
+    (rendering, OCR, layout), one page at a time with every core against pages side by side (PAGE_THREADS);
+    medians of `rounds` alternating runs, no cache."""
+    buffer = io.BytesIO()
+    images = [page for _, page, _ in pages]
+    images[0].save(buffer, "PDF", resolution=300, save_all=True, append_images=images[1:])
+    data, width = buffer.getvalue(), ocr.PAGE_THREADS
+    speeds: dict[int, list[float]] = {1: [], width: []}
+    for _ in range(rounds):
+        for threads in speeds:
+            ocr.PAGE_THREADS = threads
+            started = time.perf_counter()
+            BY_NAME["pdf"].read(data, "dense.pdf")
+            speeds[threads].append(len(images) / (time.perf_counter() - started))
+    ocr.PAGE_THREADS = width
+    row = {
+        "pages": len(images),
+        "one_at_a_time": round(statistics.median(speeds[1]), 2),
+        "side_by_side": round(statistics.median(speeds[width]), 2),
+        "readers": width,
+    }
+    print("dense scan through the PDF reader, pages/s:", row, flush=True)
+    rows = save("ocr_side_by_side", row, ())
+    update_table(
+        "ocr_side_by_side",
+        [
+            ("dense A4 pages in one scanned PDF", lambda r: str(r["pages"])),
+            ("pages/s, one at a time (every core)", lambda r: str(r["one_at_a_time"])),
+            ("pages/s, side by side", lambda r: f"{r['side_by_side']} ({r['readers']} readers)"),
+        ],
+        rows,
+    )
+    return rows
+
+
 def settings_table(pages: list[tuple[str, Image.Image, Image.Image]]) -> None:
     rows = []
     for name, run in variants().items():
@@ -175,7 +212,11 @@ def settings_table(pages: list[tuple[str, Image.Image, Image.Image]]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--settings", action="store_true", help="only the table of the built-in engine's settings")
+    parser.add_argument("--pages", action="store_true", help="only the pages/s of a scan, pages side by side or not")
     args = parser.parse_args()
+    side_by_side(rendered_pages(4))
+    if args.pages:
+        return 0
     pages = rendered_pages()
     settings_table(pages)
     if args.settings:

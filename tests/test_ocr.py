@@ -3,6 +3,7 @@ built-in engine, each passage citing its page and the box of the recognised regi
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from pathlib import Path
 
@@ -106,3 +107,20 @@ def test_a_page_scanned_upside_down_is_still_read() -> None:
     upright = "".join(line.text for line in engine.recognise(page))
     turned = "".join(line.text for line in engine.recognise(page.rotate(180)))
     assert "黄巍" in turned and len(turned) > 0.8 * len(upright)
+
+
+def test_pages_read_side_by_side_come_back_as_read_one_at_a_time(tmp_path: Path, monkeypatch) -> None:
+    """The 4-page seal scan with two readers, against one page at a time; then with pages 2 and 4 missing from
+    the cache, so that cached and recognised pages interleave: the same passages, pages in order."""
+    monkeypatch.setattr(ocr, "PAGE_THREADS", 1)
+    ocr.configure(OcrOptions())
+    alone = read("rapiddoc-hanyinzhang-seal.pdf", "pdf")
+    monkeypatch.setattr(ocr, "PAGE_THREADS", 2)
+    done: list[tuple[int, int]] = []
+    ocr.configure(OcrOptions(cache=tmp_path / "ocr.sqlite"), lambda page, total: done.append((page, total)))
+    assert read("rapiddoc-hanyinzhang-seal.pdf", "pdf") == alone
+    assert done == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    with sqlite3.connect(tmp_path / "ocr.sqlite") as db:
+        db.execute("DELETE FROM pages WHERE key LIKE '%:2:%' OR key LIKE '%:4:%'")
+    assert read("rapiddoc-hanyinzhang-seal.pdf", "pdf") == alone
+    ocr.configure(OcrOptions())

@@ -12,8 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import queue
 import sqlite3
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -80,15 +83,21 @@ class RapidOcr(OcrEngine):
     Settings measured on rendered A4 pages with known text (`bench/ocr.py --settings`): the line-direction
     classifier is off, because on upright pages it turned 2-3 of 37 lines upside down (character errors 9.4 %
     with it, 0.8 % without); it is asked only where most detected lines read badly (a page scanned upside
-    down). One line per recognition batch: a batch is padded to its widest line (six: 2.8 s a page, one: 2.2)."""
+    down). One line per recognition batch: a batch is padded to its widest line (six: 2.8 s a page, one: 2.2).
+    `threads` caps ONNX Runtime's threads (None: one per core), for engines that read pages side by side."""
 
     name = "rapidocr"
 
-    def __init__(self) -> None:
+    def __init__(self, threads: int | None = None) -> None:
         from rapidocr_onnxruntime import RapidOCR
 
         self.version = engine_version() or ""
-        self._engine = RapidOCR(max_side_len=MAX_SIDE, use_cls=False, rec_batch_num=1)
+        self._engine = RapidOCR(
+            max_side_len=MAX_SIDE,
+            use_cls=False,
+            rec_batch_num=1,
+            **({"intra_op_num_threads": threads, "inter_op_num_threads": 1} if threads else {}),
+        )
 
     def recognise(self, image: Image.Image) -> list[OcrLine]:
         # a small picture (a web banner, a thumbnail) is enlarged first: its small print was misread at its own
@@ -139,6 +148,20 @@ def engine() -> OcrEngine | None:
     return _engine
 
 
+# Pages of one file read side by side, each by its own single-threaded engine: recognition runs one short line at
+# a time, too little work to keep two threads busy, so two pages at once on two cores read 0.52-0.62 pages/s
+# against 0.41-0.44 one page at a time with two threads (dense A4 pages; bench/ocr.py, "pages side by side").
+PAGE_THREADS = max(1, min(len(os.sched_getaffinity(0)), 4))
+_pool: list[OcrEngine] = []
+
+
+def engine_pool(size: int) -> list[OcrEngine]:
+    """`size` single-threaded engines (loaded once, kept), for pages read side by side."""
+    while len(_pool) < size:
+        _pool.append(RapidOcr(threads=1))
+    return _pool[:size]
+
+
 def engine_version() -> str | None:
     """The installed engine's name and version (what the cache is keyed by), without loading its models."""
     try:
@@ -183,7 +206,7 @@ class OcrCache:
         if self.db is None:
             return
         try:
-            rows = [[line.text, [round(v, 1) for v in line.box], round(line.score, 3)] for line in lines]
+            rows = [[line.text, list(line.box), line.score] for line in lines]  # rounded by `_in_page_units`
             with self.db:
                 row = (key, json.dumps(rows, ensure_ascii=False))
                 self.db.execute("INSERT OR REPLACE INTO pages VALUES (?, ?)", row)
@@ -212,23 +235,68 @@ def recognise_pages(
     digest = hashlib.sha256(data).hexdigest()
     store = OcrCache(_options.cache)
     try:
-        for done, (number, render) in enumerate(pages, start=1):
-            key = f"{digest}:{number}:{engine_version()}:{MAX_SIDE}:{SETTINGS}"
-            lines = store.get(key)
+        keys = {number: f"{digest}:{number}:{engine_version()}:{MAX_SIDE}:{SETTINGS}" for number, _ in pages}
+        known = {number: store.get(key) for number, key in keys.items()}
+        todo = [(number, render) for number, render in pages if known[number] is None]
+        read = _read_pages(todo)
+        for done, (number, _) in enumerate(pages, start=1):
+            lines = known[number]
             if lines is None:
-                ocr = engine()  # loaded at the first page not in the cache: a cached rebuild loads no model
-                if ocr is None:
-                    raise SkippedFile("its text is only in images and the OCR engine failed to load")
-                image, scale = render()
-                lines = [
-                    OcrLine(line.text, tuple(v / scale for v in line.box), line.score) for line in ocr.recognise(image)
-                ]
-                store.put(key, lines)
+                number, lines = next(read)
+                store.put(keys[number], lines)
             if _progress is not None and len(pages) > 1:
                 _progress(done, len(pages))
             yield number, lines
     finally:
         store.close()
+
+
+def _read_pages(
+    pages: list[tuple[int, Callable[[], tuple[Image.Image, float]]]],
+) -> Iterator[tuple[int, list[OcrLine]]]:
+    """(page number, lines in page units) for each page, in order. One page is read by the shared engine on every
+    core; several side by side (PAGE_THREADS), each by its own engine, rendered here one at a time (PDFium is not
+    thread-safe) while the others are read. The models load at the first page: a cached rebuild loads none."""
+    if not pages:
+        return
+    shared = engine()
+    if shared is None:
+        raise SkippedFile("its text is only in images and the OCR engine failed to load")
+    width = min(len(pages), PAGE_THREADS)
+    if width < 2:
+        for number, render in pages:
+            yield number, _in_page_units(shared, *render())
+        return
+    idle: queue.SimpleQueue[OcrEngine] = queue.SimpleQueue()
+    for reader in engine_pool(width):
+        idle.put(reader)
+
+    def read(image: Image.Image, scale: float) -> list[OcrLine]:
+        reader = idle.get()
+        try:
+            return _in_page_units(reader, image, scale)
+        finally:
+            idle.put(reader)
+
+    with ThreadPoolExecutor(width, thread_name_prefix="ocr") as pool:
+        waiting: deque[tuple[int, Future[list[OcrLine]]]] = deque()
+        for number, render in pages:
+            waiting.append((number, pool.submit(read, *render())))
+            if len(waiting) > width:  # one page rendered ahead of the readers, no more
+                number, future = waiting.popleft()
+                yield number, future.result()
+        while waiting:
+            number, future = waiting.popleft()
+            yield number, future.result()
+
+
+def _in_page_units(reader: OcrEngine, image: Image.Image, scale: float) -> list[OcrLine]:
+    """The lines `reader` finds in `image`, in page units, rounded as the cache keeps them: a page read now and
+    the same page read from the cache give the same passages and boxes."""
+    return [
+        OcrLine(line.text, tuple(round(v / scale, 1) for v in line.box), round(line.score, 3))
+        for line in reader.recognise(image)
+    ]
 
 
 def fit(image: Image.Image) -> tuple[Image.Image, float]:
