@@ -14,7 +14,7 @@ import pdfplumber
 import pytest
 from wenda.index.chunking import paragraphs_of
 from wenda.index.config import ChunkingParams
-from wenda.index.formats import SkippedFile, reader_for
+from wenda.index.formats import BY_NAME, SkippedFile, reader_for
 from wenda.index.formats.base import Extraction
 
 DOCUMENTS = Path(__file__).parent / "fixtures" / "documents"
@@ -234,3 +234,19 @@ def test_a_small_web_page_keeps_the_headings_between_its_tables() -> None:
     path = Path(__file__).resolve().parents[2] / "shared" / "realdocs" / "unstructured-steeljis-datasheet-utf-16.html"
     extraction = HtmlReader().read(path.read_bytes(), path.name)
     assert any(block.text == "Mechanical properties of grade SNB22-3" for block in extraction.blocks)
+
+
+def test_a_three_column_page_with_a_stamp_up_its_margin_reads_column_by_column() -> None:
+    """The Federal Register's first page: three columns, each with its own baselines, and a filing stamp and a
+    "PROPOSED RULES" banner set at 90° in the margins, whose letters had been mixed into the first column's rows."""
+    name = "pdfplumber-federal-register-2020-17221.pdf"
+    path = Path(__file__).resolve().parents[2] / "shared" / "realdocs" / name
+    extraction = BY_NAME["pdf"].read(path.read_bytes(), name)
+    first = [block.text for block in extraction.blocks if block.where["page"] == 1]
+    assert (
+        "This section of the FEDERAL REGISTER contains notices to the public of the proposed issuance of rules "
+        "and regulations." in first[1]
+    )
+    assert any(text.endswith("• Fax: 202–493–2251.") for text in first)
+    assert any("ACTION: Notice of proposed rulemaking (NPRM)." == text for text in first)
+    assert not any(text.startswith(("S ", "O ", "P ")) for text in first)  # no banner letter opens a line

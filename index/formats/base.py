@@ -134,7 +134,7 @@ def read_member(archive: zipfile.ZipFile, name: str, what: str) -> bytes:
 
 
 LATIN_END = re.compile(r"[A-Za-z0-9.,;:!?)\]%'\"]$")  # a Latin word, or ASCII punctuation after one
-LATIN_START = re.compile(r"^[A-Za-z0-9]")
+LATIN_START = re.compile(r"^[A-Za-z0-9([\"'‘“•]")  # a Latin word, or what opens one
 HYPHENATED = re.compile(r"[A-Za-z]-$")
 
 

@@ -24,6 +24,7 @@ class Line:
     top: float
     bottom: float
     size: float
+    region: int = 0  # lines of one column (or one band across columns) share it: a paragraph stays inside it
 
 
 def group_lines(words: list[dict]) -> list[Line]:
@@ -43,39 +44,75 @@ def group_lines(words: list[dict]) -> list[Line]:
     return sorted((line for line in result if line.text), key=lambda line: line.top)
 
 
-def gutter(words: list[dict], width: float) -> float | None:
-    """The x of the gap between two columns, when the page has two: few words cross it, many lie on each side."""
+def gutter(words: list[dict], width: float, left_edge: float = 0.0) -> float | None:
+    """The x of the gap between two columns of the region from `left_edge` to `width`, when it has two: few words
+    cross it, many lie on each side."""
     if len(words) < 10:
         return None
     x0 = np.array([w["x0"] for w in words])
     x1 = np.array([w["x1"] for w in words])
-    xs = np.arange(int(width * 0.3), int(width * 0.7), dtype=float)
+    span = width - left_edge
+    xs = np.arange(int(left_edge + span * 0.3), int(left_edge + span * 0.7), dtype=float)
     if not len(xs):  # a page a few points wide
         return None
     crossings = ((x0[:, None] < xs) & (xs < x1[:, None])).sum(axis=0)
     crossing, x = int(crossings.min()), float(xs[int(crossings.argmin())])
     left = sum(1 for w in words if w["x1"] <= x)
     right = sum(1 for w in words if w["x0"] >= x)
-    side_by_side = {round(w["top"]) for w in words if w["x1"] <= x} & {round(w["top"]) for w in words if w["x0"] >= x}
+    # rows with words on both sides; columns need not share baselines (each keeps its own line grid)
+    right_rows = {round(w["top"] / 4) + d for w in words if w["x0"] >= x for d in (-1, 0, 1)}
+    side_by_side = {round(w["top"] / 4) for w in words if w["x1"] <= x} & right_rows
     if crossing <= len(words) * 0.1 and min(left, right) >= len(words) * 0.2 and len(side_by_side) >= 3:
         return x
     return None
 
 
+COLUMN_DEPTH = 3  # a region is split at most this many times: up to 4 columns (a newspaper, the Federal Register)
+
+
 def reading_order(words: list[dict], width: float) -> list[Line]:
-    """Lines in reading order: a band of full-width lines, then each column of the band below it, and so on."""
-    x = gutter(words, width)
-    if x is None:
-        return group_lines(words)
-    lines: list[Line] = []
-    band: list[dict] = []
-    for line_words in _rows(words):
-        if any(w["x0"] < x < w["x1"] for w in line_words):  # a title or table across both columns ends the band
-            lines += _columns(band, x) + group_lines(line_words)
-            band = []
-        else:
-            band += line_words
-    return lines + _columns(band, x)
+    """Lines in reading order: a band of full-width lines, then each column of the band below it, and so on; a
+    column that has columns of its own (a three-column page is first cut in two) is read the same way. Each
+    line's `region` names the column or band it was read in."""
+    regions = iter(range(1, 1 << 30))
+
+    def region(found: list[Line]) -> list[Line]:
+        number = next(regions)
+        for line in found:
+            line.region = number
+        return found
+
+    def order(words: list[dict], right_edge: float, left_edge: float, depth: int) -> list[Line]:
+        x = gutter(words, right_edge, left_edge) if depth < COLUMN_DEPTH else None
+        if x is None:
+            return region(group_lines(words))
+        lines: list[Line] = []
+        band: list[dict] = []
+        across: list[dict] = []  # rows across the gutter (a title, a table), read as one band
+
+        def columns() -> list[Line]:
+            left = [w for w in band if w["x1"] <= x]
+            right = [w for w in band if w["x1"] > x]
+            start = min((w["x0"] for w in left), default=left_edge)
+            end = max((w["x1"] for w in right), default=right_edge)
+            return order(left, x, start, depth + 1) + order(right, end, x, depth + 1)
+
+        for line_words in _rows(words):
+            if any(w["x0"] < x < w["x1"] for w in line_words):  # a title or table across both columns ends the band
+                if band:
+                    lines += columns()
+                    band = []
+                across += line_words
+            else:
+                if across:
+                    lines += region(group_lines(across))
+                    across = []
+                band += line_words
+        if across:
+            lines += region(group_lines(across))
+        return lines + (columns() if band else [])
+
+    return order(words, width, 0.0, 0)
 
 
 def _rows(words: list[dict]) -> list[list[dict]]:
@@ -86,10 +123,6 @@ def _rows(words: list[dict]) -> list[list[dict]]:
         else:
             rows.append([word])
     return rows
-
-
-def _columns(words: list[dict], x: float) -> list[Line]:
-    return group_lines([w for w in words if w["x1"] <= x]) + group_lines([w for w in words if w["x1"] > x])
 
 
 def paragraphs(lines: list[Line]) -> list[tuple[int, int]]:
@@ -104,9 +137,14 @@ def paragraphs(lines: list[Line]) -> list[tuple[int, int]]:
         if i < len(lines):
             before, line = lines[i - 1], lines[i]
             # the lines overlapping this one; itself too when it has no width (a glyph with a zero-size box)
-            column = [other for other in lines if other.x0 < before.x1 and other.x1 > before.x0] or [before]
+            column = [
+                other
+                for other in lines
+                if other.region == before.region and other.x0 < before.x1 and other.x1 > before.x0
+            ] or [before]
             right = max(other.x1 for other in column)
-            left = min(other.x0 for other in column)
+            # the edge most of its lines start at: a stray mark in the margin (a rotated filing stamp) is not it
+            left = float(np.percentile([other.x0 for other in column], 10))
             full = before.x1 >= right - 1.5 * before.size
             wrapped = before.x1 >= left + (right - left) * 0.75 and not SENTENCE_END.search(before.text)
             nearly = wrapped or bool(HYPHENATED.search(before.text))

@@ -36,11 +36,12 @@ def page_words(page: pdfium.PdfPage) -> tuple[list[dict], str]:
     try:
         count = textpage.count_chars()
         text = textpage.get_text_range(0, count) if count else ""
+        turned = rotated(textpage, count)
         words: list[dict] = []
         word: dict | None = None
         pending = ""  # glyphs with an empty box (some producers give a word's first letter none): they join the next
         for index, char in enumerate(text[:count]):
-            if char.isspace() or "\ue000" <= char <= "\uf8ff":  # private-use glyphs: a symbol font's bullets
+            if char.isspace() or "\ue000" <= char <= "\uf8ff" or index in turned:  # private use: a symbol font's bullets
                 if pending and word is not None:
                     word["text"] += pending
                 pending, word = "", None
@@ -63,6 +64,19 @@ def page_words(page: pdfium.PdfPage) -> tuple[list[dict], str]:
         return words, text
     finally:
         textpage.close()
+
+
+TURNED_SHARE = 0.2  # rotated glyphs up to this share of a page are margin furniture; more, the page's own text
+
+
+def rotated(textpage: pdfium.PdfTextPage, count: int) -> set[int]:
+    """Indexes of the glyphs set at an angle (a filing stamp up the margin, a vertical "PROPOSED RULES" banner)
+    when they are a small part of the page: mixed into the rows of the upright text they garbled its lines and
+    hid the column's edge (the Federal Register's first page). A page mostly at an angle keeps them all."""
+    turned = {
+        index for index in range(count) if 0.05 < pdfium.raw.FPDFText_GetCharAngle(textpage.raw, index) < 6.23
+    }  # radians in [0, 2π); -1 for an error
+    return turned if len(turned) <= TURNED_SHARE * count else set()
 
 
 def furniture(pages: list[tuple[list[Line], float]]) -> list[set[int]]:
