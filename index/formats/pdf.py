@@ -41,7 +41,7 @@ def page_words(page: pdfium.PdfPage) -> tuple[list[dict], str]:
         word: dict | None = None
         pending = ""  # glyphs with an empty box (some producers give a word's first letter none): they join the next
         for index, char in enumerate(text[:count]):
-            if char.isspace() or "\ue000" <= char <= "\uf8ff" or index in turned:  # private use: a symbol font's bullets
+            if char.isspace() or "\ue000" <= char <= "\uf8ff" or index in turned:  # private use: bullets
                 if pending and word is not None:
                     word["text"] += pending
                 pending, word = "", None
