@@ -58,15 +58,19 @@ def load_sources(root: Path) -> dict[str, dict]:
 TITLE_MAX_CHARS = 40
 OPENING_LINES = 6  # a title is looked for among the first lines only (after page headers and bylines)
 SUBTITLE = re.compile(r"^\s*(——|—|--|－－)")  # "——2020年我市全面深化改革工作掠影" continues the title above it
-SENTENCE_END = ("。", "！", "？", "!", "?", "；", ";", "，", ",")
+SENTENCE_END = ("。", "！", "？", "!", "?", "；", ";", "，", ",", ".")
 # A file name made of numbers, hex digests and dates says nothing about the text: cited, never embedded.
 # Atomic groups and possessive repeats keep the match linear on any name (file names are untrusted: the
 # backtracking form took 2 s on 36 letters and doubled with each one more).
 IDENTIFIER = re.compile(r"^[\W_]*+(?:(?>[0-9a-f]{2,}|[a-z]?\d+[a-z]?)[\W_]*+)++$", re.IGNORECASE)
 
 
+LATIN_TITLE_MAX_CHARS = 100  # the same title in English letters runs 2-3 times longer ("MinerU supports DOCX…")
+
+
 def is_heading(line: str) -> bool:
-    return 0 < len(line) <= TITLE_MAX_CHARS and not line.endswith(SENTENCE_END)
+    latin = sum(char.isascii() for char in line) > 0.8 * len(line)
+    return 0 < len(line) <= (LATIN_TITLE_MAX_CHARS if latin else TITLE_MAX_CHARS) and not line.endswith(SENTENCE_END)
 
 
 def title_from(opening: Sequence[str]) -> str | None:

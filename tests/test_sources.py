@@ -31,6 +31,11 @@ def test_file_without_entry_is_titled_by_its_opening_heading() -> None:
     paragraph = "改革,一场继往开来的深刻革命,一条永不停歇的进取之路。去年以来,清丰县坚持以新思想为指导,全面深化改革。"
     assert source_info(None, [paragraph], None, "reports/清丰县改革综述.txt").title == "清丰县改革综述"
     assert source_info({"title": "T", "place": "运城市"}, ["x"]).place == "运城市"
+    # an English title is two to three times longer in characters (MinerU's docx_01.docx in ../shared/realdocs)
+    english = ["MinerU supports DOCX document parsing now", "MinerU支持docx解析了"]
+    assert source_info(None, english, None, "docx_01.docx").title == english[0]
+    sentence = "This report describes how the county reorganised its licensing offices in two years."
+    assert source_info(None, [sentence], None, "report.docx").title == "report"
 
 
 def test_the_raw_seed_articles_title_themselves_as_their_metadata_does() -> None:
