@@ -43,7 +43,7 @@ from .lexical import LexicalIndex
 from .sources import is_identifier
 from .vectors import for_queries
 
-FORMAT_VERSION = 4  # 3: checksums of every file; 4: document formats, locators, urls
+FORMAT_VERSION = 5  # 3: checksums of every file; 4: document formats, locators, urls; 5: English words stemmed
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"

@@ -8,6 +8,7 @@ from functools import lru_cache
 
 import jieba
 import opencc
+import snowballstemmer
 import stopwordsiso
 
 jieba.setLogLevel(logging.WARNING)
@@ -37,7 +38,21 @@ def _is_word(token: str) -> bool:
     return any(unicodedata.category(ch)[0] in "LN" for ch in token)
 
 
+@lru_cache(maxsize=1)
+def _english() -> snowballstemmer.stemmer:
+    return snowballstemmer.stemmer("english")
+
+
+@lru_cache(maxsize=65536)
+def stem(word: str) -> str:
+    """An English word's Snowball (Porter 2) stem, so that "leaders" finds "Leader" and "listed" "list"; any
+    other token as it is. Chinese has no inflection to undo."""
+    if len(word) < 4 or not word.isascii() or not word.isalpha():
+        return word
+    return _english().stemWord(word)
+
+
 def tokenize(text: str) -> list[str]:
-    """Search-mode jieba words of the normalized text, without stopwords and punctuation."""
+    """Search-mode jieba words of the normalized text, without stopwords and punctuation; English words stemmed."""
     stopwords = _stopwords()
-    return [t for t in jieba.lcut_for_search(normalize(text)) if _is_word(t) and t not in stopwords]
+    return [stem(t) for t in jieba.lcut_for_search(normalize(text)) if _is_word(t) and t not in stopwords]
