@@ -24,9 +24,8 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from wenda.index.config import DEFAULT_TOP_K
 from wenda.index.context import show
 from wenda.index.errors import WendaError
@@ -37,6 +36,7 @@ from ..feedback import FeedbackStore
 from ..privacy import UserHasher
 from ..ratelimit import RateLimiter
 from ..render import json_line
+from .guards import BodyLimit, HostCheck, Slashes, error_body
 from .settings import WORKERS, ServeSettings
 
 log = logging.getLogger("wenda.serve")
@@ -49,6 +49,8 @@ AUTH_FAILURES = 10
 STATIC = Path(__file__).parent / "static"  # the web chat page: plain HTML, one script, one style sheet
 # The page loads nothing from another host and runs no inline script: the browser holds it to that.
 PAGE_POLICY = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+# The API documentation (Swagger UI, from the swagger-ui-bundle package) sets inline styles on its elements.
+DOCS_POLICY = PAGE_POLICY.replace("img-src", "style-src 'self' 'unsafe-inline'; img-src")
 
 
 class ApiError(Exception):
@@ -76,46 +78,6 @@ class JsonResponse(JSONResponse):
 
     def render(self, content: object) -> bytes:
         return json_line(content).encode("utf-8")  # type: ignore[arg-type]
-
-
-def error_body(message: str, field: str | None = None, kind: str = "invalid_request") -> dict:
-    return {"error": {"message": message, "field": field, "type": kind}}
-
-
-class BodyLimit:
-    """Refuse a request body over `limit` bytes with 413 before it is read whole: by its Content-Length, and
-    by counting as it streams in (a chunked body has none)."""
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app, self.limit = app, limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-            await self.refuse(scope, receive, send)
-            return
-        seen = 0
-
-        async def counted() -> Message:
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.limit:
-                raise ApiError(413, self.message, "body", "too_large")
-            return message
-
-        await self.app(scope, counted, send)
-
-    @property
-    def message(self) -> str:
-        return f"request body over {self.limit // 1024} KB (WENDA_SERVE_MAX_BODY_KB)"
-
-    async def refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = JsonResponse(error_body(self.message, "body", "too_large"), status_code=413)
-        await response(scope, receive, send)
 
 
 class Metrics:
@@ -234,12 +196,14 @@ Client = Annotated[str, Depends(authorized)]
 
 
 class AskRequest(BaseModel):
+    model_config = ConfigDict(strict=True)  # "k": "5" or true is a client's mistake to hear about, not to guess
     question: str = Field(description="the question, in Chinese or English (at most 1,000 characters)")
     k: int = Field(DEFAULT_TOP_K, ge=1, le=MAX_K, description="passages to return")
     history: list[str] | None = Field(None, description="earlier questions of the conversation, oldest first")
 
 
 class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(strict=True)
     question: str = Field(max_length=1000)
     sources: list[str] = Field(default_factory=list, max_length=MAX_K)
     vote: str = Field(pattern="^(up|down)$", description='"up" (👍) or "down" (👎)')
@@ -252,6 +216,8 @@ def create_app(retriever: Retriever, settings: ServeSettings) -> FastAPI:
         title="Wenda",
         summary="Answers from a corpus of Chinese documents, with verifiable citations",
         version="0.1.0",
+        docs_url=None,  # FastAPI's pages load scripts and fonts from CDNs: /docs is served from here instead
+        redoc_url=None,
     )
     app.state.service = Service(retriever, settings)
     if settings.cors_origins:
@@ -262,6 +228,9 @@ def create_app(retriever: Retriever, settings: ServeSettings) -> FastAPI:
             allow_headers=["Authorization", "Content-Type"],
         )
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    if not settings.api_keys:  # with keys, a request must carry one whatever name it was sent to
+        app.add_middleware(HostCheck, allowed=settings.allowed_hosts)
+    app.add_middleware(Slashes)  # outermost: the path is mended before anything looks at it
     install_error_handlers(app)
 
     @app.post("/v1/ask", summary="Answer a question: exactly the object `wenda ask --json` prints")
@@ -321,10 +290,21 @@ def create_app(retriever: Retriever, settings: ServeSettings) -> FastAPI:
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    @app.get("/healthz", summary="Index generation, model and chunk count")
-    async def healthz(request: Request) -> dict:
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> FileResponse:
+        headers = {"Content-Security-Policy": DOCS_POLICY, "X-Content-Type-Options": "nosniff"}
+        return FileResponse(STATIC / "docs.html", headers=headers)
+
+    app.mount("/docs/assets", StaticFiles(directory=swagger_ui()), name="docs-assets")
+
+    @app.get("/healthz", summary="Index generation, model and chunk count; 503 with the reason without an index")
+    async def healthz(request: Request) -> object:
         retriever = service_of(request).retriever
-        await asyncio.to_thread(retriever.refresh)
+        try:
+            await asyncio.to_thread(retriever.refresh)
+        except WendaError as exc:  # the index folder went (or broke) under the server: back when it is rebuilt
+            log.error("index unavailable: %s", exc)
+            return JsonResponse({"status": "unavailable", "reason": str(exc)}, status_code=503)
         snapshot = retriever.snapshot
         return {
             "status": "ok" if snapshot.problem is None else "degraded",
@@ -344,6 +324,13 @@ def create_app(retriever: Retriever, settings: ServeSettings) -> FastAPI:
     app.include_router(openai_api.router)  # POST /v1/chat/completions, GET /v1/models
     app.include_router(dify.router())  # POST /retrieval, Dify's external knowledge API
     return app
+
+
+def swagger_ui() -> Path:
+    """The folder of Swagger UI's files in the swagger-ui-bundle package (a dependency)."""
+    import swagger_ui_bundle
+
+    return Path(swagger_ui_bundle.swagger_ui_path)
 
 
 def install_error_handlers(app: FastAPI) -> None:

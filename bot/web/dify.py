@@ -33,7 +33,7 @@ from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response as HttpResponse
 from wenda.retrieval.results import Response
 
@@ -82,22 +82,26 @@ Operator = Literal[
 
 
 class Condition(BaseModel):
+    model_config = ConfigDict(strict=True)  # fields of the wrong type are refused, unknown ones ignored
     name: str | list[str] = Field(description="metadata field(s): source, title, section, place, date, page, …")
     comparison_operator: Operator
     value: str | int | float | list[str] | None = None
 
 
 class MetadataCondition(BaseModel):
+    model_config = ConfigDict(strict=True)  # fields of the wrong type are refused, unknown ones ignored
     logical_operator: Literal["and", "or"] | None = "and"
     conditions: list[Condition] = Field(default_factory=list)
 
 
 class RetrievalSetting(BaseModel):
+    model_config = ConfigDict(strict=True)  # fields of the wrong type are refused, unknown ones ignored
     top_k: int = Field(ge=1, le=MAX_K, description="records to return at most")
     score_threshold: float | None = Field(ge=0, le=1, description="the least score a record may have (0: all)")
 
 
 class RetrievalRequest(BaseModel):
+    model_config = ConfigDict(strict=True)  # fields of the wrong type are refused, unknown ones ignored
     knowledge_id: str = Field(description="the External Knowledge ID entered in Dify (WENDA_DIFY_KNOWLEDGE_IDS)")
     query: str = Field(description="the question")
     retrieval_setting: RetrievalSetting

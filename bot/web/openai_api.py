@@ -42,13 +42,13 @@ router = APIRouter(tags=["OpenAI-compatible"])
 class ContentPart(BaseModel):
     """One part of a message's content; only "text" parts are read (images and audio are ignored)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
     type: str
     text: str | None = None
 
 
 class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="allow")  # name, tool_calls, …: accepted, not used
+    model_config = ConfigDict(extra="allow", strict=True)  # name, tool_calls, …: accepted, not used
     role: str
     content: str | list[ContentPart] | None = None
 
@@ -60,12 +60,15 @@ class ChatMessage(BaseModel):
 
 
 class StreamOptions(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
     include_usage: bool = False
 
 
 class ChatRequest(BaseModel):
-    """OpenAI's chat completion request; fields not named here (temperature, max_tokens, user, …) are ignored."""
+    """OpenAI's chat completion request; fields not named here (temperature, max_tokens, user, …) are ignored,
+    the ones named must have their type ("stream": "yes" is refused, not read as true)."""
+
+    model_config = ConfigDict(strict=True)
 
     model: str = Field(MODEL, description='any name is answered by Wenda ("wenda" is the one listed)')
     messages: list[ChatMessage] = Field(min_length=1, description="the conversation; the last user message is asked")

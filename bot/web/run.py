@@ -48,6 +48,10 @@ def serve(retriever: Retriever, settings: ServeSettings) -> int:
         access_log=False,
         timeout_graceful_shutdown=10,
         server_header=False,
+        # X-Forwarded-For only from the proxies named in WENDA_SERVE_TRUSTED_PROXIES: uvicorn believes any
+        # client on 127.0.0.1 by default, which let a local client choose its address for the rate limit
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=list(settings.trusted_proxies) or None,
     )
     Server(config).run()
     return 0

@@ -30,6 +30,10 @@ def _number(name: str, default: int) -> int:
     return int(raw)
 
 
+def _list(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
 @dataclass(frozen=True)
 class ServeSettings:
     host: str = DEFAULT_HOST
@@ -40,12 +44,16 @@ class ServeSettings:
     max_body_bytes: int = DEFAULT_MAX_BODY_KB * 1024
     data_dir: Path = Path(".wenda-data")  # feedback from the web page goes where the bot's goes
     log_questions: bool = False
+    # WENDA_SERVE_ALLOWED_HOSTS: names besides localhost, 127.0.0.1 and [::1] that a keyless server answers to
+    allowed_hosts: tuple[str, ...] = ()
+    # WENDA_SERVE_TRUSTED_PROXIES: addresses whose X-Forwarded-For is believed; none: the peer's own address
+    trusted_proxies: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, host: str | None = None, port: int | None = None) -> ServeSettings:
         env = os.environ
         keys = frozenset(key.strip() for key in env.get("WENDA_API_KEYS", "").split(",") if key.strip())
-        origins = tuple(o.strip() for o in env.get("WENDA_SERVE_CORS_ORIGINS", "").split(",") if o.strip())
+        origins = _list(env.get("WENDA_SERVE_CORS_ORIGINS", ""))
         settings = cls(
             host=host or env.get("WENDA_SERVE_HOST", "").strip() or DEFAULT_HOST,
             port=port if port is not None else _number("WENDA_SERVE_PORT", DEFAULT_PORT),
@@ -55,6 +63,8 @@ class ServeSettings:
             max_body_bytes=_number("WENDA_SERVE_MAX_BODY_KB", DEFAULT_MAX_BODY_KB) * 1024,
             data_dir=data_dir_from_env(),
             log_questions=log_questions(),
+            allowed_hosts=_list(env.get("WENDA_SERVE_ALLOWED_HOSTS", "")),
+            trusted_proxies=_list(env.get("WENDA_SERVE_TRUSTED_PROXIES", "")),
         )
         settings.check()
         return settings
