@@ -22,7 +22,7 @@ from wenda.index.cluster import CPU_THREADS_PER_ACTOR, RayEmbedding, RayOptions
 from wenda.index.config import DEFAULT_TOP_K, EVAL_CACHE, PRIORITIES, Settings
 from wenda.index.context import show
 from wenda.index.embeddings import embedder_for
-from wenda.index.errors import DamagedIndexError, IndexMissingError, UsageError, WendaError
+from wenda.index.errors import DamagedIndexError, IndexMismatchError, IndexMissingError, UsageError, WendaError
 from wenda.index.formats import SkippedFile
 from wenda.index.intake import Admitted, admit, digests, fetch
 from wenda.index.integrity import check_index
@@ -715,14 +715,22 @@ def main(argv: list[str] | None = None) -> int:
             parser().error("give a question, or pipe questions one per line into `wenda ask`")
     if getattr(args, "check", False) and (args.watch or args.rebuild):
         parser().error("--check only reads: it cannot be combined with --watch or --rebuild")
+    as_json = bool(getattr(args, "json", False))
+
+    def failed(message: str, kind: str, status: int) -> int:
+        """The error on stderr, and with --json also as one JSON object on stdout: scripts read every outcome."""
+        warn(f"wenda: {'internal error' if kind == 'internal' else 'error'}: {message}")
+        if as_json:
+            print(json_line({"error": message, "type": kind}), flush=True)
+        return status
+
     try:
         return args.run(args)
     except UsageError as exc:
-        warn(f"wenda: error: {exc}")
-        return 2
+        return failed(str(exc), "usage", 2)
     except WendaError as exc:
-        warn(f"wenda: error: {exc}")
-        return 1
+        unusable = (IndexMissingError, DamagedIndexError, IndexMismatchError)
+        return failed(str(exc), "index_unavailable" if isinstance(exc, unusable) else "error", 1)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
@@ -731,8 +739,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - a bug: one line for the user, the traceback on request
         if os.environ.get("WENDA_DEBUG"):
             raise
-        warn(f"wenda: internal error: {type(exc).__name__}: {exc} (rerun with WENDA_DEBUG=1 for details)")
-        return 1
+        return failed(f"{type(exc).__name__}: {exc} (rerun with WENDA_DEBUG=1 for details)", "internal", 1)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from wenda.index.config import Settings
 
-from tests.conftest import ROOT, SEED_CORPUS, run_wenda
+from tests.conftest import RAW_CORPUS, ROOT, SEED_CORPUS, run_wenda
 
 QUESTION = "安阳市区营运出租车中有多少台纯电动车?"
 
@@ -169,3 +169,17 @@ def test_line_separators_in_corpus_text_are_escaped_in_json_lines(tmp_path: Path
     assert "\u2028".encode() not in done.stdout and b"\\u2028" in done.stdout
     lines = done.stdout.decode("utf-8").splitlines()  # splitlines() splits on U+2028 too
     assert len(lines) == 1 and "18.6公里\u2028设站" in json.loads(lines[0])["results"][0]["text"]
+
+
+def test_every_outcome_of_json_is_a_json_object_on_stdout(tmp_path: Path) -> None:
+    """No usable generation (CURRENT names one that is gone): the error as JSON, not only a line on stderr."""
+    index_dir = tmp_path / "index"
+    index_dir.mkdir()
+    (index_dir / "CURRENT").write_text("gen-000009\n")
+    env = {"WENDA_CORPUS": str(RAW_CORPUS), "WENDA_INDEX_DIR": str(index_dir)}
+    done = run_wenda("ask", "--json", "安阳的老旧小区改造", env=env)
+    reply = json.loads(done.stdout)
+    assert done.returncode == 1 and reply["type"] == "index_unavailable" and "gen-000009" in reply["error"]
+    assert "wenda index" in reply["error"] and "gen-000009" in done.stderr.decode()
+    done = run_wenda("sources", "--json", env={**env, "WENDA_CORPUS": str(tmp_path / "nowhere")})
+    assert done.returncode != 0 and json.loads(done.stdout)["error"]
