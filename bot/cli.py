@@ -24,9 +24,9 @@ from wenda.index.context import show
 from wenda.index.embeddings import embedder_for
 from wenda.index.errors import DamagedIndexError, IndexMismatchError, IndexMissingError, UsageError, WendaError
 from wenda.index.formats import SkippedFile
-from wenda.index.intake import Admitted, admit, digests, fetch
+from wenda.index.intake import Admitted, admit, digests, fetch, folder_documents
 from wenda.index.integrity import check_index
-from wenda.index.loader import discover, read_bytes
+from wenda.index.loader import read_bytes
 from wenda.index.passages import passage_files
 from wenda.index.store import live_generation, live_manifest, open_snapshot
 from wenda.retrieval.bridge import lexicon, lexicon_file
@@ -118,7 +118,11 @@ def command_add(args: argparse.Namespace) -> int:
             path = Path(item)
             if not path.exists():
                 raise WendaError(f"{item}: no such file or folder")
-            for found in discover(path) if path.is_dir() else [path]:
+            found_files, outside = folder_documents(path) if path.is_dir() else ([path], [])
+            for found, reason in outside:
+                warn(f"wenda: refused {terminal_safe(str(found))}: {terminal_safe(reason)}")
+                refused += 1
+            for found in found_files:
                 try:
                     added.append(
                         admit(settings.corpus, read_bytes(found), found.name, known, ocr_cache=settings.ocr_cache)

@@ -5,8 +5,10 @@ or hide, the bytes may be a bomb, a scan or a copy of a file already there."""
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import re
+import threading
 import unicodedata
 import urllib.error
 import urllib.parse
@@ -22,7 +24,11 @@ from .isolation import Reading
 from .loader import MAX_FILE_BYTES, discover
 
 MAX_NAME_BYTES = 180  # under the 255-byte limit of common file systems, with room for " (2)" and a suffix
-FETCH_TIMEOUT = 30  # seconds for a web page to arrive
+FETCH_TIMEOUT = 30  # seconds for the server to send anything at all (each read)
+# Seconds for a whole page or document to arrive: a server that drips a byte a second never hits the per-read
+# limit, so the fetch as a whole has a deadline too.
+FETCH_DEADLINE = float(os.environ.get("WENDA_FETCH_DEADLINE", "60") or 60)
+SAVED_FROM = re.compile(rb"^<!-- saved from url=\(\d{4}\)[^\n]*-->\n")
 UNSAFE_NAME = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|\u202a-\u202e\u2066-\u2069]')
 SUFFIX_OF = {"pdf": ".pdf", "docx": ".docx", "epub": ".epub", "html": ".html", "markdown": ".md", "text": ".txt"}
 
@@ -63,20 +69,51 @@ def fresh_path(folder: Path, name: str) -> Path:
     raise WendaError(f"too many files named like {name} in {folder}")
 
 
+def content_digest(data: bytes) -> str:
+    """sha256 of a document's content: a saved web page without the "saved from" line Wenda put before it, so
+    the same page fetched twice is one document."""
+    return hashlib.sha256(SAVED_FROM.sub(b"", data, count=1)).hexdigest()
+
+
 def digests(corpus: Path, indexed: dict[str, dict]) -> dict[str, str]:
-    """sha256 → source for the documents in the corpus folder now: from the index manifest where it knows the
-    file, else read (a file deleted since it was indexed is no longer there to be a duplicate of)."""
+    """content digest → source for the documents in the corpus folder now: from the index manifest where it
+    knows the file (web pages aside: their digest is of the content under the address line), else read (a file
+    deleted since it was indexed is no longer there to be a duplicate of)."""
     known: dict[str, str] = {}
     for path in discover(corpus):
         source = path.relative_to(corpus).as_posix()
-        if "sha256" in indexed.get(source, {}):
+        if "sha256" in indexed.get(source, {}) and not path.suffix.lower().startswith((".htm", ".xht")):
             known[indexed[source]["sha256"]] = source
             continue
         try:
-            known[hashlib.sha256(path.read_bytes()).hexdigest()] = source
+            known[content_digest(path.read_bytes())] = source
         except OSError:
             continue
     return known
+
+
+def folder_documents(folder: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """The documents of a folder being added, and those refused with the reason: whatever leaves the folder (a
+    symbolic link, at any depth, whose real path is elsewhere: `ln -s /etc/passwd drop/x.txt`) and hard links
+    (a second name of a file that may live anywhere on the disk: it cannot be told apart from the original)."""
+    root = os.path.realpath(folder)
+    kept: list[Path] = []
+    refused: list[tuple[Path, str]] = []
+    for path in discover(folder):
+        real = os.path.realpath(path)
+        if os.path.commonpath([root, real]) != root:
+            refused.append((path, "it is a link to a file outside the folder being added; copy the file in instead"))
+            continue
+        try:
+            links = os.stat(real).st_nlink
+        except OSError as exc:
+            refused.append((path, f"cannot be read ({exc.strerror})"))
+            continue
+        if links > 1 and not path.is_symlink():
+            refused.append((path, "it is a hard link (another name of a file that may be anywhere); copy it instead"))
+            continue
+        kept.append(path)
+    return kept, refused
 
 
 def admit(
@@ -99,7 +136,7 @@ def admit(
         )
     if not data.strip():
         raise WendaError(f"{label}: the file is empty")
-    digest = hashlib.sha256(data).hexdigest()
+    digest = content_digest(data)
     if digest in known:
         raise WendaError(f"{label}: the same file is already in the corpus as {known[digest]}")
     reader = formats.reader_for(label, data[:4096])
@@ -146,13 +183,35 @@ def fetch(url: str, limit: int = MAX_FILE_BYTES) -> tuple[bytes, str, str]:
     if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
         raise WendaError(f"{url}: only http:// and https:// addresses can be fetched")
     request = urllib.request.Request(url, headers={"User-Agent": "Wenda/0.1 (+document intake)"})
-    try:
-        with urllib.request.urlopen(request, timeout=FETCH_TIMEOUT) as response:  # noqa: S310 - scheme checked
-            data = response.read(limit + 1)
-            final = response.geturl()
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", None) or exc
-        raise WendaError(f"{url}: cannot fetch it ({reason})") from exc
+    result: dict = {}
+    late = threading.Event()  # set when the caller stopped waiting: the reader gives up at its next read
+
+    def download() -> None:
+        try:
+            with urllib.request.urlopen(request, timeout=FETCH_TIMEOUT) as response:  # noqa: S310 - scheme checked
+                pieces, size = [], 0
+                while size <= limit and not late.is_set():
+                    piece = response.read1(65536)
+                    if not piece:
+                        break
+                    pieces.append(piece)
+                    size += len(piece)
+                result["data"], result["final"] = b"".join(pieces), response.geturl()
+        except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
+            result["error"] = getattr(exc, "reason", None) or exc
+
+    reader = threading.Thread(target=download, name="wenda-fetch", daemon=True)
+    reader.start()
+    reader.join(FETCH_DEADLINE)
+    if reader.is_alive():
+        late.set()
+        raise WendaError(
+            f"{url}: it did not arrive within {FETCH_DEADLINE:.0f} s (a slow or stalling server); "
+            "nothing was added. Download it yourself, or raise WENDA_FETCH_DEADLINE"
+        )
+    if "error" in result:
+        raise WendaError(f"{url}: cannot fetch it ({result['error']})")
+    data, final = result["data"], result["final"]
     if len(data) > limit:
         raise WendaError(f"{url}: larger than {limit // 2**20} MB; download it and check it first")
     path = urllib.parse.unquote(urllib.parse.urlsplit(final).path)

@@ -6,8 +6,11 @@ from __future__ import annotations
 import functools
 import http.server
 import json
+import os
 import shutil
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -122,7 +125,71 @@ def test_wenda_add_indexes_files_and_pages_and_refuses_bad_ones(small_index: Pat
     asked = run_wenda("ask", "--json", "-k", "3", "清河第一条有轨电车线路有多长？", env=env)
     top = json.loads(asked.stdout)["results"][0]["citation"]
     assert top["source"] == "article.html" and top["url"] == f"{web}/article.html"
-    # the same again: a duplicate, refused, nothing written
-    again = run_wenda("add", "-q", str(DOCUMENTS / "report.pdf"), env=env)
+    # the same again: a duplicate, refused, nothing written; the web page too (its saved copy has its address)
+    again = run_wenda("add", "-q", str(DOCUMENTS / "report.pdf"), f"{web}/article.html", env=env)
     assert again.returncode == 1 and "already in the corpus as report.pdf" in again.stderr.decode()
+    assert "already in the corpus as article.html" in again.stderr.decode()
+    assert sorted(p.name for p in corpus.iterdir()) == sorted([*before, "article.html", "report.pdf"])
     shutil.rmtree(tmp_path / "copy")
+
+
+def test_wenda_add_folder_never_follows_links_out_of_it(small_index: Path, tmp_path: Path) -> None:
+    """`ln -s /etc/passwd drop/x.txt; wenda add drop`, the same two folders deep, and a hard link to a file
+    outside: refused and named; what is really in the folder is added."""
+    corpus, _, env = copy_of(small_index, tmp_path)
+    outside = tmp_path / "secret.txt"
+    outside.write_text("机密：服务器口令是 hunter2，不得外传。\n" * 3, encoding="utf-8")
+    drop = tmp_path / "drop"
+    (drop / "sub").mkdir(parents=True)
+    shutil.copy(DOCUMENTS / "report.pdf", drop / "report.pdf")
+    (drop / "x.txt").symlink_to("/etc/passwd")
+    (drop / "sub" / "deep.txt").symlink_to(outside)
+    os.link(outside, drop / "hard.txt")
+    done = run_wenda("add", "-q", str(drop), env=env)
+    err = done.stderr.decode()
+    assert done.returncode == 1 and "Traceback" not in err
+    assert f"refused {drop / 'x.txt'}: it is a link to a file outside the folder" in err
+    assert f"refused {drop / 'sub' / 'deep.txt'}: it is a link to a file outside the folder" in err
+    assert f"refused {drop / 'hard.txt'}: it is a hard link" in err
+    assert "added report.pdf" in done.stdout.decode()
+    texts = "".join(path.read_bytes().decode("latin-1") for path in corpus.rglob("*") if path.is_file())
+    assert "root:" not in texts and "hunter2" not in texts
+    asked = json.loads(run_wenda("ask", "--json", "服务器口令是什么？", env=env).stdout)
+    assert all("hunter2" not in result["text"] for result in asked["results"])
+
+
+@pytest.fixture
+def dripping() -> Iterator[str]:
+    """A server that answers with headers, then one byte of body a second, for a minute."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(4096)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 100000\r\n\r\n")
+            for _ in range(60):
+                if stop.wait(1):
+                    return
+                try:
+                    conn.sendall(b"<")
+                except OSError:
+                    return
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/page.html"
+    finally:
+        stop.set()
+        listener.close()
+
+
+def test_a_server_that_drips_is_given_up_on_at_the_deadline(dripping: str, monkeypatch) -> None:
+    from wenda.index import intake
+
+    monkeypatch.setattr(intake, "FETCH_DEADLINE", 3.0)
+    started = time.monotonic()
+    with pytest.raises(WendaError, match=r"did not arrive within 3 s .*WENDA_FETCH_DEADLINE"):
+        fetch(dripping)
+    assert time.monotonic() - started < 6
