@@ -53,6 +53,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         embedding_model=args.model,
         index_priority=getattr(args, "priority", None),
         index_threads=getattr(args, "threads", None),
+        follow_symlinks=getattr(args, "follow_symlinks", None) or None,
     )
 
 
@@ -556,6 +557,11 @@ def parser() -> argparse.ArgumentParser:
     index = command(commands, "index", parents=[common], summary="build or update the index")
     index.add_argument("--rebuild", action="store_true", help="discard the index and embed everything again")
     index.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    index.add_argument(
+        "--follow-symlinks",
+        action="store_true",
+        help="index links in the corpus to files outside it (skipped by default; WENDA_FOLLOW_SYMLINKS=1)",
+    )
     index.add_argument(
         "-v", "--verbose", action="store_true", help="print what a reader raised on each file it failed on"
     )

@@ -104,7 +104,9 @@ def check_corpus(root: Path) -> None:
         raise WendaError(f"corpus folder {root} does not exist; set WENDA_CORPUS or --corpus to a folder of .txt files")
 
 
-def scan_corpus(root: Path, warn: Callable[[str], None]) -> tuple[dict[str, CorpusFile], list[tuple[str, str]]]:
+def scan_corpus(
+    root: Path, warn: Callable[[str], None], follow_symlinks: bool = False
+) -> tuple[dict[str, CorpusFile], list[tuple[str, str]]]:
     """Files to index by source path (not read yet), and (source, reason) for each skipped one (warned once
     each); a file whose text turns out unusable is skipped when it is extracted (`insert_sources`)."""
     check_corpus(root)
@@ -114,7 +116,7 @@ def scan_corpus(root: Path, warn: Callable[[str], None]) -> tuple[dict[str, Corp
     for path in discover(root):
         source = path.relative_to(root).as_posix()
         try:
-            document = read_document(path, root)
+            document = read_document(path, root, follow_symlinks)
         except SkippedFile as exc:
             warn(f"warning: skipped {source}: {exc}")
             skipped.append((source, str(exc)))
@@ -270,7 +272,7 @@ def build_index(
     started = time.perf_counter()
     report = BuildReport()
     if files is None:
-        files, report.skipped = scan_corpus(settings.corpus, warn)  # before the lock creates the index folder
+        files, report.skipped = scan_corpus(settings.corpus, warn, settings.follow_symlinks)  # before the lock creates the index folder
     files = dict(files)  # files deleted during the build are dropped from it
     if not files:
         raise WendaError(f"no readable documents in {settings.corpus}; nothing to index")

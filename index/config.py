@@ -122,6 +122,9 @@ class Settings:
     index_priority: str = INDEX_PRIORITY
     # Outside the generations so --rebuild and interrupted builds reuse it; keyed by model and text.
     cache_path: Path | None = None
+    # Symbolic links in the corpus whose target lies outside it are skipped (and listed by `wenda sources`)
+    # unless the corpus's owner opts in: a link planted in a shared folder must not publish /etc/passwd.
+    follow_symlinks: bool = False
 
     @property
     def embedding_cache(self) -> Path:
@@ -149,6 +152,7 @@ class Settings:
             "query_threads": _threads("QUERY_THREADS", env.get("WENDA_QUERY_THREADS"), auto=True) or QUERY_THREADS,
             "index_threads": _threads("INDEX_THREADS", env.get("WENDA_INDEX_THREADS"), auto=False),
             "index_priority": _choice("INDEX_PRIORITY", env.get("WENDA_INDEX_PRIORITY"), PRIORITIES) or INDEX_PRIORITY,
+            "follow_symlinks": env.get("WENDA_FOLLOW_SYMLINKS", "").strip().lower() in ("1", "true", "yes", "on"),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         values["corpus"] = Path(values["corpus"])

@@ -55,7 +55,7 @@ def show(snapshot: Snapshot, settings: Settings, reference: str, around: int = 3
         raise WendaError(f"{source} was not indexed from a folder of files, so there is no original to show")
     root = (settings.index_dir / corpus).resolve()
     try:
-        document = read_document(root / source, root)
+        document = read_document(root / source, root, settings.follow_symlinks)
         extraction = Reading(options=OcrOptions(cache=settings.ocr_cache)).extract(document)
     except SkippedFile as exc:
         raise WendaError(f"cannot show {source}: {exc}") from exc

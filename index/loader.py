@@ -121,10 +121,15 @@ def read_bytes(path: Path) -> bytes:
         raise SkippedFile(f"cannot read ({exc.strerror or exc})") from exc
 
 
-def read_document(path: Path, root: Path) -> Document:
-    """Fingerprint one corpus file and pick its reader; raise SkippedFile with the reason when it cannot be used."""
-    if path.is_symlink() and not Path(os.path.realpath(path)).is_relative_to(os.path.realpath(root)):
-        raise SkippedFile("a link to a file outside the corpus folder (not indexed, so it cannot be served)")
+def read_document(path: Path, root: Path, follow_symlinks: bool = False) -> Document:
+    """Fingerprint one corpus file and pick its reader; raise SkippedFile with the reason when it cannot be used
+    (a link out of the corpus among them, unless `follow_symlinks`)."""
+    outside = not Path(os.path.realpath(path)).is_relative_to(os.path.realpath(root))
+    if path.is_symlink() and outside and not follow_symlinks:
+        raise SkippedFile(
+            "a link to a file outside the corpus folder (not indexed, so it cannot be served; "
+            "`wenda index --follow-symlinks` or WENDA_FOLLOW_SYMLINKS=1 indexes such links)"
+        )
     data = read_bytes(path)
     try:
         stat = path.stat()

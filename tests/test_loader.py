@@ -1,9 +1,11 @@
 """index.loader and index.formats.text: encodings, line ends, discovery and files that must be skipped."""
 
+import json
 import os
 from pathlib import Path
 
 import pytest
+from conftest import run_wenda
 from wenda.index.formats import SkippedFile
 from wenda.index.formats.text import decode
 from wenda.index.loader import discover, read_document
@@ -97,3 +99,21 @@ def test_link_to_a_file_outside_the_corpus_is_skipped(tmp_path: Path) -> None:
     assert read_document(corpus / "alias.txt", corpus).extract().blocks[0].text == "公开。"
     # a link to a file of the corpus is that file: found once, under the file's own name
     assert [p.name for p in discover(corpus)] == ["inside.txt", "leak.txt"]
+
+
+def test_links_out_of_the_corpus_are_indexed_only_when_the_owner_opts_in(tmp_path: Path) -> None:
+    """`wenda index --follow-symlinks` (or WENDA_FOLLOW_SYMLINKS=1); without it `wenda sources` names the link."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (tmp_path / "shared.txt").write_text("共享文件夹里的年度报告：全年完成投资120亿元。\n", encoding="utf-8")
+    (corpus / "inside.txt").write_text("本地报告：全年新增就业岗位3000个。\n", encoding="utf-8")
+    (corpus / "report.txt").symlink_to(tmp_path / "shared.txt")
+    env = {"WENDA_CORPUS": str(corpus), "WENDA_INDEX_DIR": str(tmp_path / "index")}
+    assert run_wenda("index", "-q", env=env).returncode == 0
+    account = {e["source"]: e for e in json.loads(run_wenda("sources", "--json", env=env).stdout)}
+    assert account["report.txt"]["status"] == "skipped" and "--follow-symlinks" in account["report.txt"]["reason"]
+    assert run_wenda("index", "-q", "--follow-symlinks", env=env).returncode == 0
+    account = {e["source"]: e for e in json.loads(run_wenda("sources", "--json", env=env).stdout)}
+    assert account["report.txt"]["status"] == "indexed"
+    asked = json.loads(run_wenda("ask", "--json", "全年完成投资多少？", env={**env, "WENDA_FOLLOW_SYMLINKS": "1"}).stdout)
+    assert "120亿元" in asked["results"][0]["text"]
