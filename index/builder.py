@@ -272,7 +272,8 @@ def build_index(
     started = time.perf_counter()
     report = BuildReport()
     if files is None:
-        files, report.skipped = scan_corpus(settings.corpus, warn, settings.follow_symlinks)  # before the lock creates the index folder
+        # before the lock creates the index folder
+        files, report.skipped = scan_corpus(settings.corpus, warn, settings.follow_symlinks)
     files = dict(files)  # files deleted during the build are dropped from it
     if not files:
         raise WendaError(f"no readable documents in {settings.corpus}; nothing to index")

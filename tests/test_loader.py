@@ -115,5 +115,6 @@ def test_links_out_of_the_corpus_are_indexed_only_when_the_owner_opts_in(tmp_pat
     assert run_wenda("index", "-q", "--follow-symlinks", env=env).returncode == 0
     account = {e["source"]: e for e in json.loads(run_wenda("sources", "--json", env=env).stdout)}
     assert account["report.txt"]["status"] == "indexed"
-    asked = json.loads(run_wenda("ask", "--json", "全年完成投资多少？", env={**env, "WENDA_FOLLOW_SYMLINKS": "1"}).stdout)
+    following = {**env, "WENDA_FOLLOW_SYMLINKS": "1"}
+    asked = json.loads(run_wenda("ask", "--json", "全年完成投资多少？", env=following).stdout)
     assert "120亿元" in asked["results"][0]["text"]
