@@ -435,7 +435,7 @@ def write_generation(
         next_id=next_id + len(texts),
     )
     if manifest["stats"]:  # where the files were read, so readers can tell when a cited one changed; relative
-        # to the index folder, so a project moved or copied as a whole still finds its corpus
+        # to the index folder (readers check the corpus in use, WENDA_CORPUS: a copied pair reads its own files)
         manifest["corpus"] = os.path.relpath(settings.corpus.resolve(), settings.index_dir.resolve())
     report.total_chunks = int(vectors.ntotal)
     return store.commit_generation(tmp, db, vectors, lexical_index(db), manifest)

@@ -50,10 +50,9 @@ def show(snapshot: Snapshot, settings: Settings, reference: str, around: int = 3
     row = snapshot.db.execute("SELECT title FROM files WHERE source = ?", (source,)).fetchone()
     if row is None:
         raise WendaError(f"{source} is not in the index; copy SOURCE:LOCATOR from a citation")
-    corpus = snapshot.manifest.get("corpus")
-    if corpus is None:
+    if snapshot.manifest.get("corpus") is None:
         raise WendaError(f"{source} was not indexed from a folder of files, so there is no original to show")
-    root = (settings.index_dir / corpus).resolve()
+    root = settings.corpus.resolve()  # the corpus in use: a copied corpus and index show the copy's lines
     try:
         document = read_document(root / source, root, settings.follow_symlinks)
         extraction = Reading(options=OcrOptions(cache=settings.ocr_cache)).extract(document)

@@ -15,9 +15,10 @@ from pathlib import Path
 class Freshness:
     """Stale-citation checks for one index generation."""
 
-    def __init__(self, index_dir: Path, manifest: dict) -> None:
-        corpus = manifest.get("corpus")  # relative to the index folder
-        self.root = index_dir / corpus if corpus else None
+    def __init__(self, corpus: Path, manifest: dict) -> None:
+        """Checks against the files of `corpus`, the corpus in use: a corpus and index copied elsewhere together
+        are compared with the copy, never with the folder the index was first built from."""
+        self.root = corpus if manifest.get("corpus") else None  # none: not indexed from files
         self.stats: dict[str, list[int]] = manifest.get("stats", {})
         self.files: dict[str, dict] = manifest.get("files", {})  # looked up only for a file whose stat changed
         self._verdicts: dict[tuple[str, int, int], bool] = {}

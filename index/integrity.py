@@ -38,7 +38,7 @@ def check_index(settings: Settings) -> list[Finding]:
             for path in store.leftovers(index_dir)
         ]
     findings.append(_cache(settings.embedding_cache))
-    findings += _stale(index_dir)
+    findings += _stale(index_dir, settings.corpus)
     return findings
 
 
@@ -92,10 +92,11 @@ def _cache(path: Path) -> Finding:
     return Finding(f"the embedding cache {path}: {rows} vectors, all intact")
 
 
-def _stale(index_dir: Path) -> list[Finding]:
-    """Corpus files edited or deleted since the live generation read them (not damage: `wenda index` updates)."""
+def _stale(index_dir: Path, corpus: Path) -> list[Finding]:
+    """Files of `corpus` edited or deleted since the live generation read them (not damage: `wenda index`
+    updates)."""
     manifest = store.live_manifest(index_dir)
-    freshness = Freshness(index_dir, manifest)
+    freshness = Freshness(corpus, manifest)
     stale = [source for source in manifest.get("stats", {}) if freshness.stale(source)]
     if not stale:
         return []

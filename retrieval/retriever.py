@@ -92,7 +92,7 @@ class Retriever:
         check_engines(snapshot.manifest)
         # Indexes built before probes existed get their profile now (about a second), in memory only.
         profile = snapshot.manifest.get("probes") or probe_profile(self.embedder, snapshot.index)
-        self.freshness = Freshness(self.settings.index_dir, snapshot.manifest)
+        self.freshness = Freshness(self.settings.corpus, snapshot.manifest)
         self._pointer = pointer
         return snapshot, profile, places_of(snapshot.places())
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -56,7 +57,7 @@ def test_same_bytes_saved_again_are_not_stale(small_index: Path, tmp_path: Path)
     path = corpus / FILE
     stat = path.stat()
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # a new mtime, the same content: hashed
-    freshness = Freshness(index_dir, open_snapshot(index_dir).manifest)
+    freshness = Freshness(corpus, open_snapshot(index_dir).manifest)
     assert not freshness.stale(FILE)
     path.write_bytes(path.read_bytes().replace("清丰".encode(), "濮阳".encode(), 1))  # same size, new bytes
     assert freshness.stale(FILE)
@@ -102,3 +103,28 @@ def test_watch_reindexes_a_changed_file_within_seconds(small_index: Path, tmp_pa
     finally:
         watcher.terminate()
         watcher.wait(timeout=30)
+
+
+def test_a_copied_corpus_and_index_read_the_copy(small_index: Path, tmp_path: Path) -> None:
+    """The index copied beside the original, the corpus copied elsewhere, WENDA_CORPUS/WENDA_INDEX_DIR at the
+    copies and the copy edited: `wenda show` prints the copy's lines and the citation is stale; the original
+    corpus (which the index's recorded relative path leads back to) is never read."""
+    corpus, index_dir, env = copy_of(small_index, tmp_path / "original")
+    shutil.copytree(index_dir, index_dir.parent / "index-copy")
+    shutil.copytree(corpus, tmp_path / "elsewhere" / "corpus")
+    copied = {
+        "WENDA_CORPUS": str(tmp_path / "elsewhere" / "corpus"),
+        "WENDA_INDEX_DIR": str(index_dir.parent / "index-copy"),
+    }
+    cited = json.loads(run_wenda("ask", "--json", "-k", "1", QUESTION, env=copied).stdout)["results"][0]["citation"]
+    assert cited["stale"] is False
+    path = tmp_path / "elsewhere" / "corpus" / cited["source"]
+    lines = path.read_text(encoding="utf-8").split("\n")
+    lines[cited["line"] - 1] = "这一行在副本里改过了。"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    shown = run_wenda("show", f"{cited['source']}:{cited['locator']}", env=copied).stdout.decode()
+    assert "这一行在副本里改过了" in shown and EVIDENCE not in shown
+    again = json.loads(run_wenda("ask", "--json", "-k", "1", QUESTION, env=copied).stdout)["results"][0]
+    assert again["citation"]["stale"] is True
+    original = json.loads(run_wenda("ask", "--json", "-k", "1", QUESTION, env=env).stdout)["results"][0]
+    assert original["citation"]["stale"] is False  # the original pair is untouched
