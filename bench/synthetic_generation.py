@@ -19,6 +19,7 @@ from wenda.index import store
 from wenda.index.builder import insert_sources, lexical_index, scan_corpus
 from wenda.index.config import ChunkingParams
 from wenda.index.embeddings import BuiltinE5
+from wenda.index.isolation import Reading
 from wenda.index.passages import passage_files
 from wenda.index.probes import probe_profile
 from wenda.index.vectors import describe, fit, new_flat
@@ -48,7 +49,9 @@ def main() -> None:
     files.update(real)
     tmp, db = store.new_generation(args.index_dir, None)
     sources = sorted(files)
-    texts = insert_sources(db, files, sources, 0, ChunkingParams(), lambda source, reason: print(source, reason))
+    texts = insert_sources(
+        db, files, sources, 0, ChunkingParams(), lambda source, reason, _: print(source, reason), Reading(), {}
+    )
     vectors = np.random.default_rng(0).normal(size=(len(texts), 384)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     if real:

@@ -126,6 +126,7 @@ def render_account(entries: list[dict]) -> str:
         lines.append(f"{entry['status']:<8} {entry['passages']:>6} {pages:>6} {how:<8} {entry['source']}")
         if entry["reason"]:
             lines.append(f"{'':>30}{entry['reason']}")
+        lines += [f"{'':>30}note: {note}" for note in entry.get("notes", [])]
     total: dict[str, int] = {}
     for entry in entries:
         total[entry["status"]] = total.get(entry["status"], 0) + 1

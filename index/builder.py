@@ -151,10 +151,11 @@ def insert_sources(
     skip: Callable[[str, str, str | None], None],
     reading: Reading,
     read: dict[str, dict],
+    warn: Callable[[str], None] = lambda line: None,
 ) -> list[str]:
     """Extract these files one at a time, each isolated (`reading`), and store their rows and tokens; return the
     texts to embed, for ids next_id, next_id + 1, … A file that cannot be extracted is passed to `skip` with the
-    reason instead; how each file was read (pages, OCR) goes into `read`."""
+    reason instead; how each file was read (pages, OCR, what was left out) goes into `read`, and to `warn`."""
     texts: list[str] = []
     for source in sources:
         corpus_file = files[source]
@@ -167,6 +168,10 @@ def insert_sources(
             skip(source, "no text in it", None)
             continue
         read[source] = {"pages": len(extraction.pages) if extraction.unit else None, "ocr": extraction.ocr}
+        if extraction.notes:  # read, but not all of it as it was: said at the build and in its account
+            read[source]["notes"] = list(extraction.notes)
+            for note in extraction.notes:
+                warn(f"note: {source}: {note}")
         opening = [block.text for block in extraction.blocks[:OPENING_LINES]]
         whole = "\n".join(block.text for block in extraction.blocks)
         info = source_info(corpus_file.entry, opening, extraction.meta, source, whole)
@@ -387,7 +392,7 @@ def write_generation(
     read = {s: r for s, r in (previous.manifest.get("read", {}) if previous else {}).items() if s in files}
     reading = Reading(options=OcrOptions(cache=settings.ocr_cache), progress=ocr_progress(options.progress))
     todo = report.added + report.changed
-    texts = insert_sources(db, files, todo, next_id, settings.chunking, skip, reading, read)
+    texts = insert_sources(db, files, todo, next_id, settings.chunking, skip, reading, read, options.warn)
     if not files:
         raise WendaError(f"none of the documents in {settings.corpus} could be read (see the warnings above)")
     cache = EmbeddingCache(settings.embedding_cache, json.dumps(embedder.signature(), sort_keys=True), embedder.dim)

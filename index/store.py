@@ -282,7 +282,12 @@ class Snapshot:
         )
         found = [
             account_entry(
-                source, "indexed", passages, read.get(source, {}).get("pages"), read.get(source, {}).get("ocr")
+                source,
+                "indexed",
+                passages,
+                read.get(source, {}).get("pages"),
+                read.get(source, {}).get("ocr"),
+                notes=read.get(source, {}).get("notes"),
             )
             for source, passages in rows
         ]
@@ -307,9 +312,11 @@ def account_entry(
     pages: int | None = None,
     read: str | None = None,
     reason: str | None = None,
+    notes: list[str] | None = None,
 ) -> dict:
     """One file of the build account: `status` "indexed", "skipped" or "pending"; `read` says how an indexed
-    file was read ("text", "ocr" or "both"), and `ocr` whether any of its text came from OCR."""
+    file was read ("text", "ocr" or "both"), `ocr` whether any of its text came from OCR, `notes` what its reader
+    left out or mended (an undefined entity in a Word file)."""
     how = (read or "text") if status == "indexed" else None
     ocr = how in ("ocr", "both")
     return {
@@ -320,6 +327,7 @@ def account_entry(
         "read": how,
         "ocr": ocr,
         "reason": reason,
+        "notes": notes or [],
     }
 
 

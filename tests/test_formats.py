@@ -4,6 +4,7 @@ with a reason."""
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import zipfile
@@ -12,6 +13,7 @@ from pathlib import Path
 import docx
 import pdfplumber
 import pytest
+from conftest import run_wenda
 from wenda.index.chunking import paragraphs_of
 from wenda.index.config import ChunkingParams
 from wenda.index.formats import BY_NAME, SkippedFile, reader_for
@@ -250,3 +252,37 @@ def test_a_three_column_page_with_a_stamp_up_its_margin_reads_column_by_column()
     assert any(text.endswith("• Fax: 202–493–2251.") for text in first)
     assert any("ACTION: Notice of proposed rulemaking (NPRM)." == text for text in first)
     assert not any(text.startswith(("S ", "O ", "P ")) for text in first)  # no banner letter opens a line
+
+
+def with_entities(docx_bytes: bytes, declare: bool) -> bytes:
+    """The fixture notice with `&custom;` inside its first paragraph's text (declared in a DOCTYPE, or not)."""
+    source = zipfile.ZipFile(io.BytesIO(docx_bytes))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as out:
+        for info in source.infolist():
+            data = source.read(info.filename)
+            if info.filename == "word/document.xml":
+                text = data.decode("utf-8").replace("关于加强", "关于&custom;加强", 1)
+                if declare:
+                    head, _, rest = text.partition("?>")
+                    text = head + '?><!DOCTYPE w:document [<!ENTITY custom "SYSTEM">]>' + rest
+                data = text.encode("utf-8")
+            out.writestr(info, data)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("declare", [True, False])
+def test_text_after_an_unresolved_entity_in_a_docx_is_kept(tmp_path: Path, declare: bool) -> None:
+    data = with_entities((DOCUMENTS / "notice.docx").read_bytes(), declare)
+    extraction = BY_NAME["docx"].read(data, "notice.docx")
+    assert extraction.blocks[0].text == "关于加强城市供水安全管理的通知"
+    assert extraction.notes == ("1 undefined XML entity left out (the text around kept)",)
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "notice.docx").write_bytes(data)
+    env = {"WENDA_CORPUS": str(corpus), "WENDA_INDEX_DIR": str(tmp_path / "index")}
+    built = run_wenda("index", "-q", env=env)
+    assert built.returncode == 0 and "note: notice.docx: 1 undefined XML entity left out" in built.stderr.decode()
+    entry = json.loads(run_wenda("sources", "--json", env=env).stdout)[0]
+    assert entry["status"] == "indexed" and entry["notes"] == ["1 undefined XML entity left out (the text around kept)"]
+    assert "note: 1 undefined XML entity" in run_wenda("sources", env=env).stdout.decode()

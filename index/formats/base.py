@@ -60,6 +60,7 @@ class Extraction:
     encoding: str = "utf-8"
     shaped_headings: bool = False  # headings are told by their shape (short, no closing punctuation)
     ocr: str | None = None  # how the text was read where a format may need OCR: "text" layer, "ocr" or "both"
+    notes: tuple[str, ...] = ()  # what the reader left out or mended in a file it did read: for the build account
 
     def lines_of(self, unit: int) -> list[str]:
         """The extracted lines of one unit (0 for a single-flow document)."""

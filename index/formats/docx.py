@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import re
+import zipfile
 
 import docx
 from docx.oxml.ns import qn
@@ -17,6 +18,31 @@ from lxml import etree
 from .base import Block, Extraction, Reader, SkippedFile, credible_author, open_zip, read_member, tidy
 
 HEADING_STYLE = re.compile(r"^(heading|标题)\s*(\d)$", re.I)
+# Word never writes a DOCTYPE or a named entity other than XML's five; a file that has them was made by hand or
+# by a hostile tool. python-docx keeps an entity it does not resolve as a node of its own, so the text after it
+# in the paragraph was lost; an undeclared one failed the whole file.
+DOCTYPE = re.compile(rb"<!DOCTYPE[^\[>]*(\[.*?\])?\s*>", re.S)
+ENTITY = re.compile(rb"&(?!(?:amp|lt|gt|quot|apos|#[0-9]+|#x[0-9a-fA-F]+);)[A-Za-z_:][\w.:-]*;")
+
+
+def without_entities(data: bytes) -> tuple[bytes, int]:
+    """The package with DOCTYPEs and unknown named entities dropped from its XML parts (the text around them
+    kept), and how many entities were dropped; the package itself when it has none."""
+    archive = open_zip(data, "Word")
+    parts = {info.filename: read_member(archive, info.filename, "Word") for info in archive.infolist()}
+    dropped = 0
+    mended: dict[str, bytes] = {}
+    for name, part in parts.items():
+        if name.endswith(".xml") and (b"<!DOCTYPE" in part or ENTITY.search(part)):
+            part, count = ENTITY.subn(b"", DOCTYPE.sub(b"", part))
+            mended[name], dropped = part, dropped + count
+    if not mended:
+        return data, 0
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as out:
+        for info in archive.infolist():
+            out.writestr(info, mended.get(info.filename, parts[info.filename]))
+    return buffer.getvalue(), dropped
 
 
 def heading_level(paragraph: Paragraph) -> int | None:
@@ -83,6 +109,7 @@ class DocxReader(Reader):
     def read(self, data: bytes, name: str) -> Extraction:
         open_zip(data, "Word")  # refuse a bomb before python-docx unpacks anything
         try:
+            data, entities = without_entities(data)
             document = docx.Document(io.BytesIO(data))
             notes = footnotes(data)
         except SkippedFile:
@@ -120,4 +147,11 @@ class DocxReader(Reader):
         meta = {"title": tidy(core.title or ""), "publisher": credible_author(core.author or "")}
         if core.created is not None:
             meta["date"] = core.created.date().isoformat()
-        return Extraction([lines], [b for b in blocks if b.text], {k: v for k, v in meta.items() if v}, encoding="docx")
+        dropped = (f"{entities} undefined XML entit{'y' if entities == 1 else 'ies'} left out (the text around kept)",)
+        return Extraction(
+            [lines],
+            [b for b in blocks if b.text],
+            {k: v for k, v in meta.items() if v},
+            encoding="docx",
+            notes=dropped if entities else (),
+        )
