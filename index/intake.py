@@ -29,7 +29,9 @@ FETCH_TIMEOUT = 30  # seconds for the server to send anything at all (each read)
 # limit, so the fetch as a whole has a deadline too.
 FETCH_DEADLINE = float(os.environ.get("WENDA_FETCH_DEADLINE", "60") or 60)
 SAVED_FROM = re.compile(rb"^<!-- saved from url=\(\d{4}\)[^\n]*-->\n")
-UNSAFE_NAME = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|\u202a-\u202e\u2066-\u2069]')
+# control characters (C0 and C1: U+009B opens a terminal escape sequence), reserved characters, and the invisible
+# ones that reorder or hide part of a name (bidi overrides, zero-width marks, line separators, the BOM)
+UNSAFE_NAME = re.compile(r'[\x00-\x1f\x7f-\x9f/\\:*?"<>|\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]')
 SUFFIX_OF = {"pdf": ".pdf", "docx": ".docx", "epub": ".epub", "html": ".html", "markdown": ".md", "text": ".txt"}
 
 

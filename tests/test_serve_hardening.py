@@ -118,6 +118,9 @@ def test_repeated_slashes_reach_the_route(server: str) -> None:
     reply = httpx.post(f"{server}//retrieval", json=DIFY)
     assert reply.status_code == 200 and reply.json()["records"]
     assert httpx.get(f"{server}//healthz").status_code == 200
+    trailing = httpx.post(f"{server}/v1/ask/", json={"question": QUESTION})  # answered, not an empty redirect
+    assert trailing.status_code == 200 and trailing.json()["results"]
+    assert httpx.post(f"{server}/retrieval/", json=DIFY).json()["records"]
 
 
 def test_api_documentation_loads_nothing_from_another_host(server: str) -> None:

@@ -218,6 +218,7 @@ def create_app(retriever: Retriever, settings: ServeSettings) -> FastAPI:
         version="0.1.0",
         docs_url=None,  # FastAPI's pages load scripts and fonts from CDNs: /docs is served from here instead
         redoc_url=None,
+        redirect_slashes=False,  # guards.Slashes mends the path instead of an empty redirect
     )
     app.state.service = Service(retriever, settings)
     if settings.cors_origins:

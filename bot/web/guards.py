@@ -52,16 +52,24 @@ async def send_error(
 
 
 class Slashes:
-    """`//retrieval` and `/v1//ask/` are `/retrieval` and `/v1/ask/`."""
+    """`//retrieval` and `/v1//ask/` are `/retrieval` and `/v1/ask`: repeated slashes are one and a trailing one
+    goes, so every client reaches the route itself (the application's own answer was an empty 307 redirect,
+    which Dify and some HTTP clients do not follow for a POST)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
+    @staticmethod
+    def mend(path: str) -> str:
+        path = REPEATED.sub("/", path)
+        return path.rstrip("/") or "/"
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and "//" in scope.get("path", ""):
-            scope = {**scope, "path": REPEATED.sub("/", scope["path"])}
+        path = scope.get("path", "")
+        if scope["type"] == "http" and ("//" in path or (path.endswith("/") and path != "/")):
+            scope = {**scope, "path": self.mend(path)}
             if scope.get("raw_path"):
-                scope["raw_path"] = REPEATED.sub("/", scope["raw_path"].decode("latin-1")).encode("latin-1")
+                scope["raw_path"] = self.mend(scope["raw_path"].decode("latin-1")).encode("latin-1")
         await self.app(scope, receive, send)
 
 
