@@ -277,6 +277,8 @@ def test_text_after_an_unresolved_entity_in_a_docx_is_kept(tmp_path: Path, decla
     extraction = BY_NAME["docx"].read(data, "notice.docx")
     assert extraction.blocks[0].text == "关于加强城市供水安全管理的通知"
     assert extraction.notes == ("1 undefined XML entity left out (the text around kept)",)
+    if not declare:
+        return  # the build account is the same either way: checked once
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     (corpus / "notice.docx").write_bytes(data)

@@ -109,11 +109,11 @@ def test_a_page_scanned_upside_down_is_still_read() -> None:
     assert "黄巍" in turned and len(turned) > 0.8 * len(upright)
 
 
-def test_pages_read_side_by_side_come_back_as_read_one_at_a_time(tmp_path: Path, monkeypatch) -> None:
-    """The 4-page seal scan with two readers, against one page at a time; then with pages 2 and 4 missing from
-    the cache, so that cached and recognised pages interleave: the same passages, pages in order."""
+def test_pages_read_side_by_side_come_back_as_read_one_at_a_time(cached: Path, tmp_path: Path, monkeypatch) -> None:
+    """The 4-page seal scan as read one page at a time (the session's cache), against two readers with no
+    cache; then with pages 2 and 4 missing from a cache, so that cached and recognised pages interleave: the same
+    passages, pages in order."""
     monkeypatch.setattr(ocr, "PAGE_THREADS", 1)
-    ocr.configure(OcrOptions())
     alone = read("rapiddoc-hanyinzhang-seal.pdf", "pdf")
     monkeypatch.setattr(ocr, "PAGE_THREADS", 2)
     done: list[tuple[int, int]] = []
@@ -123,4 +123,3 @@ def test_pages_read_side_by_side_come_back_as_read_one_at_a_time(tmp_path: Path,
     with sqlite3.connect(tmp_path / "ocr.sqlite") as db:
         db.execute("DELETE FROM pages WHERE key LIKE '%:2:%' OR key LIKE '%:4:%'")
     assert read("rapiddoc-hanyinzhang-seal.pdf", "pdf") == alone
-    ocr.configure(OcrOptions())
