@@ -142,7 +142,8 @@ class Settings:
         values: dict[str, object] = {
             "corpus": Path(env.get("WENDA_CORPUS") or "corpus"),  # set but empty: the default, not "."
             "index_dir": Path(env.get("WENDA_INDEX_DIR") or ".wenda-index"),
-            "embedding_model": env.get("WENDA_EMBEDDING_MODEL", "builtin") or "builtin",
+            # WENDA_EMBEDDER=hash: the model-free test embedder (index/hash_embedder.py), for scale tests
+            "embedding_model": env.get("WENDA_EMBEDDER") or env.get("WENDA_EMBEDDING_MODEL") or "builtin",
             "embedding_engine": _choice("ENGINE", env.get("WENDA_ENGINE"), ("auto", *ENGINES)) or "auto",
             "query_prefix": env.get("WENDA_QUERY_PREFIX"),
             "passage_prefix": env.get("WENDA_PASSAGE_PREFIX"),

@@ -258,9 +258,14 @@ def create_embedder(
     device: str = "cpu",
     engine: str = AUTO,
 ) -> Embedder:
-    """The backend for a model setting: 'builtin' (on `engine`) or a sentence-transformers folder or name."""
+    """The backend for a model setting: 'builtin' (on `engine`), 'hash' (the model-free test embedder,
+    index/hash_embedder.py) or a sentence-transformers folder or name."""
     if model == BUILTIN:
         return BuiltinE5(query_prefix, passage_prefix, engine)
+    if model == "hash":
+        from .hash_embedder import HashEmbedder  # imported here: it imports this module's base class
+
+        return HashEmbedder()
     return SentenceTransformerEmbedder(model, query_prefix, passage_prefix, device)
 
 

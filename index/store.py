@@ -405,6 +405,12 @@ def check_model(manifest: dict, identity: dict, serving: bool = False) -> None:
     if serving and any(entry["model"] == identity for entry in manifest.get("servable_with", [])):
         return
     built, wanted = manifest["model"], identity
+    if "HashEmbedder" in (built.get("backend"), wanted.get("backend")):
+        raise IndexMismatchError(
+            f"the index was built with {built['name']}, but the configured model is {wanted['name']}: the hash "
+            "embedder is a model-free test tool whose vectors mean nothing to a real model (nor a real model's to "
+            "it); point WENDA_INDEX_DIR at an index built with the same embedder, or set WENDA_EMBEDDER to match"
+        )
     raise IndexMismatchError(
         f"the index was built with {built['name']} (dim {built['dim']}), but the configured model is "
         f"{wanted['name']} (dim {wanted['dim']}); {REBUILD_HINT}, set WENDA_EMBEDDING_MODEL back, or, to serve it "
