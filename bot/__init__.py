@@ -1,1 +1,1 @@
-"""Wenda's front ends: the command line (`wenda`) and, later, the Telegram bot."""
+"""Wenda's front ends: the command line (`wenda`), the Telegram bot (`telegram/`) and the HTTP server (`web/`)."""

@@ -192,7 +192,7 @@ def test_sigterm_stops_it_cleanly(small_index: Path, tmp_path: Path) -> None:
 
 def test_wrong_keys_are_limited_per_address_with_retry_after(seed_settings: Settings, tmp_path: Path) -> None:
     """A guesser gets AUTH_FAILURES wrong keys a minute, then 429 before any key is compared, on every route."""
-    from wenda.bot.web.app import AUTH_FAILURES
+    from wenda.bot.web.service import AUTH_FAILURES
 
     with serving(serve_env(seed_settings, tmp_path, WENDA_API_KEYS="the-only-key")) as url:
         guess = {"Authorization": "Bearer guess-0001"}

@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response as HttpResponse
 from wenda.retrieval.results import Response
 
-from .app import MAX_K, ApiError, JsonResponse, service_of, valid_key
+from .service import MAX_K, ApiError, JsonResponse, service_of, valid_key
 
 DEFAULT_KNOWLEDGE_IDS = ("wenda",)
 BAD_HEADER = 1001

@@ -26,7 +26,7 @@ from wenda.retrieval.answer import Answer
 from wenda.retrieval.results import Response, Result
 
 from ..render import NO_ANSWER, STALE, UNDERSTOOD, citation_parts, highlight_link, json_line, terminal_safe
-from .app import ApiError, Client, service_of
+from .service import ApiError, Client, service_of
 
 MODEL = "wenda"
 NOT_FOUND = "语料中没有找到这个问题的答案。"  # no passage at all to offer (an empty index)
