@@ -26,6 +26,7 @@ from wenda.index.errors import DamagedIndexError, IndexMismatchError, IndexMissi
 from wenda.index.formats import SkippedFile
 from wenda.index.intake import Admitted, admit, digests, fetch, folder_documents
 from wenda.index.integrity import check_index
+from wenda.index.knowledge import DEFAULT, KnowledgeBase, choose, knowledge_bases
 from wenda.index.loader import read_bytes
 from wenda.index.passages import passage_files
 from wenda.index.store import live_generation, live_manifest, open_snapshot
@@ -46,10 +47,12 @@ NEW_CONVERSATION = (":new", "/new")
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    """Flags override WENDA_* environment variables, which override the defaults."""
+    """Flags override WENDA_* environment variables, which override the defaults; `--kb NAME` (or the only
+    knowledge base of WENDA_CONFIG) gives the corpus and index unless --corpus / --index-dir are given."""
+    base = choose(getattr(args, "kb", None))
     return Settings.from_env(
-        corpus=args.corpus,
-        index_dir=args.index_dir,
+        corpus=args.corpus or (base.corpus if base else None),
+        index_dir=args.index_dir or (base.index_dir if base else None),
         embedding_model=args.model,
         index_priority=getattr(args, "priority", None),
         index_threads=getattr(args, "threads", None),
@@ -505,9 +508,46 @@ def command_serve(args: argparse.Namespace) -> int:
     from .web.settings import ServeSettings
 
     settings = ServeSettings.from_env(args.host, args.port)
+    bases = knowledge_bases()
+    if bases and not args.kb:
+        args.kb = next(iter(bases))  # the first answers requests that name none; the others load when asked
     retriever = open_retriever(args)
     retriever.warm_up()
-    return serve(retriever, settings)
+    if bases and args.kb != next(iter(bases)):  # --kb NAME serves that knowledge base first
+        bases = {args.kb: bases[args.kb], **{name: base for name, base in bases.items() if name != args.kb}}
+    return serve(retriever, settings, bases)
+
+
+def command_kb(args: argparse.Namespace) -> int:
+    """`wenda kb list`: each knowledge base with its files, passages, last build and status."""
+    bases = knowledge_bases() or {
+        DEFAULT: KnowledgeBase(DEFAULT, Settings.from_env().corpus, Settings.from_env().index_dir)
+    }
+    rows = [knowledge_status(base) for base in bases.values()]
+    if args.json:
+        print(json_line(rows))
+        return 0
+    print(f"{'name':<16} {'files':>6} {'passages':>9} {'last build':<20} status")
+    for row in rows:
+        built = row["built"] or "never"
+        line = f"{row['name']:<16} {row['files']:>6} {row['passages']:>9} {built:<20} {row['status']}"
+        print(terminal_safe(line))
+    return 0
+
+
+def knowledge_status(base: KnowledgeBase) -> dict:
+    """One knowledge base's line of `wenda kb list`, read from its index's live manifest (no model loaded)."""
+    row = {"name": base.name, "title": base.title, "corpus": str(base.corpus), "index": str(base.index_dir)}
+    try:
+        generation = live_generation(base.index_dir) if base.index_dir.is_dir() else None
+    except WendaError as exc:
+        return {**row, "files": 0, "passages": 0, "built": None, "status": f"damaged: {exc}"}
+    if generation is None:
+        return {**row, "files": 0, "passages": 0, "built": None, "status": f"not built (wenda index --kb {base.name})"}
+    manifest = live_manifest(base.index_dir)
+    built = time.strftime("%Y-%m-%d %H:%M", time.localtime(generation.stat().st_mtime))
+    passages = int(manifest.get("chunks", 0))
+    return {**row, "files": len(manifest.get("files", {})), "passages": passages, "built": built, "status": "ready"}
 
 
 def command_report(args: argparse.Namespace) -> int:
@@ -551,6 +591,7 @@ def parser() -> argparse.ArgumentParser:
     common.add_argument("--corpus", type=Path, help="corpus folder (env WENDA_CORPUS, default ./corpus)")
     common.add_argument("--index-dir", type=Path, help="index folder (env WENDA_INDEX_DIR, default ./.wenda-index)")
     common.add_argument("--model", help="'builtin' or a sentence-transformers folder/name (env WENDA_EMBEDDING_MODEL)")
+    common.add_argument("--kb", metavar="NAME", help="the knowledge base of WENDA_CONFIG (wenda.toml) to work on")
     main = argparse.ArgumentParser(prog="wenda", description="Answer questions from a corpus of Chinese documents.")
     commands = main.add_subparsers(dest="command", required=True)
 
@@ -694,6 +735,11 @@ def parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--plot", type=Path, metavar="FILE.png", help="draw the reliability diagram (matplotlib)")
     evaluation.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     evaluation.set_defaults(run=command_eval)
+
+    kb = command(commands, "kb", summary="the knowledge bases of WENDA_CONFIG (wenda.toml)")
+    kb.add_argument("action", choices=("list",), help="list: name, files, passages, last build, status")
+    kb.add_argument("--json", action="store_true", help="one JSON array, one object per knowledge base")
+    kb.set_defaults(run=command_kb)
 
     telegram = command(commands, "telegram", parents=[common], summary="run the Telegram bot (TELEGRAM_BOT_TOKEN)")
     telegram.add_argument("--webhook-url", help="public HTTPS URL Telegram posts updates to (default: long polling)")

@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from wenda.index.config import DEFAULT_TOP_K
 from wenda.index.context import show
 from wenda.index.errors import WendaError
+from wenda.index.knowledge import KnowledgeBase
 from wenda.retrieval.retriever import Retriever
 
 from . import dify, openai_api
@@ -45,6 +46,7 @@ class AskRequest(BaseModel):
     question: str = Field(description="the question, in Chinese or English (at most 1,000 characters)")
     k: int = Field(DEFAULT_TOP_K, ge=1, le=MAX_K, description="passages to return")
     history: list[str] | None = Field(None, description="earlier questions of the conversation, oldest first")
+    kb: str | None = Field(None, description="the knowledge base to answer from (WENDA_CONFIG); default: the first")
 
 
 class FeedbackRequest(BaseModel):
@@ -54,8 +56,11 @@ class FeedbackRequest(BaseModel):
     vote: str = Field(pattern="^(up|down)$", description='"up" (👍) or "down" (👎)')
 
 
-def create_app(retriever: Retriever, settings: ServeSettings) -> FastAPI:
-    """The application; `wenda serve` runs it with uvicorn."""
+def create_app(
+    retriever: Retriever, settings: ServeSettings, bases: dict[str, KnowledgeBase] | None = None
+) -> FastAPI:
+    """The application; `wenda serve` runs it with uvicorn. `retriever` answers for the first of `bases` (the
+    knowledge bases of WENDA_CONFIG), or for everything when there are none."""
     app = FastAPI(
         default_response_class=JsonResponse,
         title="Wenda",
@@ -65,7 +70,7 @@ def create_app(retriever: Retriever, settings: ServeSettings) -> FastAPI:
         redoc_url=None,
         redirect_slashes=False,  # guards.Slashes mends the path instead of an empty redirect
     )
-    app.state.service = Service(retriever, settings)
+    app.state.service = Service(retriever, settings, bases)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -81,7 +86,8 @@ def create_app(retriever: Retriever, settings: ServeSettings) -> FastAPI:
 
     @app.post("/v1/ask", summary="Answer a question: exactly the object `wenda ask --json` prints")
     async def ask(body: AskRequest, request: Request, client: Client) -> dict:
-        response = await service_of(request).ask(body.question, body.k, body.history, "ask")
+        service = service_of(request)
+        response = await service.ask(body.question, body.k, body.history, "ask", service.knowledge(body.kb))
         return response.to_dict()
 
     @app.get("/v1/sources", summary="The indexed documents with their metadata, and the build account of every file")

@@ -9,8 +9,9 @@ Every other failure keeps that shape with the HTTP status as its code: 422 for a
 message starts with the field at fault), 429 over the rate limit, 503 without a usable index. Without
 WENDA_API_KEYS no key is asked for, as on the rest of the API (the server then listens on loopback only).
 
-Knowledge ids: the comma-separated WENDA_DIFY_KNOWLEDGE_IDS, "wenda" by default. Every id answers from the
-same index; several ids only let Dify register more than one knowledge base on it.
+Knowledge ids: with knowledge bases configured (WENDA_CONFIG), each one's name, answering from it alone.
+Without, the comma-separated WENDA_DIFY_KNOWLEDGE_IDS, "wenda" by default, every id answering from the one
+index.
 
 `score`, from 0 to 1, is the calibrated probability that a passage answers the question: for the top passage
 the confidence that `wenda ask` reports (answerable from WENDA_MIN_CONFIDENCE, 0.6 by default, up); for each
@@ -269,12 +270,15 @@ def router(ids: frozenset[str] | None = None) -> APIRouter:
 
     @routes.post("/retrieval", summary="Dify's external knowledge API: passages with scores and citations")
     async def retrieval(body: RetrievalRequest, request: Request) -> dict:
-        if body.knowledge_id not in served:
+        service = service_of(request)
+        # with knowledge bases configured, the knowledge id is a knowledge base's name
+        if body.knowledge_id not in (service.bases or served):
             raise DifyError(404, NO_KNOWLEDGE, f"The knowledge does not exist: {body.knowledge_id!r}")
+        kb = service.knowledge(body.knowledge_id) if service.bases else None
         # With metadata conditions, rank more passages so that top_k can remain after filtering.
         k = MAX_K if body.metadata_condition and body.metadata_condition.conditions else body.retrieval_setting.top_k
         try:
-            response = await service_of(request).ask(body.query, k, None, "dify")
+            response = await service.ask(body.query, k, None, "dify", kb)
         except ApiError as exc:
             field = "query" if exc.field == "question" else exc.field
             raise ApiError(exc.status, exc.message, field, exc.kind) from exc

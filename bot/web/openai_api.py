@@ -22,6 +22,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from wenda.index.config import DEFAULT_TOP_K
+from wenda.index.knowledge import KnowledgeBase
 from wenda.retrieval.answer import Answer
 from wenda.retrieval.results import Response, Result
 
@@ -185,15 +186,18 @@ async def chat_completions(body: ChatRequest, request: Request, client: Client) 
     if body.n is not None and body.n != 1:
         raise ApiError(400, f"n: only one choice is generated (n=1), got {body.n}", "n")
     question, history = conversation(body.messages)
+    service = service_of(request)
+    # with knowledge bases configured, `model` names the one to answer from; without, any name is Wenda
+    kb = service.knowledge(body.model, "model") if service.bases else None
     try:
-        response = await service_of(request).ask(question, DEFAULT_TOP_K, history, "openai")
+        response = await service.ask(question, DEFAULT_TOP_K, history, "openai", kb)
     except ApiError as exc:
         if exc.field == "question":  # the question is a message here
             raise ApiError(exc.status, exc.message, "messages", exc.kind) from exc
         raise
     content = reply(response)
     counted = usage(question, history, content)
-    head = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": MODEL}
+    head = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": body.model if kb else MODEL}
     if body.stream:
         include = body.stream_options is not None and body.stream_options.include_usage
         return StreamingResponse(
@@ -212,17 +216,27 @@ async def chat_completions(body: ChatRequest, request: Request, client: Client) 
     }
 
 
-def model_card() -> dict:
-    return {"id": MODEL, "object": "model", "created": STARTED, "owned_by": "wenda"}
+def model_card(name: str = MODEL, base: KnowledgeBase | None = None) -> dict:
+    card = {"id": name, "object": "model", "created": STARTED, "owned_by": "wenda"}
+    if base is not None and (base.title or base.description):
+        card["description"] = " — ".join(part for part in (base.title, base.description) if part)
+    return card
 
 
-@router.get("/v1/models", summary="OpenAI-compatible model list: one model, wenda")
-async def models(client: Client) -> dict:
-    return {"object": "list", "data": [model_card()]}
+@router.get("/v1/models", summary="OpenAI-compatible model list: one model per knowledge base (or wenda)")
+async def models(request: Request, client: Client) -> dict:
+    bases = service_of(request).bases
+    cards = [model_card(name, base) for name, base in bases.items()] if bases else [model_card()]
+    return {"object": "list", "data": cards}
 
 
 @router.get("/v1/models/{model}", summary="OpenAI-compatible model details")
-async def model(model: str, client: Client) -> dict:
+async def model(model: str, request: Request, client: Client) -> dict:
+    bases = service_of(request).bases
+    if bases:
+        if model not in bases:
+            raise ApiError(404, f"no model {model!r}: this server has {', '.join(bases)}", "model", "not_found")
+        return model_card(model, bases[model])
     if model != MODEL:
         raise ApiError(404, f"no model {model!r}: this server has one, {MODEL!r}", "model", "not_found")
     return model_card()

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import uvicorn
+from wenda.index.knowledge import KnowledgeBase
 from wenda.retrieval.retriever import Retriever
 
 from .app import create_app
@@ -38,10 +39,10 @@ class Server(uvicorn.Server):
             sys.stderr.flush()
 
 
-def serve(retriever: Retriever, settings: ServeSettings) -> int:
+def serve(retriever: Retriever, settings: ServeSettings, bases: dict[str, KnowledgeBase] | None = None) -> int:
     """Serve until stopped; in-flight requests finish (up to 10 s) before the process exits."""
     config = uvicorn.Config(
-        create_app(retriever, settings),
+        create_app(retriever, settings, bases),
         host=settings.host,
         port=settings.port,
         log_level="warning",

@@ -8,15 +8,20 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import os
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from wenda.index.errors import WendaError
+from wenda.index.errors import IndexMissingError, WendaError
+from wenda.index.knowledge import DEFAULT, KnowledgeBase
 from wenda.retrieval.results import Response
 from wenda.retrieval.retriever import Retriever
 
@@ -80,11 +85,24 @@ class Metrics:
         )
 
 
-class Service:
-    """What every endpoint shares: the retriever and its thread pool, the limiter, feedback and metrics."""
+# Knowledge bases kept loaded at once besides the first (each holds its index and vectors; the model is shared):
+# the least recently asked one is let go past this, and loaded again when it is asked (~0.5 s at the bundled size).
+MAX_LOADED = int(os.environ.get("WENDA_SERVE_MAX_LOADED_KBS", "4") or 4)
 
-    def __init__(self, retriever: Retriever, settings: ServeSettings) -> None:
+
+class Service:
+    """What every endpoint shares: the retrievers (one per knowledge base, loaded when first asked, sharing the
+    first one's model) and their thread pool, the limiter, feedback and metrics. Without configured knowledge
+    bases (`bases` empty) the one retriever answers everything, as a single-corpus server always did."""
+
+    def __init__(
+        self, retriever: Retriever, settings: ServeSettings, bases: dict[str, KnowledgeBase] | None = None
+    ) -> None:
         self.retriever, self.settings = retriever, settings
+        self.bases = dict(bases or {})
+        self.first = next(iter(self.bases), None)
+        self._loaded: OrderedDict[str, Retriever] = OrderedDict()
+        self._loading = threading.Lock()
         self.executor = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="wenda-serve")
         self.limiter = RateLimiter(settings.rate_limit)
         # failed key checks: per client address, and from all addresses together (a guesser with many addresses)
@@ -94,15 +112,50 @@ class Service:
         self.feedback = FeedbackStore(settings.data_dir, self.users, settings.log_questions)
         self.metrics = Metrics()
 
-    async def ask(self, question: str, k: int, history: list[str] | None, endpoint: str) -> Response:
-        """Answer a question (the next turn of `history`, oldest first); ApiError for bad input or no index."""
+    def knowledge(self, name: str | None, field: str = "kb") -> str | None:
+        """The knowledge base a request names, checked: None for the first (or only) one; ApiError 404 naming
+        an unknown one and listing the known ones."""
+        if name is None or name == self.first:
+            return None
+        if name in self.bases:
+            return name
+        known = ", ".join(self.bases) or DEFAULT
+        if not self.bases and name == DEFAULT:
+            return None
+        raise ApiError(404, f"no knowledge base {name!r}; this server has: {known}", field, "not_found")
+
+    def retriever_for(self, name: str | None) -> Retriever:
+        """The retriever of a checked knowledge base name (None: the first), loaded on first use with the
+        shared model; WendaError when its index is not built or unusable."""
+        if name is None:
+            return self.retriever
+        with self._loading:
+            if name in self._loaded:
+                self._loaded.move_to_end(name)
+                return self._loaded[name]
+            base = self.bases[name]
+            settings = replace(self.retriever.settings, corpus=base.corpus, index_dir=base.index_dir)
+            retriever = Retriever(settings, self.retriever.embedder)
+            self._loaded[name] = retriever
+            while len(self._loaded) > MAX_LOADED:
+                self._loaded.popitem(last=False)
+            return retriever
+
+    async def ask(
+        self, question: str, k: int, history: list[str] | None, endpoint: str, kb: str | None = None
+    ) -> Response:
+        """Answer a question (the next turn of `history`, oldest first) from knowledge base `kb` (checked by
+        `knowledge`; None: the first); ApiError for bad input or no index."""
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
         try:
-            response = await loop.run_in_executor(self.executor, self.answer, question, k, history)
+            response = await loop.run_in_executor(self.executor, self.answer, question, k, history, kb)
         except WendaError as exc:
             log.error("index unavailable: %s", exc)
-            raise ApiError(503, "the index is unavailable now; try again later", kind="unavailable") from exc
+            message = "the index is unavailable now; try again later"
+            if kb is not None and isinstance(exc, IndexMissingError):
+                message = f"the knowledge base {kb!r} has no index yet; run `wenda index --kb {kb}`"
+            raise ApiError(503, message, kind="unavailable") from exc
         if response.error:
             raise ApiError(422, response.error, "question")
         self.metrics.latency.observe(time.perf_counter() - started)
@@ -111,10 +164,11 @@ class Service:
             self.metrics.refusals.labels(endpoint).inc()
         return response
 
-    def answer(self, question: str, k: int, history: list[str] | None) -> Response:
+    def answer(self, question: str, k: int, history: list[str] | None, kb: str | None = None) -> Response:
         """On a worker thread: the question as the next turn of `history` (its newest turns)."""
-        previous = self.retriever.understand(history[-MAX_HISTORY:]) if history else None
-        return self.retriever.ask(question, k, previous)
+        retriever = self.retriever_for(kb)
+        previous = retriever.understand(history[-MAX_HISTORY:]) if history else None
+        return retriever.ask(question, k, previous)
 
     def client(self, request: Request) -> str:
         """Who is asking: the API key that matched (required when keys are set), else the client's address;

@@ -1,0 +1,109 @@
+"""Knowledge bases: several corpora served by one deployment, declared in a TOML file.
+
+`WENDA_CONFIG` names the file (default `wenda.toml` in the working directory, when there is one). Each
+`[kb.NAME]` table declares one: `corpus = "<folder>"` (required), `index = "<folder>"` (default
+`<data dir>/kb/NAME/index`, the data dir from WENDA_DATA_DIR), and optional `title`, `description`,
+`language`. Relative folders are read from the file's own folder. Without a file, the single corpus of
+WENDA_CORPUS (or `corpus/`) is the knowledge base `default`, and everything works as it did before.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import UsageError
+
+CONFIG_FILE = "wenda.toml"
+DEFAULT = "default"
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # a name that is safe in a path, a URL and a model id
+FIELDS = ("corpus", "index", "title", "description", "language")
+
+
+@dataclass(frozen=True)
+class KnowledgeBase:
+    """One declared corpus with its own index (and so its own calibration, freshness and build account)."""
+
+    name: str
+    corpus: Path
+    index_dir: Path
+    title: str = ""
+    description: str = ""
+    language: str = ""
+
+
+def config_path(env: Mapping[str, str] = os.environ) -> Path | None:
+    """The configuration file in use: WENDA_CONFIG (which must exist), else ./wenda.toml if present, else None."""
+    named = env.get("WENDA_CONFIG", "").strip()
+    if named:
+        path = Path(named)
+        if not path.is_file():
+            raise UsageError(f"WENDA_CONFIG names {path}, which is not a file")
+        return path
+    local = Path(CONFIG_FILE)
+    return local if local.is_file() else None
+
+
+def knowledge_bases(env: Mapping[str, str] = os.environ) -> dict[str, KnowledgeBase]:
+    """The knowledge bases the configuration declares, in its order; empty without a configuration file (or
+    with one that declares none): then the single corpus of WENDA_CORPUS is `default`."""
+    path = config_path(env)
+    if path is None:
+        return {}
+    try:
+        table = tomllib.loads(path.read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise UsageError(f"{path}: not a readable TOML file ({exc}); fix it or unset WENDA_CONFIG") from exc
+    declared = table.get("kb", {})
+    if not isinstance(declared, dict):
+        raise UsageError(f"{path}: `kb` must be tables: [kb.NAME] with corpus = \"<folder>\"")
+    data_dir = Path(env.get("WENDA_DATA_DIR") or ".wenda-data")
+    bases: dict[str, KnowledgeBase] = {}
+    for name, entry in declared.items():
+        where = f"{path}: [kb.{name}]"
+        if not NAME.match(name):
+            raise UsageError(f"{where}: a name of letters, digits, '-', '_' or '.' (at most 64), please")
+        if not isinstance(entry, dict) or not isinstance(entry.get("corpus"), str) or not entry["corpus"].strip():
+            raise UsageError(f'{where} needs corpus = "<folder>"')
+        unknown = sorted(set(entry) - set(FIELDS) - {"metadata"})
+        if unknown:
+            raise UsageError(f"{where} has unknown keys {unknown}; use {list(FIELDS)}")
+        if any(not isinstance(entry.get(key, ""), str) for key in FIELDS):
+            raise UsageError(f"{where}: {', '.join(FIELDS)} must be strings")
+        index = entry.get("index") or str(data_dir / "kb" / name / "index")
+        bases[name] = KnowledgeBase(
+            name,
+            _near(path, entry["corpus"]),
+            _near(path, index) if entry.get("index") else Path(index),
+            entry.get("title", ""),
+            entry.get("description", ""),
+            entry.get("language", ""),
+        )
+    return bases
+
+
+def _near(config: Path, folder: str) -> Path:
+    """A folder named in the configuration, relative to the file's own folder."""
+    given = Path(folder).expanduser()
+    return given if given.is_absolute() else config.parent / given
+
+
+def choose(name: str | None, env: Mapping[str, str] = os.environ) -> KnowledgeBase | None:
+    """The knowledge base a command works on: NAME, or the only one declared; None when there is no
+    configuration (the corpus of WENDA_CORPUS, called `default`). UsageError naming NAME and the known ones."""
+    bases = knowledge_bases(env)
+    if not bases:
+        if name in (None, DEFAULT):
+            return None
+        raise UsageError(f"no knowledge base {name!r}: without a configuration (WENDA_CONFIG) there is only {DEFAULT!r}")
+    if name is None:
+        if len(bases) == 1:
+            return next(iter(bases.values()))
+        raise UsageError(f"several knowledge bases are configured: pick one with --kb NAME ({', '.join(bases)})")
+    if name not in bases:
+        raise UsageError(f"no knowledge base {name!r}; the configured ones are: {', '.join(bases)}")
+    return bases[name]

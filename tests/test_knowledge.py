@@ -1,0 +1,119 @@
+"""Knowledge bases (WENDA_CONFIG): two corpora in one deployment, each answering only from its own through the
+CLI, the native API, OpenAI's chat completions (`model`) and Dify's retrieval (`knowledge_id`); unknown names
+are refused naming the known ones; without a configuration everything is as it was."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import RAW_CORPUS, run_wenda, serving
+
+DOCUMENTS = Path(__file__).parent / "fixtures" / "documents"
+REFORM_FILE = "003_71e5a5211310dfa3.txt"  # 清丰县
+REFORM_Q = "清丰县技术合同交易额完成了多少?"
+CITY_Q = "清河新区的地下综合管廊一共有多长？"
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """A folder with wenda.toml declaring `reform` (a seed article) and `city` (a PDF report), both built."""
+    root = tmp_path_factory.mktemp("kb")
+    (root / "reform").mkdir()
+    shutil.copy(RAW_CORPUS / REFORM_FILE, root / "reform")
+    (root / "city").mkdir()
+    shutil.copy(DOCUMENTS / "report.pdf", root / "city")
+    (root / "wenda.toml").write_text(
+        '[kb.reform]\ncorpus = "reform"\ntitle = "改革报告"\n\n'
+        '[kb.city]\ncorpus = "city"\nindex = "indexes/city"\ndescription = "清河市政府工作报告"\n',
+        encoding="utf-8",
+    )
+    env = {"WENDA_CONFIG": str(root / "wenda.toml"), "WENDA_DATA_DIR": str(root / "data")}
+    for name in ("reform", "city"):
+        built = run_wenda("index", "-q", "--kb", name, env=env)
+        assert built.returncode == 0, built.stderr.decode()
+    yield {"root": root, "env": env}
+
+
+def sources(reply: dict) -> set[str]:
+    return {result["citation"]["source"] for result in reply["results"]}
+
+
+def test_the_cli_answers_from_the_named_knowledge_base_only(deployment: dict) -> None:
+    env = deployment["env"]
+    reform = json.loads(run_wenda("ask", "--json", "--kb", "reform", REFORM_Q, env=env).stdout)
+    city = json.loads(run_wenda("ask", "--json", "--kb", "city", REFORM_Q, env=env).stdout)
+    assert sources(reform) == {REFORM_FILE} and sources(city) == {"report.pdf"}
+    assert (deployment["root"] / "indexes" / "city").is_dir()  # `index` read from the file's folder
+    assert (deployment["root"] / "data" / "kb" / "reform" / "index").is_dir()  # the default place
+    unknown = run_wenda("ask", "--kb", "nope", REFORM_Q, env=env)
+    assert unknown.returncode == 2 and "no knowledge base 'nope'" in unknown.stderr.decode()
+    assert "reform, city" in unknown.stderr.decode()
+    several = run_wenda("ask", REFORM_Q, env=env)
+    assert several.returncode == 2 and "pick one with --kb NAME (reform, city)" in several.stderr.decode()
+    listed = json.loads(run_wenda("kb", "list", "--json", env=env).stdout)
+    assert [(row["name"], row["status"], row["files"]) for row in listed] == [
+        ("reform", "ready", 1),
+        ("city", "ready", 1),
+    ]
+    assert all(row["passages"] > 0 for row in listed)
+    account = json.loads(run_wenda("sources", "--json", "--kb", "city", env=env).stdout)
+    assert [entry["source"] for entry in account] == ["report.pdf"]
+
+
+def test_every_route_answers_from_the_knowledge_base_it_names(deployment: dict) -> None:
+    with serving(deployment["env"]) as url:
+        models = httpx.get(f"{url}/v1/models").json()["data"]
+        assert [model["id"] for model in models] == ["reform", "city"]
+        assert models[1]["description"] == "清河市政府工作报告"
+
+        native = httpx.post(f"{url}/v1/ask", json={"question": CITY_Q, "kb": "city"}).json()
+        assert sources(native) == {"report.pdf"}
+        first = httpx.post(f"{url}/v1/ask", json={"question": CITY_Q}).json()  # none named: the first
+        assert sources(first) == {REFORM_FILE}
+        unknown = httpx.post(f"{url}/v1/ask", json={"question": CITY_Q, "kb": "nope"})
+        assert unknown.status_code == 404 and "'nope'" in unknown.json()["error"]["message"]
+        assert "reform, city" in unknown.json()["error"]["message"]
+
+        def chat(model: str) -> httpx.Response:
+            body = {"model": model, "messages": [{"role": "user", "content": CITY_Q}]}
+            return httpx.post(f"{url}/v1/chat/completions", json=body)
+
+        answer = chat("city").json()
+        assert {c["citation"]["source"] for c in answer["citations"]} == {"report.pdf"} and answer["model"] == "city"
+        assert {c["citation"]["source"] for c in chat("reform").json()["citations"]} == {REFORM_FILE}
+        missing = chat("gpt-4o")
+        assert missing.status_code == 404 and missing.json()["error"]["field"] == "model"
+        assert "'gpt-4o'" in missing.json()["error"]["message"]
+
+        def dify(knowledge: str, condition: dict | None = None) -> httpx.Response:
+            body = {"knowledge_id": knowledge, "query": CITY_Q, "retrieval_setting": {"top_k": 3, "score_threshold": 0}}
+            if condition:
+                body["metadata_condition"] = condition
+            return httpx.post(f"{url}/retrieval", json=body)
+
+        records = dify("city").json()["records"]
+        assert records and {record["metadata"]["source"] for record in records} == {"report.pdf"}
+        assert all(record["metadata"]["page"] for record in records)
+        assert {r["metadata"]["source"] for r in dify("reform").json()["records"]} == {REFORM_FILE}
+        nothing = dify("wenda")
+        assert nothing.status_code == 404 and nothing.json()["error_code"] == 2001
+        page_one = {"logical_operator": "and", "conditions": [{"name": "page", "comparison_operator": "=", "value": 1}]}
+        assert all(r["metadata"]["page"] == 1 for r in dify("city", page_one).json()["records"])
+
+
+def test_without_a_configuration_the_single_corpus_is_default(seed_settings, tmp_path: Path) -> None:
+    env = {
+        "WENDA_CORPUS": str(seed_settings.corpus),
+        "WENDA_INDEX_DIR": str(seed_settings.index_dir),
+        "WENDA_DATA_DIR": str(tmp_path),
+    }
+    listed = json.loads(run_wenda("kb", "list", "--json", env=env).stdout)
+    assert [(row["name"], row["status"]) for row in listed] == [("default", "ready")]
+    assert run_wenda("ask", "--json", "--kb", "default", REFORM_Q, env=env).returncode == 0
+    other = run_wenda("ask", "--kb", "reform", REFORM_Q, env=env)
+    assert other.returncode == 2 and "only 'default'" in other.stderr.decode()
