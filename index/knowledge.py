@@ -60,7 +60,7 @@ def knowledge_bases(env: Mapping[str, str] = os.environ) -> dict[str, KnowledgeB
         raise UsageError(f"{path}: not a readable TOML file ({exc}); fix it or unset WENDA_CONFIG") from exc
     declared = table.get("kb", {})
     if not isinstance(declared, dict):
-        raise UsageError(f"{path}: `kb` must be tables: [kb.NAME] with corpus = \"<folder>\"")
+        raise UsageError(f'{path}: `kb` must be tables: [kb.NAME] with corpus = "<folder>"')
     data_dir = Path(env.get("WENDA_DATA_DIR") or ".wenda-data")
     bases: dict[str, KnowledgeBase] = {}
     for name, entry in declared.items():
@@ -99,7 +99,9 @@ def choose(name: str | None, env: Mapping[str, str] = os.environ) -> KnowledgeBa
     if not bases:
         if name in (None, DEFAULT):
             return None
-        raise UsageError(f"no knowledge base {name!r}: without a configuration (WENDA_CONFIG) there is only {DEFAULT!r}")
+        raise UsageError(
+            f"no knowledge base {name!r}: without a configuration (WENDA_CONFIG) there is only {DEFAULT!r}"
+        )
     if name is None:
         if len(bases) == 1:
             return next(iter(bases.values()))

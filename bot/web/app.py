@@ -56,9 +56,7 @@ class FeedbackRequest(BaseModel):
     vote: str = Field(pattern="^(up|down)$", description='"up" (👍) or "down" (👎)')
 
 
-def create_app(
-    retriever: Retriever, settings: ServeSettings, bases: dict[str, KnowledgeBase] | None = None
-) -> FastAPI:
+def create_app(retriever: Retriever, settings: ServeSettings, bases: dict[str, KnowledgeBase] | None = None) -> FastAPI:
     """The application; `wenda serve` runs it with uvicorn. `retriever` answers for the first of `bases` (the
     knowledge bases of WENDA_CONFIG), or for everything when there are none."""
     app = FastAPI(
