@@ -41,7 +41,7 @@ from .errors import (
 )
 from .lexical import LexicalIndex
 from .sources import is_identifier
-from .vectors import for_queries
+from .vectors import for_queries, is_ivf
 
 FORMAT_VERSION = 5  # 3: checksums of every file; 4: document formats, locators, urls; 5: English words stemmed
 CURRENT = "CURRENT"
@@ -231,11 +231,23 @@ class Snapshot:
     def __len__(self) -> int:
         return int(self.index.ntotal)
 
-    def search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
-        """(chunk id, cosine score) of the `k` nearest chunks, best first; a cosine out of range means damage."""
-        if k <= 0 or len(self) == 0:
+    def search(self, vector: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """(chunk id, cosine score) of the `k` nearest chunks, best first, among the chunk ids `allowed` when
+        given (a filter applied inside the search, so k of them come back when that many exist); a cosine out
+        of range means damage."""
+        if k <= 0 or len(self) == 0 or (allowed is not None and len(allowed) == 0):
             return []
-        scores, ids = self.index.search(vector.reshape(1, -1).astype(np.float32), min(k, len(self)))
+        query = vector.reshape(1, -1).astype(np.float32)
+        if allowed is None:
+            scores, ids = self.index.search(query, min(k, len(self)))
+        else:
+            selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
+            if is_ivf(self.index):
+                ivf = faiss.downcast_index(self.index)
+                params = faiss.SearchParametersIVF(sel=selector, nprobe=ivf.nprobe)
+            else:
+                params = faiss.SearchParameters(sel=selector)
+            scores, ids = self.index.search(query, min(k, len(allowed)), params=params)
         found = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]  # -1: no more hits
         worst = max((abs(score) for _, score in found), default=0.0)
         if worst > MAX_SIMILARITY:

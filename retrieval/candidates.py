@@ -31,11 +31,15 @@ def gather(
     tokens: list[str],
     pool: int = POOL_SIZE,
     lap: Callable[[str], None] = lambda stage: None,
+    allowed: np.ndarray | None = None,
 ) -> Candidates:
-    """Dense top `pool` plus BM25 top `pool`, each with both scores; `lap` is told when each search ends."""
-    dense_hits = snapshot.search(vector, pool)
+    """Dense top `pool` plus BM25 top `pool`, each with both scores, among the chunk ids `allowed` when given
+    (a metadata filter, retrieval/filters.py); `lap` is told when each search ends."""
+    dense_hits = snapshot.search(vector, pool, allowed)
     lap("faiss")
     lexical_scores = snapshot.lexical.scores(tokens)
+    if allowed is not None:
+        lexical_scores = np.where(np.isin(snapshot.lexical.ids, allowed), lexical_scores, 0.0)
     lexical_hits = snapshot.lexical.top(lexical_scores, pool)  # scored once, used twice
     lap("bm25")
     dense_by_id = dict(dense_hits)

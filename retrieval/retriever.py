@@ -23,7 +23,7 @@ from wenda.index.probes import language, probe_profile
 from wenda.index.store import ChunkRecord, Snapshot, check_model, open_snapshot, read_current
 from wenda.index.tokenization import normalize
 
-from . import calibration, confidence, ranker
+from . import calibration, confidence, filters, ranker
 from .answer import extract_answer
 from .bridge import lexicon, translate
 from .candidates import Candidates, gather
@@ -141,11 +141,17 @@ class Retriever:
         return runtime.idle_cpus() if threads == "auto" else int(threads)
 
     def analyze(
-        self, question: str, laps: Laps | None = None, place: str | None = None, vector: np.ndarray | None = None
+        self,
+        question: str,
+        laps: Laps | None = None,
+        place: str | None = None,
+        vector: np.ndarray | None = None,
+        allowed: np.ndarray | None = None,
     ) -> Analysis:
         """Rank the candidates of a cleaned question; QueryError when it has nothing to search for. With
         `place` (a follow-up that only named another place), passages about that place rank first; with
-        `vector`, the question's embedding from a batch (`embed_questions`), no model pass of its own."""
+        `vector`, the question's embedding from a batch (`embed_questions`), no model pass of its own; with
+        `allowed`, only those chunk ids are searched (a metadata filter)."""
         laps = laps or Laps()
         snapshot, profile = self.snapshot, self.profile
         words, tokens = self.search_words(question)
@@ -157,7 +163,7 @@ class Retriever:
             self.embedder.use_threads(self.model_threads())
             vector = self.embed_questions([question])[0]
         laps("model")
-        candidates = gather(snapshot, vector, tokens, lap=laps)
+        candidates = gather(snapshot, vector, tokens, lap=laps, allowed=allowed)
         records = snapshot.records(candidates.ids.tolist())
         laps("pool")
         parsed = Question.of(question)
@@ -201,22 +207,28 @@ class Retriever:
         """What to search for `question` after the previous turn's understood question (retrieval/followup.py)."""
         return resolve(question, previous, self.snapshot.lexical, self.places)
 
-    def ask(self, question: str, k: int, previous: str | None = None) -> Response:
+    def ask(
+        self, question: str, k: int, previous: str | None = None, where: filters.Predicate | None = None
+    ) -> Response:
         """Answer one raw question, as the next turn after `previous` (the last turn's `understood`, or None
-        for a first question). Bad input yields a Response with `error`. An index that turns out damaged
-        raises DamagedIndexError (a WendaError): front ends tell the user the index is unavailable."""
+        for a first question), among the passages whose citation meets `where` (retrieval/filters.py) when
+        given. Bad input yields a Response with `error`. An index that turns out damaged raises
+        DamagedIndexError (a WendaError): front ends tell the user the index is unavailable."""
         laps = Laps()
         try:
             cleaned = clean_query(question)
             self.refresh()
+            allowed = filters.allowed_ids(self.snapshot, where) if where is not None else None
+            if allowed is not None and not len(allowed):
+                return Response(cleaned, calibrated=self.calibration.calibrated)  # nothing meets the filter
             resolution = self.resolve(cleaned, previous)
             laps("followup")
-            analysis = self.analyze(resolution.text, laps, resolution.place)
+            analysis = self.analyze(resolution.text, laps, resolution.place, allowed=allowed)
             results, probability = self._rank(analysis, k)
             if resolution.kind in DOUBTFUL and probability < self.settings.min_confidence:
                 # In doubt: a completed question the corpus cannot answer may have been self-contained after
                 # all. Measure the question alone too and keep whichever the calibrated confidence prefers.
-                alone = self.analyze(cleaned)
+                alone = self.analyze(cleaned, allowed=allowed)
                 alone_results, alone_probability = self._rank(alone, k)
                 laps("alone")  # only in timings when the question was also measured alone
                 if alone_probability > probability:

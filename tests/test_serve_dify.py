@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import serving_copy
-from wenda.bot.web.dify import holds
+from wenda.retrieval.filters import holds
 
 KEY = "dify-secret"
 AUTH = {"Authorization": f"Bearer {KEY}"}

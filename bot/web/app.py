@@ -29,7 +29,7 @@ from wenda.retrieval.retriever import Retriever
 
 from . import dify, openai_api
 from .guards import BodyLimit, HostCheck, Slashes, error_body
-from .service import MAX_K, ApiError, Client, JsonResponse, Service, service_of
+from .service import MAX_K, ApiError, Client, JsonResponse, MetadataCondition, Service, service_of
 from .settings import ServeSettings
 
 log = logging.getLogger("wenda.serve")
@@ -47,6 +47,7 @@ class AskRequest(BaseModel):
     k: int = Field(DEFAULT_TOP_K, ge=1, le=MAX_K, description="passages to return")
     history: list[str] | None = Field(None, description="earlier questions of the conversation, oldest first")
     kb: str | None = Field(None, description="the knowledge base to answer from (WENDA_CONFIG); default: the first")
+    filter: MetadataCondition | None = Field(None, description="only passages whose citation meets this (Dify's shape)")
 
 
 class FeedbackRequest(BaseModel):
@@ -85,7 +86,8 @@ def create_app(retriever: Retriever, settings: ServeSettings, bases: dict[str, K
     @app.post("/v1/ask", summary="Answer a question: exactly the object `wenda ask --json` prints")
     async def ask(body: AskRequest, request: Request, client: Client) -> dict:
         service = service_of(request)
-        response = await service.ask(body.question, body.k, body.history, "ask", service.knowledge(body.kb))
+        where = body.filter.predicate() if body.filter else None
+        response = await service.ask(body.question, body.k, body.history, "ask", service.knowledge(body.kb), where)
         return response.to_dict()
 
     @app.get("/v1/sources", summary="The indexed documents with their metadata, and the build account of every file")

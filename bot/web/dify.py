@@ -26,9 +26,8 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Coroutine, Mapping, Sequence
-from datetime import datetime
-from typing import Any, Literal
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
@@ -38,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response as HttpResponse
 from wenda.retrieval.results import Response
 
-from .service import MAX_K, ApiError, JsonResponse, service_of, valid_key
+from .service import MAX_K, ApiError, JsonResponse, MetadataCondition, service_of, valid_key
 
 DEFAULT_KNOWLEDGE_IDS = ("wenda",)
 BAD_HEADER = 1001
@@ -58,41 +57,6 @@ class DifyError(Exception):
     def __init__(self, status: int, code: int, message: str) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
-
-
-Operator = Literal[
-    "contains",
-    "not contains",
-    "start with",
-    "end with",
-    "is",
-    "is not",
-    "in",
-    "not in",
-    "empty",
-    "not empty",
-    "=",
-    "≠",
-    ">",
-    "<",
-    "≥",
-    "≤",
-    "before",
-    "after",
-]
-
-
-class Condition(BaseModel):
-    model_config = ConfigDict(strict=True)  # fields of the wrong type are refused, unknown ones ignored
-    name: str | list[str] = Field(description="metadata field(s): source, title, section, place, date, page, …")
-    comparison_operator: Operator
-    value: str | int | float | list[str] | None = None
-
-
-class MetadataCondition(BaseModel):
-    model_config = ConfigDict(strict=True)  # fields of the wrong type are refused, unknown ones ignored
-    logical_operator: Literal["and", "or"] | None = "and"
-    conditions: list[Condition] = Field(default_factory=list)
 
 
 class RetrievalSetting(BaseModel):
@@ -177,69 +141,7 @@ def scores(response: Response) -> list[float]:
     return values
 
 
-def number(value: object) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        return float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-
-
-def moment(value: object) -> float | None:
-    """A date as a timestamp: a number is one already, a string is read as an ISO date or date-time."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str) and value.strip():
-        try:
-            return datetime.fromisoformat(value.strip()).timestamp()
-        except ValueError:
-            return None
-    return None
-
-
-def holds(field: object, operator: str, value: object) -> bool:
-    """Whether one metadata value meets one of Dify's comparison operators."""
-    if operator in ("empty", "not empty"):
-        return (field is None or field == "") == (operator == "empty")
-    if operator in ("not contains", "is not", "not in", "≠"):
-        return not holds(field, {"not contains": "contains", "is not": "is", "not in": "in", "≠": "="}[operator], value)
-    if field is None:
-        return False
-    text = str(field)
-    if operator == "contains":
-        return str(value) in text
-    if operator == "start with":
-        return text.startswith(str(value))
-    if operator == "end with":
-        return text.endswith(str(value))
-    if operator == "is":
-        return text == str(value) or (number(field) is not None and number(field) == number(value))
-    if operator == "in":
-        return text in ([str(v) for v in value] if isinstance(value, list) else [str(value)])
-    if operator in ("before", "after"):
-        when, then = moment(field), moment(value)
-        return when is not None and then is not None and (when < then if operator == "before" else when > then)
-    left, right = number(field), number(value)
-    if left is None or right is None:
-        return False
-    return {"=": left == right, ">": left > right, "<": left < right, "≥": left >= right, "≤": left <= right}[operator]
-
-
-def matches(metadata: dict, condition: MetadataCondition | None) -> bool:
-    """Whether a record's metadata meets the conditions (a condition naming several fields: any of them)."""
-    if condition is None or not condition.conditions:
-        return True
-
-    def one(rule: Condition) -> bool:
-        names: Sequence[str] = [rule.name] if isinstance(rule.name, str) else rule.name
-        return any(holds(metadata.get(name), rule.comparison_operator, rule.value) for name in names)
-
-    results = (one(rule) for rule in condition.conditions)
-    return any(results) if condition.logical_operator == "or" else all(results)
-
-
-def records(response: Response, setting: RetrievalSetting, condition: MetadataCondition | None) -> list[dict]:
+def records(response: Response, setting: RetrievalSetting) -> list[dict]:
     """Dify's records, best first: the passage, its score, its document's title and its citation as metadata."""
     threshold = setting.score_threshold or 0.0
     found = []
@@ -248,8 +150,6 @@ def records(response: Response, setting: RetrievalSetting, condition: MetadataCo
             break  # scores never rise down the ranking
         citation = result.to_dict()["citation"]
         metadata = {"rank": result.rank, **{key: value for key, value in citation.items() if value is not None}}
-        if not matches(metadata, condition):
-            continue
         found.append(
             {
                 "content": result.record.text,
@@ -275,13 +175,12 @@ def router(ids: frozenset[str] | None = None) -> APIRouter:
         if body.knowledge_id not in (service.bases or served):
             raise DifyError(404, NO_KNOWLEDGE, f"The knowledge does not exist: {body.knowledge_id!r}")
         kb = service.knowledge(body.knowledge_id) if service.bases else None
-        # With metadata conditions, rank more passages so that top_k can remain after filtering.
-        k = MAX_K if body.metadata_condition and body.metadata_condition.conditions else body.retrieval_setting.top_k
+        where = body.metadata_condition.predicate() if body.metadata_condition else None
         try:
-            response = await service.ask(body.query, k, None, "dify", kb)
+            response = await service.ask(body.query, body.retrieval_setting.top_k, None, "dify", kb, where)
         except ApiError as exc:
             field = "query" if exc.field == "question" else exc.field
             raise ApiError(exc.status, exc.message, field, exc.kind) from exc
-        return {"records": records(response, body.retrieval_setting, body.metadata_condition)}
+        return {"records": records(response, body.retrieval_setting)}
 
     return routes

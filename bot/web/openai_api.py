@@ -27,7 +27,7 @@ from wenda.retrieval.answer import Answer
 from wenda.retrieval.results import Response, Result
 
 from ..render import NO_ANSWER, STALE, UNDERSTOOD, citation_parts, highlight_link, json_line, terminal_safe
-from .service import ApiError, Client, service_of
+from .service import ApiError, Client, MetadataCondition, service_of
 
 MODEL = "wenda"
 NOT_FOUND = "语料中没有找到这个问题的答案。"  # no passage at all to offer (an empty index)
@@ -76,6 +76,8 @@ class ChatRequest(BaseModel):
     stream: bool | None = False
     stream_options: StreamOptions | None = None
     n: int | None = Field(None, description="choices to generate: only 1")
+    # Wenda's own: a metadata filter in Dify's shape (the openai client sends it with `extra_body`)
+    filter: MetadataCondition | None = Field(None, description="only passages whose citation meets this")
 
 
 def conversation(messages: list[ChatMessage]) -> tuple[str, list[str]]:
@@ -190,7 +192,8 @@ async def chat_completions(body: ChatRequest, request: Request, client: Client) 
     # with knowledge bases configured, `model` names the one to answer from; without, any name is Wenda
     kb = service.knowledge(body.model, "model") if service.bases else None
     try:
-        response = await service.ask(question, DEFAULT_TOP_K, history, "openai", kb)
+        where = body.filter.predicate() if body.filter else None
+        response = await service.ask(question, DEFAULT_TOP_K, history, "openai", kb, where)
     except ApiError as exc:
         if exc.field == "question":  # the question is a message here
             raise ApiError(exc.status, exc.message, "messages", exc.kind) from exc

@@ -15,13 +15,15 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from pydantic import BaseModel, ConfigDict, Field
 from wenda.index.errors import IndexMissingError, WendaError
 from wenda.index.knowledge import DEFAULT, KnowledgeBase
+from wenda.retrieval import filters
 from wenda.retrieval.results import Response
 from wenda.retrieval.retriever import Retriever
 
@@ -85,6 +87,50 @@ class Metrics:
         )
 
 
+Operator = Literal[
+    "contains",
+    "not contains",
+    "start with",
+    "end with",
+    "is",
+    "is not",
+    "in",
+    "not in",
+    "empty",
+    "not empty",
+    "=",
+    "≠",
+    ">",
+    "<",
+    "≥",
+    "≤",
+    "before",
+    "after",
+]
+
+
+class Condition(BaseModel):
+    model_config = ConfigDict(strict=True)  # fields of the wrong type are refused, unknown ones ignored
+    name: str | list[str] = Field(description="metadata field(s): source, title, section, place, date, page, …")
+    comparison_operator: Operator
+    value: str | int | float | list[str] | None = None
+
+
+class MetadataCondition(BaseModel):
+    """A metadata filter in Dify's `metadata_condition` shape, taken by every route (retrieval/filters.py)."""
+
+    model_config = ConfigDict(strict=True)  # fields of the wrong type are refused, unknown ones ignored
+    logical_operator: Literal["and", "or"] | None = "and"
+    conditions: list[Condition] = Field(default_factory=list)
+
+    def predicate(self) -> filters.Predicate | None:
+        """The test of a passage's citation fields; None when there is no condition."""
+        if not self.conditions:
+            return None
+        rules = [(rule.name, rule.comparison_operator, rule.value) for rule in self.conditions]
+        return filters.predicate(self.logical_operator, rules)
+
+
 # Knowledge bases kept loaded at once besides the first (each holds its index and vectors; the model is shared):
 # the least recently asked one is let go past this, and loaded again when it is asked (~0.5 s at the bundled size).
 MAX_LOADED = int(os.environ.get("WENDA_SERVE_MAX_LOADED_KBS", "4") or 4)
@@ -142,14 +188,20 @@ class Service:
             return retriever
 
     async def ask(
-        self, question: str, k: int, history: list[str] | None, endpoint: str, kb: str | None = None
+        self,
+        question: str,
+        k: int,
+        history: list[str] | None,
+        endpoint: str,
+        kb: str | None = None,
+        where: filters.Predicate | None = None,
     ) -> Response:
         """Answer a question (the next turn of `history`, oldest first) from knowledge base `kb` (checked by
-        `knowledge`; None: the first); ApiError for bad input or no index."""
+        `knowledge`; None: the first), among the passages meeting `where`; ApiError for bad input or no index."""
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
         try:
-            response = await loop.run_in_executor(self.executor, self.answer, question, k, history, kb)
+            response = await loop.run_in_executor(self.executor, self.answer, question, k, history, kb, where)
         except WendaError as exc:
             log.error("index unavailable: %s", exc)
             message = "the index is unavailable now; try again later"
@@ -164,11 +216,18 @@ class Service:
             self.metrics.refusals.labels(endpoint).inc()
         return response
 
-    def answer(self, question: str, k: int, history: list[str] | None, kb: str | None = None) -> Response:
+    def answer(
+        self,
+        question: str,
+        k: int,
+        history: list[str] | None,
+        kb: str | None = None,
+        where: filters.Predicate | None = None,
+    ) -> Response:
         """On a worker thread: the question as the next turn of `history` (its newest turns)."""
         retriever = self.retriever_for(kb)
         previous = retriever.understand(history[-MAX_HISTORY:]) if history else None
-        return retriever.ask(question, k, previous)
+        return retriever.ask(question, k, previous, where)
 
     def client(self, request: Request) -> str:
         """Who is asking: the API key that matched (required when keys are set), else the client's address;
