@@ -86,6 +86,32 @@ def knowledge_bases(env: Mapping[str, str] = os.environ) -> dict[str, KnowledgeB
     return bases
 
 
+def key_scopes(env: Mapping[str, str] = os.environ) -> dict[str, frozenset[str]]:
+    """API keys limited to knowledge bases: `[keys.NAME]` tables with `key = "…"` and `kbs = ["reform", …]` in
+    the configuration; key → the knowledge bases it may use. These keys are accepted besides WENDA_API_KEYS
+    (whose keys may use every knowledge base)."""
+    path = config_path(env)
+    if path is None:
+        return {}
+    table = tomllib.loads(path.read_text(encoding="utf-8-sig"))
+    bases = knowledge_bases(env)
+    scopes: dict[str, frozenset[str]] = {}
+    for name, entry in (table.get("keys") or {}).items():
+        where = f"{path}: [keys.{name}]"
+        key, kbs = (entry.get("key"), entry.get("kbs")) if isinstance(entry, dict) else (None, None)
+        if not isinstance(key, str) or len(key.strip()) < 8:
+            raise UsageError(f'{where} needs key = "<at least 8 characters>"')
+        if not isinstance(kbs, list) or not kbs or not all(isinstance(kb, str) for kb in kbs):
+            raise UsageError(f'{where} needs kbs = ["NAME", …]: the knowledge bases the key may use')
+        unknown = [kb for kb in kbs if kb not in bases]
+        if unknown:
+            raise UsageError(
+                f"{where} names unknown knowledge bases {unknown}; the configured ones are: {', '.join(bases)}"
+            )
+        scopes[key.strip()] = frozenset(kbs)
+    return scopes
+
+
 def _near(config: Path, folder: str) -> Path:
     """A folder named in the configuration, relative to the file's own folder."""
     given = Path(folder).expanduser()

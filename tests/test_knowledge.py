@@ -117,3 +117,28 @@ def test_without_a_configuration_the_single_corpus_is_default(seed_settings, tmp
     assert run_wenda("ask", "--json", "--kb", "default", REFORM_Q, env=env).returncode == 0
     other = run_wenda("ask", "--kb", "reform", REFORM_Q, env=env)
     assert other.returncode == 2 and "only 'default'" in other.stderr.decode()
+
+
+def test_a_key_limited_to_knowledge_bases_sees_only_those(deployment: dict, tmp_path: Path) -> None:
+    config = tmp_path / "wenda.toml"
+    text = (deployment["root"] / "wenda.toml").read_text(encoding="utf-8")
+    text = text.replace('corpus = "', f'corpus = "{deployment["root"]}/').replace(
+        'index = "', f'index = "{deployment["root"]}/'
+    )
+    config.write_text(text + '\n[keys.reader]\nkey = "reader-key-0001"\nkbs = ["city"]\n', encoding="utf-8")
+    env = {**deployment["env"], "WENDA_CONFIG": str(config), "WENDA_API_KEYS": "admin-key-0001"}
+    with serving(env) as url:
+        reader, admin = ({"Authorization": f"Bearer {key}"} for key in ("reader-key-0001", "admin-key-0001"))
+        assert [m["id"] for m in httpx.get(f"{url}/v1/models", headers=reader).json()["data"]] == ["city"]
+        assert [m["id"] for m in httpx.get(f"{url}/v1/models", headers=admin).json()["data"]] == ["reform", "city"]
+        first = httpx.post(f"{url}/v1/ask", json={"question": CITY_Q}, headers=reader).json()
+        assert sources(first) == {"report.pdf"}  # naming none: the first it may use
+        hidden = httpx.post(f"{url}/v1/ask", json={"question": CITY_Q, "kb": "reform"}, headers=reader)
+        assert hidden.status_code == 404 and "this server has: city" in hidden.json()["error"]["message"]
+        body = {"model": "reform", "messages": [{"role": "user", "content": CITY_Q}]}
+        assert httpx.post(f"{url}/v1/chat/completions", json=body, headers=reader).status_code == 404
+        assert httpx.post(f"{url}/v1/chat/completions", json=body, headers=admin).status_code == 200
+        dify = {"knowledge_id": "reform", "query": CITY_Q, "retrieval_setting": {"top_k": 2, "score_threshold": 0}}
+        refused = httpx.post(f"{url}/retrieval", json=dify, headers=reader)
+        assert refused.status_code == 404 and refused.json()["error_code"] == 2001
+        assert httpx.post(f"{url}/retrieval", json=dify, headers=admin).json()["records"]

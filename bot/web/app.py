@@ -87,7 +87,8 @@ def create_app(retriever: Retriever, settings: ServeSettings, bases: dict[str, K
     async def ask(body: AskRequest, request: Request, client: Client) -> dict:
         service = service_of(request)
         where = body.filter.predicate() if body.filter else None
-        response = await service.ask(body.question, body.k, body.history, "ask", service.knowledge(body.kb), where)
+        kb = service.knowledge(body.kb, request=request)
+        response = await service.ask(body.question, body.k, body.history, "ask", kb, where)
         return response.to_dict()
 
     @app.get("/v1/sources", summary="The indexed documents with their metadata, and the build account of every file")

@@ -92,6 +92,7 @@ def check_key(request: Request) -> None:
     if not valid_key(token.strip(), keys):
         service.failed_key(address)
         raise DifyError(403, BAD_KEY, KEY_MESSAGE)
+    service.scope(request, token.strip())
 
 
 class DifyRoute(APIRoute):
@@ -172,9 +173,9 @@ def router(ids: frozenset[str] | None = None) -> APIRouter:
     async def retrieval(body: RetrievalRequest, request: Request) -> dict:
         service = service_of(request)
         # with knowledge bases configured, the knowledge id is a knowledge base's name
-        if body.knowledge_id not in (service.bases or served):
+        if body.knowledge_id not in (service.visible(request) if service.bases else served):
             raise DifyError(404, NO_KNOWLEDGE, f"The knowledge does not exist: {body.knowledge_id!r}")
-        kb = service.knowledge(body.knowledge_id) if service.bases else None
+        kb = service.knowledge(body.knowledge_id, request=request) if service.bases else None
         where = body.metadata_condition.predicate() if body.metadata_condition else None
         try:
             response = await service.ask(body.query, body.retrieval_setting.top_k, None, "dify", kb, where)

@@ -190,7 +190,7 @@ async def chat_completions(body: ChatRequest, request: Request, client: Client) 
     question, history = conversation(body.messages)
     service = service_of(request)
     # with knowledge bases configured, `model` names the one to answer from; without, any name is Wenda
-    kb = service.knowledge(body.model, "model") if service.bases else None
+    kb = service.knowledge(body.model, "model", request) if service.bases else None
     try:
         where = body.filter.predicate() if body.filter else None
         response = await service.ask(question, DEFAULT_TOP_K, history, "openai", kb, where)
@@ -228,18 +228,23 @@ def model_card(name: str = MODEL, base: KnowledgeBase | None = None) -> dict:
 
 @router.get("/v1/models", summary="OpenAI-compatible model list: one model per knowledge base (or wenda)")
 async def models(request: Request, client: Client) -> dict:
-    bases = service_of(request).bases
-    cards = [model_card(name, base) for name, base in bases.items()] if bases else [model_card()]
+    service = service_of(request)
+    cards = (
+        [model_card(name, service.bases[name]) for name in service.visible(request)]
+        if service.bases
+        else [model_card()]
+    )
     return {"object": "list", "data": cards}
 
 
 @router.get("/v1/models/{model}", summary="OpenAI-compatible model details")
 async def model(model: str, request: Request, client: Client) -> dict:
-    bases = service_of(request).bases
-    if bases:
-        if model not in bases:
-            raise ApiError(404, f"no model {model!r}: this server has {', '.join(bases)}", "model", "not_found")
-        return model_card(model, bases[model])
+    service = service_of(request)
+    if service.bases:
+        visible = service.visible(request)
+        if model not in visible:
+            raise ApiError(404, f"no model {model!r}: this server has {', '.join(visible)}", "model", "not_found")
+        return model_card(model, service.bases[model])
     if model != MODEL:
         raise ApiError(404, f"no model {model!r}: this server has one, {MODEL!r}", "model", "not_found")
     return model_card()

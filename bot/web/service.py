@@ -158,17 +158,28 @@ class Service:
         self.feedback = FeedbackStore(settings.data_dir, self.users, settings.log_questions)
         self.metrics = Metrics()
 
-    def knowledge(self, name: str | None, field: str = "kb") -> str | None:
+    def knowledge(self, name: str | None, field: str = "kb", request: Request | None = None) -> str | None:
         """The knowledge base a request names, checked: None for the first (or only) one; ApiError 404 naming
-        an unknown one and listing the known ones."""
-        if name is None or name == self.first:
+        an unknown one and listing the known ones. A key limited to some knowledge bases ([keys.NAME] in the
+        configuration) sees only those: the others are unknown to it, and naming none picks its first."""
+        visible = self.visible(request)
+        if name is None:
+            name = self.first if self.first is None or self.first in visible else visible[0]
+        if name in visible:
+            return None if name == self.first else name
+        if not self.bases and name in (None, DEFAULT):
             return None
-        if name in self.bases:
-            return name
-        known = ", ".join(self.bases) or DEFAULT
-        if not self.bases and name == DEFAULT:
-            return None
+        known = ", ".join(visible) or DEFAULT
         raise ApiError(404, f"no knowledge base {name!r}; this server has: {known}", field, "not_found")
+
+    def visible(self, request: Request | None) -> list[str]:
+        """The knowledge bases the request's key may use, in the configuration's order."""
+        scope = getattr(request.state, "kbs", None) if request is not None else None
+        return [name for name in self.bases if scope is None or name in scope]
+
+    def scope(self, request: Request, token: str) -> None:
+        """Remember on the request which knowledge bases its (valid) key may use; None: all."""
+        request.state.kbs = self.settings.key_scopes.get(hashlib.sha256(token.encode()).hexdigest())
 
     def retriever_for(self, name: str | None) -> Retriever:
         """The retriever of a checked knowledge base name (None: the first), loaded on first use with the
@@ -246,6 +257,7 @@ class Service:
                 self.failed_key(address)
                 raise ApiError(401, "the API key is not valid", "authorization", "auth")
             who = "key:" + hashlib.sha256(token.encode()).hexdigest()[:16]
+            self.scope(request, token)
         else:
             who = "addr:" + address
         if not self.limiter.allow(who):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from wenda.index.errors import UsageError
+from wenda.index.knowledge import key_scopes
 from wenda.index.network import loopback
 
 from ..privacy import data_dir_from_env, log_questions
@@ -48,11 +50,14 @@ class ServeSettings:
     allowed_hosts: tuple[str, ...] = ()
     # WENDA_SERVE_TRUSTED_PROXIES: addresses whose X-Forwarded-For is believed; none: the peer's own address
     trusted_proxies: tuple[str, ...] = ()
+    # keys limited to knowledge bases ([keys.NAME] in WENDA_CONFIG), by the key's SHA-256: what each may use
+    key_scopes: dict[str, frozenset[str]] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, host: str | None = None, port: int | None = None) -> ServeSettings:
         env = os.environ
-        keys = frozenset(key.strip() for key in env.get("WENDA_API_KEYS", "").split(",") if key.strip())
+        scoped = key_scopes(env)
+        keys = frozenset(key.strip() for key in env.get("WENDA_API_KEYS", "").split(",") if key.strip()) | set(scoped)
         origins = _list(env.get("WENDA_SERVE_CORS_ORIGINS", ""))
         settings = cls(
             host=host or env.get("WENDA_SERVE_HOST", "").strip() or DEFAULT_HOST,
@@ -65,6 +70,7 @@ class ServeSettings:
             log_questions=log_questions(),
             allowed_hosts=_list(env.get("WENDA_SERVE_ALLOWED_HOSTS", "")),
             trusted_proxies=_list(env.get("WENDA_SERVE_TRUSTED_PROXIES", "")),
+            key_scopes={hashlib.sha256(key.encode()).hexdigest(): kbs for key, kbs in scoped.items()},
         )
         settings.check()
         return settings
