@@ -485,17 +485,22 @@ def command_telegram(args: argparse.Namespace) -> int:
     """The bot; with --watch, a low-priority `wenda index --watch` process beside it keeps the index current."""
     from .telegram.run import run_telegram
 
+    bases = knowledge_bases()
+    if bases and not args.kb:
+        args.kb = next(iter(bases))  # chats bound to none answer from the first
+    if bases and args.kb != next(iter(bases)):
+        bases = {args.kb: bases[args.kb], **{name: base for name, base in bases.items() if name != args.kb}}
     retriever = open_retriever(args)
     if not args.watch:
-        return run_telegram(args, retriever)
+        return run_telegram(args, retriever, bases)
     flags = [
         f"--{name.replace('_', '-')}={value}"
-        for name in ("corpus", "index_dir", "model")
+        for name in ("corpus", "index_dir", "model", "kb")
         if (value := getattr(args, name))
     ]
     watcher = subprocess.Popen([sys.executable, "-m", "wenda.bot.cli", "index", "--watch", "--quiet", *flags])
     try:
-        return run_telegram(args, retriever)
+        return run_telegram(args, retriever, bases)
     finally:
         watcher.terminate()
         watcher.wait(timeout=30)

@@ -112,6 +112,25 @@ def key_scopes(env: Mapping[str, str] = os.environ) -> dict[str, frozenset[str]]
     return scopes
 
 
+def telegram_chats(env: Mapping[str, str] = os.environ) -> dict[int, str]:
+    """Telegram chats bound to a knowledge base: `[telegram] chats = { "CHAT_ID" = "NAME", … }` in the
+    configuration; a chat not listed answers from the first knowledge base (an admin may switch it with /kb)."""
+    path = config_path(env)
+    if path is None:
+        return {}
+    chats = tomllib.loads(path.read_text(encoding="utf-8-sig")).get("telegram", {}).get("chats", {})
+    bases = knowledge_bases(env)
+    bound: dict[int, str] = {}
+    for chat, name in chats.items() if isinstance(chats, dict) else []:
+        if not str(chat).lstrip("-").isdigit() or name not in bases:
+            raise UsageError(
+                f"{path}: [telegram] chats: {chat!r} = {name!r} needs a chat id and a configured knowledge base "
+                f"({', '.join(bases)})"
+            )
+        bound[int(chat)] = name
+    return bound
+
+
 def _near(config: Path, folder: str) -> Path:
     """A folder named in the configuration, relative to the file's own folder."""
     given = Path(folder).expanduser()

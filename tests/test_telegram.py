@@ -28,7 +28,7 @@ TOKEN = "123456:TEST-token-that-must-never-be-logged"
 STRANGER = 666
 RATE_LIMIT = 5
 QUESTION = "安阳市区营运出租车中有多少台纯电动车？"
-COMMAND_NAMES = ["start", "help", "docs", "sources", "ask", "new"]
+COMMAND_NAMES = ["start", "help", "docs", "sources", "ask", "new", "kb"]
 PHOTO = [{"file_id": "p", "file_unique_id": "pu", "width": 90, "height": 90}]
 DOCUMENT = {"file_id": "d", "file_unique_id": "du", "file_name": "问题.pdf"}
 

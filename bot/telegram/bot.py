@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from html import escape
 
 from telegram import (
@@ -39,6 +40,7 @@ from telegram.ext import (
 )
 from telegram.request import HTTPXRequest
 from wenda.index.errors import WendaError
+from wenda.index.knowledge import KnowledgeBase
 from wenda.index.store import Snapshot
 from wenda.retrieval.results import Response
 from wenda.retrieval.retriever import Retriever
@@ -50,6 +52,7 @@ from ..ratelimit import RateLimiter
 from .conversations import ConversationStore
 from .documents import ADMIN_HELP, Library, on_docs, on_document, on_photo, on_remove, on_sources
 from .format import answer_html, paragraph_html, trim
+from .knowledge import KnowledgeBindings
 from .send import retrying
 from .settings import CONVERSATIONS_KEPT, MAX_QUESTION_CHARS, MAX_RESULTS, PAGE_SIZE, TelegramSettings
 from .update_journal import JournaledApplication, JournalingBot, UpdateJournal
@@ -64,6 +67,7 @@ COMMANDS = [
     ("sources", "每个语料文件的索引情况（已索引、跳过及原因）"),
     ("ask", "提问（群组中使用）：/ask 问题"),
     ("new", "开始新的对话（不再联系上文）"),
+    ("kb", "查看知识库；管理员：/kb 名称 切换本聊天的知识库"),
 ]
 EXAMPLES = [
     "安阳市区营运出租车中有多少台纯电动车？",
@@ -113,9 +117,22 @@ class Session:
 class WendaBot:
     """State shared by the handlers."""
 
-    def __init__(self, retriever: Retriever, settings: TelegramSettings, examples: list[str] | None = None) -> None:
-        self.retriever = retriever
+    def __init__(
+        self,
+        retriever: Retriever,
+        settings: TelegramSettings,
+        examples: list[str] | None = None,
+        bases: dict[str, KnowledgeBase] | None = None,
+        chats: dict[int, str] | None = None,
+    ) -> None:
+        self.retriever = retriever  # the first knowledge base's (or the only corpus's)
         self.settings = settings
+        self.bases = dict(bases or {})
+        self.first = next(iter(self.bases), None)
+        self.bindings = KnowledgeBindings(settings.data_dir / "telegram-kbs.json", chats or {}, set(self.bases))
+        self._retrievers: dict[str | None, Retriever] = {None: retriever}
+        self._libraries: dict[str | None, Library] = {}
+        self._loading = threading.Lock()
         self.examples = examples or EXAMPLES
         self.limiter = RateLimiter(settings.rate_limit)
         self.users = UserHasher(settings.data_dir)  # one salt for feedback, activity and conversation keys
@@ -129,19 +146,43 @@ class WendaBot:
         )
         # One worker: the C embedding engine already uses every core for one query.
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wenda-retrieval")
-        self.library = Library(retriever, settings.admins)  # documents sent by admins, /remove, /docs
+        self.library = self.library_for(None)  # documents sent by admins, /remove, /docs
 
-    async def ask(self, question: str, k: int, previous: str | None = None) -> Response | None:
-        """The answer (a follow-up of `previous` when given), from the worker thread; None when the index is
-        unusable now (logged as one line, no question)."""
+    def kb_of(self, chat_id: int | None) -> str | None:
+        """The knowledge base a chat answers from: its binding (config or /kb), None for the first."""
+        name = self.bindings.get(chat_id)
+        return None if name is None or name == self.first else name
+
+    def retriever_for(self, kb: str | None) -> Retriever:
+        """A knowledge base's retriever, loaded on first use with the first one's model; WendaError when its
+        index is not built."""
+        with self._loading:
+            if kb not in self._retrievers:
+                base = self.bases[kb]
+                settings = replace(self.retriever.settings, corpus=base.corpus, index_dir=base.index_dir)
+                self._retrievers[kb] = Retriever(settings, self.retriever.embedder)
+            return self._retrievers[kb]
+
+    def library_for(self, kb: str | None) -> Library:
+        """A knowledge base's documents (uploads, /remove, /docs, /sources)."""
+        if kb not in self._libraries:
+            self._libraries[kb] = Library(self.retriever_for(kb), self.settings.admins)
+        return self._libraries[kb]
+
+    async def ask(self, question: str, k: int, previous: str | None = None, kb: str | None = None) -> Response | None:
+        """The answer from knowledge base `kb` (a follow-up of `previous` when given), from the worker thread;
+        None when the index is unusable now (logged as one line, no question)."""
+
+        def answer() -> tuple[Response, Retriever]:
+            retriever = self.retriever_for(kb)
+            return retriever.ask(question, k, previous), retriever
+
         try:
-            response = await asyncio.get_running_loop().run_in_executor(
-                self.executor, self.retriever.ask, question, k, previous
-            )
+            response, retriever = await asyncio.get_running_loop().run_in_executor(self.executor, answer)
         except WendaError as exc:
             log.error("index unavailable, users are told to try later: %s", exc)
             return None
-        if problem := self.retriever.unreported_problem():
+        if problem := retriever.unreported_problem():
             log.warning("%s", problem)
         return response
 
@@ -233,7 +274,8 @@ async def respond(update: Update, context: ContextTypes.DEFAULT_TYPE, question: 
         await retrying(lambda: message.reply_text(RATE_LIMITED))
         return
     user = update.effective_user.id
-    response = await bot.ask(question, MAX_RESULTS, bot.previous(message, user, context.bot.id))
+    kb = bot.kb_of(message.chat.id)
+    response = await bot.ask(question, MAX_RESULTS, bot.previous(message, user, context.bot.id), kb)
     if response is None:
         await retrying(lambda: message.reply_html(INDEX_UNAVAILABLE))
         return
@@ -310,7 +352,7 @@ async def on_new(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def on_start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     bot = wenda(context)
-    documents, paragraphs = corpus_size(bot.retriever.snapshot)
+    documents, paragraphs = corpus_size(bot.library_for(bot.kb_of(update.effective_chat.id)).retriever.snapshot)
     examples = "\n".join(f"• {escape(q)}" for q in bot.examples)
     text = (
         f"你好！我是 <b>Wenda 问答</b>。我只根据语料库中的 {documents} 篇文档"
@@ -388,6 +430,36 @@ async def on_inline(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await retrying(lambda: query.answer(articles, cache_time=0, is_personal=True))
 
 
+async def on_kb(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """`/kb`: the knowledge bases, this chat's marked; `/kb NAME` (admins): answer from NAME in this chat."""
+    bot = wenda(context)
+    message, chat = update.effective_message, update.effective_chat.id
+    if not bot.bases:
+        await retrying(lambda: message.reply_text("只有一个知识库（default）。在 wenda.toml 中可以配置多个。"))
+        return
+    wanted = " ".join(context.args or []).strip()
+    if wanted:
+        user = update.effective_user
+        if not bot.library.is_admin(user.id if user else None):
+            await retrying(lambda: message.reply_text("只有管理员可以切换知识库。"))
+            return
+        if wanted not in bot.bases:
+            known = "、".join(bot.bases)
+            await retrying(
+                lambda: message.reply_html(f"没有知识库 <code>{escape(wanted[:64])}</code>。可用：{escape(known)}")
+            )
+            return
+        bot.bindings.set(chat, wanted)
+        await retrying(lambda: message.reply_html(f"本聊天此后从知识库 <b>{escape(wanted)}</b> 回答。"))
+        return
+    current = bot.kb_of(chat) or bot.first
+    lines = [
+        f"{'▶' if name == current else '•'} <b>{escape(name)}</b>" + (f" — {escape(base.title)}" if base.title else "")
+        for name, base in bot.bases.items()
+    ]
+    await retrying(lambda: message.reply_html("<b>知识库</b>（▶ 本聊天使用）\n" + "\n".join(lines)))
+
+
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Log and keep running; the user gets a short apology when there is someone to tell."""
     log.error("error while handling an update: %s", context.error, exc_info=context.error)
@@ -435,6 +507,7 @@ def build_application(bot: WendaBot) -> Application:
     application.add_handler(CommandHandler("remove", on_remove))
     application.add_handler(CommandHandler("ask", on_ask))
     application.add_handler(CommandHandler("new", on_new))
+    application.add_handler(CommandHandler("kb", on_kb))
     if bot.settings.admins:  # uploads on: a file in a private chat is a document to add, not a question
         application.add_handler(MessageHandler(filters.ChatType.PRIVATE & filters.Document.ALL, on_document))
         admins = filters.User(user_id=bot.settings.admins)

@@ -252,8 +252,11 @@ class Library:
             return report
 
 
-def library_of(context: ContextTypes.DEFAULT_TYPE) -> Library:
-    return context.application.bot_data["wenda"].library
+def library_of(context: ContextTypes.DEFAULT_TYPE, update: Update) -> Library:
+    """The documents of the knowledge base the update's chat answers from."""
+    bot = context.application.bot_data["wenda"]
+    chat = update.effective_chat
+    return bot.library_for(bot.kb_of(chat.id if chat else None))
 
 
 async def show(status: Message, text: str) -> None:
@@ -267,7 +270,7 @@ async def show(status: Message, text: str) -> None:
 async def on_document(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A file in a private chat: an admin's is downloaded, checked, saved and indexed; anyone else's is refused
     unread."""
-    library = library_of(context)
+    library = library_of(context, update)
     message = update.effective_message
     document = message.document
     user = update.effective_user
@@ -291,7 +294,7 @@ async def receive(
     update: Update, context: ContextTypes.DEFAULT_TYPE, file_id: str, name: str, size: int | None
 ) -> None:
     """An admin's upload: downloaded, checked, saved, then indexed in the background with the status shown."""
-    library = library_of(context)
+    library = library_of(context, update)
     message = update.effective_message
     shown = name_html(name)
     if size is not None and size > min(BOT_DOWNLOAD_LIMIT, MAX_FILE_BYTES):
@@ -359,7 +362,7 @@ def indexed(library: Library, source: str) -> tuple[int, str]:
 
 async def on_remove(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """`/remove NAME` (admins): delete a corpus document and re-index in the background."""
-    library = library_of(context)
+    library = library_of(context, update)
     message = update.effective_message
     user = update.effective_user
     if not library.is_admin(user.id if user else None):
@@ -404,7 +407,7 @@ async def index_removal(library: Library, status: Message, source: str, title: s
 
 async def on_docs(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """`/docs`: the indexed documents with their titles and passages."""
-    rows = await asyncio.to_thread(library_of(context).catalogue)
+    rows = await asyncio.to_thread(library_of(context, update).catalogue)
     await retrying(lambda: update.effective_message.reply_html(docs_html(rows)))
 
 
@@ -422,7 +425,7 @@ def docs_html(rows: list[tuple[str, str, int]]) -> str:
 async def on_sources(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """`/sources`: the build account, as `wenda sources` gives it: every corpus file, indexed (passages, OCR) or
     skipped with the reason, or added after the last build."""
-    entries = await asyncio.to_thread(library_of(context).account)
+    entries = await asyncio.to_thread(library_of(context, update).account)
     await retrying(lambda: update.effective_message.reply_html(sources_html(entries)))
 
 

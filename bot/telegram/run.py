@@ -7,6 +7,7 @@ import logging
 import os
 
 from wenda.index.errors import WendaError
+from wenda.index.knowledge import KnowledgeBase, telegram_chats
 from wenda.retrieval.retriever import Retriever
 
 from .bot import WendaBot, build_application
@@ -37,12 +38,13 @@ def setup_logging(token: str) -> None:
         handler.addFilter(RedactToken(token))
 
 
-def run_telegram(args: argparse.Namespace, retriever: Retriever) -> int:
+def run_telegram(args: argparse.Namespace, retriever: Retriever, bases: dict[str, KnowledgeBase] | None = None) -> int:
     settings = TelegramSettings.from_env()
     setup_logging(settings.token)
     retriever.warm_up()
     examples = [q.strip() for q in os.environ.get("WENDA_TELEGRAM_EXAMPLES", "").split("|") if q.strip()]
-    application = build_application(WendaBot(retriever, settings, examples or None))
+    bot = WendaBot(retriever, settings, examples or None, bases, telegram_chats() if bases else None)
+    application = build_application(bot)
     if args.webhook_url:
         secret = os.environ.get("WENDA_TELEGRAM_WEBHOOK_SECRET", "")
         if not secret:
