@@ -38,7 +38,10 @@ demo: $(STAMP)
 test: $(STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest -q
+	# the test files on two workers (each file's tests on one, so module fixtures are built once), then the tests
+	# that measure the free CPUs alone: a second worker would be the busy neighbour they measure
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not serial"
+	$(BIN)/python -m pytest -q -m serial
 
 clean:
 	rm -rf .wenda-index .pytest_cache

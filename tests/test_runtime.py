@@ -11,10 +11,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pytest
 import threadpoolctl
 from conftest import ROOT, dev_questions, run_wenda
 from wenda.index import runtime
 from wenda.retrieval.retriever import Retriever
+
+pytestmark = pytest.mark.serial  # it measures the CPUs other processes leave free
 
 
 def native_threads() -> int:
