@@ -71,6 +71,12 @@ def test_every_route_answers_from_the_knowledge_base_it_names(deployment: dict) 
         assert [model["id"] for model in models] == ["reform", "city"]
         assert models[1]["description"] == "清河市政府工作报告"
 
+        listed = httpx.get(f"{url}/v1/sources", params={"kb": "city"}).json()
+        assert [entry["source"] for entry in listed["files"]] == ["report.pdf"]
+        assert [entry["source"] for entry in httpx.get(f"{url}/v1/sources").json()["files"]] == [REFORM_FILE]
+        assert httpx.get(f"{url}/v1/sources", params={"kb": "nope"}).status_code == 404
+        shown = httpx.get(f"{url}/v1/passages/report.pdf", params={"kb": "city", "page": 1, "line": 1}).json()
+        assert shown["source"] == "report.pdf" and shown["lines"]
         native = httpx.post(f"{url}/v1/ask", json={"question": CITY_Q, "kb": "city"}).json()
         assert sources(native) == {"report.pdf"}
         first = httpx.post(f"{url}/v1/ask", json={"question": CITY_Q}).json()  # none named: the first

@@ -92,8 +92,14 @@ def create_app(retriever: Retriever, settings: ServeSettings, bases: dict[str, K
         return response.to_dict()
 
     @app.get("/v1/sources", summary="The indexed documents with their metadata, and the build account of every file")
-    async def sources(request: Request, client: Client) -> dict:
-        snapshot = service_of(request).retriever.snapshot
+    async def sources(
+        request: Request,
+        client: Client,
+        kb: Annotated[str | None, Query(description="the knowledge base (WENDA_CONFIG); default: the first")] = None,
+    ) -> dict:
+        service = service_of(request)
+        retriever = await knowledge_retriever(service, kb, request)
+        snapshot = retriever.snapshot
         # `files`: every corpus file the last build saw, indexed (passages, pages, OCR) or skipped with the reason
         return {"sources": snapshot.catalogue(), "files": snapshot.account()}
 
@@ -106,15 +112,17 @@ def create_app(retriever: Retriever, settings: ServeSettings, bases: dict[str, K
         page: Annotated[int | None, Query(ge=1, description="the citation's page (PDF)")] = None,
         chapter: Annotated[int | None, Query(ge=1, description="the citation's chapter (EPUB)")] = None,
         around: Annotated[int, Query(ge=0, le=50, description="lines of context on each side")] = 3,
+        kb: Annotated[str | None, Query(description="the knowledge base (WENDA_CONFIG); default: the first")] = None,
     ) -> dict:
         service = service_of(request)
+        retriever = await knowledge_retriever(service, kb, request)
         unit = f"p{page}:" if page else f"c{chapter}:" if chapter else ""
         try:
             context = await asyncio.get_running_loop().run_in_executor(
                 service.executor,
                 show,
-                service.retriever.snapshot,
-                service.retriever.settings,
+                retriever.snapshot,
+                retriever.settings,
                 f"{source}:{unit}{line}",
                 around,
             )
@@ -175,6 +183,16 @@ def create_app(retriever: Retriever, settings: ServeSettings, bases: dict[str, K
     app.include_router(openai_api.router)  # POST /v1/chat/completions, GET /v1/models
     app.include_router(dify.router())  # POST /retrieval, Dify's external knowledge API
     return app
+
+
+async def knowledge_retriever(service: Service, kb: str | None, request: Request) -> Retriever:
+    """The retriever of the knowledge base a request names (checked, loaded on the pool if need be); 503 when
+    its index is not built."""
+    name = service.knowledge(kb, request=request)
+    try:
+        return await asyncio.get_running_loop().run_in_executor(service.executor, service.retriever_for, name)
+    except WendaError as exc:
+        raise ApiError(503, f"the knowledge base {kb!r} has no usable index: {exc}", "kb", "unavailable") from exc
 
 
 def swagger_ui() -> Path:
