@@ -481,15 +481,22 @@ def command_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def served_bases(args: argparse.Namespace) -> dict[str, KnowledgeBase]:
+    """The configured knowledge bases for a front end serving them all, the one `--kb` names first (it answers
+    requests and chats that name none; without --kb the configuration's first); sets args.kb to it."""
+    bases = knowledge_bases()
+    if not bases:
+        return bases
+    first = choose(args.kb) if args.kb else next(iter(bases.values()))
+    args.kb = first.name
+    return {first.name: first, **{name: base for name, base in bases.items() if name != first.name}}
+
+
 def command_telegram(args: argparse.Namespace) -> int:
     """The bot; with --watch, a low-priority `wenda index --watch` process beside it keeps the index current."""
     from .telegram.run import run_telegram
 
-    bases = knowledge_bases()
-    if bases and not args.kb:
-        args.kb = next(iter(bases))  # chats bound to none answer from the first
-    if bases and args.kb != next(iter(bases)):
-        bases = {args.kb: bases[args.kb], **{name: base for name, base in bases.items() if name != args.kb}}
+    bases = served_bases(args)
     retriever = open_retriever(args)
     if not args.watch:
         return run_telegram(args, retriever, bases)
@@ -513,21 +520,18 @@ def command_serve(args: argparse.Namespace) -> int:
     from .web.settings import ServeSettings
 
     settings = ServeSettings.from_env(args.host, args.port)
-    bases = knowledge_bases()
-    if bases and not args.kb:
-        args.kb = next(iter(bases))  # the first answers requests that name none; the others load when asked
+    bases = served_bases(args)
     retriever = open_retriever(args)
     retriever.warm_up()
-    if bases and args.kb != next(iter(bases)):  # --kb NAME serves that knowledge base first
-        bases = {args.kb: bases[args.kb], **{name: base for name, base in bases.items() if name != args.kb}}
     return serve(retriever, settings, bases)
 
 
 def command_kb(args: argparse.Namespace) -> int:
     """`wenda kb list`: each knowledge base with its files, passages, last build and status."""
-    bases = knowledge_bases() or {
-        DEFAULT: KnowledgeBase(DEFAULT, Settings.from_env().corpus, Settings.from_env().index_dir)
-    }
+    bases = knowledge_bases()
+    if not bases:
+        settings = Settings.from_env()
+        bases = {DEFAULT: KnowledgeBase(DEFAULT, settings.corpus, settings.index_dir)}
     rows = [knowledge_status(base) for base in bases.values()]
     if args.json:
         print(json_line(rows))

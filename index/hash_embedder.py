@@ -20,7 +20,6 @@ import xxhash
 from .embeddings import Embedder, normalized
 from .tokenization import normalize, tokenize
 
-HASH = "hash"
 DIM = 384  # the built-in model's dimension, so vector indexes are sized as in real use
 CJK_RUN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]{2,}")
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from . import formats
 from .errors import WendaError
 from .formats import SkippedFile
+from .formats.base import with_saved_from, without_saved_from
 from .formats.ocr import OcrOptions
 from .isolation import Reading
 from .loader import MAX_FILE_BYTES, discover
@@ -28,7 +29,6 @@ FETCH_TIMEOUT = 30  # seconds for the server to send anything at all (each read)
 # Seconds for a whole page or document to arrive: a server that drips a byte a second never hits the per-read
 # limit, so the fetch as a whole has a deadline too.
 FETCH_DEADLINE = float(os.environ.get("WENDA_FETCH_DEADLINE", "60") or 60)
-SAVED_FROM = re.compile(rb"^<!-- saved from url=\(\d{4}\)[^\n]*-->\n")
 # control characters (C0 and C1: U+009B opens a terminal escape sequence), reserved characters, and the invisible
 # ones that reorder or hide part of a name (bidi overrides, zero-width marks, line separators, the BOM)
 UNSAFE_NAME = re.compile(r'[\x00-\x1f\x7f-\x9f/\\:*?"<>|\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]')
@@ -74,7 +74,7 @@ def fresh_path(folder: Path, name: str) -> Path:
 def content_digest(data: bytes) -> str:
     """sha256 of a document's content: a saved web page without the "saved from" line Wenda put before it, so
     the same page fetched twice is one document."""
-    return hashlib.sha256(SAVED_FROM.sub(b"", data, count=1)).hexdigest()
+    return hashlib.sha256(without_saved_from(data)).hexdigest()
 
 
 def digests(corpus: Path, indexed: dict[str, dict]) -> dict[str, str]:
@@ -143,8 +143,7 @@ def admit(
         raise WendaError(f"{label}: the same file is already in the corpus as {known[digest]}")
     reader = formats.reader_for(label, data[:4096])
     if url and reader.name == "html":  # the page keeps its address, as a browser's "Save as" does
-        mark = f"<!-- saved from url=({len(url):04d}){url} -->\n".encode("ascii", "replace")
-        data = mark + data
+        data = with_saved_from(data, url)
     try:
         extraction = Reading(options=OcrOptions(cache=ocr_cache)).read(reader.name, data, label)
     except SkippedFile as exc:

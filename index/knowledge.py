@@ -48,16 +48,24 @@ def config_path(env: Mapping[str, str] = os.environ) -> Path | None:
     return local if local.is_file() else None
 
 
+def read_config(env: Mapping[str, str] = os.environ) -> tuple[Path, dict] | None:
+    """The configuration file in use and its tables; None without one; UsageError when it cannot be read."""
+    path = config_path(env)
+    if path is None:
+        return None
+    try:
+        return path, tomllib.loads(path.read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise UsageError(f"{path}: not a readable TOML file ({exc}); fix it or unset WENDA_CONFIG") from exc
+
+
 def knowledge_bases(env: Mapping[str, str] = os.environ) -> dict[str, KnowledgeBase]:
     """The knowledge bases the configuration declares, in its order; empty without a configuration file (or
     with one that declares none): then the single corpus of WENDA_CORPUS is `default`."""
-    path = config_path(env)
-    if path is None:
+    config = read_config(env)
+    if config is None:
         return {}
-    try:
-        table = tomllib.loads(path.read_text(encoding="utf-8-sig"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise UsageError(f"{path}: not a readable TOML file ({exc}); fix it or unset WENDA_CONFIG") from exc
+    path, table = config
     declared = table.get("kb", {})
     if not isinstance(declared, dict):
         raise UsageError(f'{path}: `kb` must be tables: [kb.NAME] with corpus = "<folder>"')
@@ -90,13 +98,16 @@ def key_scopes(env: Mapping[str, str] = os.environ) -> dict[str, frozenset[str]]
     """API keys limited to knowledge bases: `[keys.NAME]` tables with `key = "…"` and `kbs = ["reform", …]` in
     the configuration; key → the knowledge bases it may use. These keys are accepted besides WENDA_API_KEYS
     (whose keys may use every knowledge base)."""
-    path = config_path(env)
-    if path is None:
+    config = read_config(env)
+    if config is None:
         return {}
-    table = tomllib.loads(path.read_text(encoding="utf-8-sig"))
+    path, table = config
     bases = knowledge_bases(env)
     scopes: dict[str, frozenset[str]] = {}
-    for name, entry in (table.get("keys") or {}).items():
+    keys = table.get("keys", {})
+    if not isinstance(keys, dict):
+        raise UsageError(f'{path}: `keys` must be tables: [keys.NAME] with key = "…" and kbs = [...]')
+    for name, entry in keys.items():
         where = f"{path}: [keys.{name}]"
         key, kbs = (entry.get("key"), entry.get("kbs")) if isinstance(entry, dict) else (None, None)
         if not isinstance(key, str) or len(key.strip()) < 8:
@@ -115,10 +126,12 @@ def key_scopes(env: Mapping[str, str] = os.environ) -> dict[str, frozenset[str]]
 def telegram_chats(env: Mapping[str, str] = os.environ) -> dict[int, str]:
     """Telegram chats bound to a knowledge base: `[telegram] chats = { "CHAT_ID" = "NAME", … }` in the
     configuration; a chat not listed answers from the first knowledge base (an admin may switch it with /kb)."""
-    path = config_path(env)
-    if path is None:
+    config = read_config(env)
+    if config is None:
         return {}
-    chats = tomllib.loads(path.read_text(encoding="utf-8-sig")).get("telegram", {}).get("chats", {})
+    path, table = config
+    telegram = table.get("telegram")
+    chats = telegram.get("chats", {}) if isinstance(telegram, dict) else {}
     bases = knowledge_bases(env)
     bound: dict[int, str] = {}
     for chat, name in chats.items() if isinstance(chats, dict) else []:

@@ -184,3 +184,22 @@ def dev_questions() -> list[dict]:
     if not DEV_SET.exists():
         raise FileNotFoundError(f"{DEV_SET} not found: the tests need the shared/ folder beside the project checkout")
     return [json.loads(line) for line in DEV_SET.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def two_knowledge_bases(root: Path, more_config: str = "", **env: str) -> dict:
+    """`root/wenda.toml` declaring `reform` (the 清丰县 seed article) and `city` (the report.pdf fixture, its
+    index in `root/indexes/city`), with `more_config` after them; both built. The environment that uses it."""
+    (root / "reform").mkdir()
+    shutil.copy(RAW_CORPUS / "003_71e5a5211310dfa3.txt", root / "reform")
+    (root / "city").mkdir()
+    shutil.copy(Path(__file__).parent / "fixtures" / "documents" / "report.pdf", root / "city")
+    (root / "wenda.toml").write_text(
+        '[kb.reform]\ncorpus = "reform"\ntitle = "改革报告"\n\n'
+        '[kb.city]\ncorpus = "city"\nindex = "indexes/city"\ndescription = "清河市政府工作报告"\n\n' + more_config,
+        encoding="utf-8",
+    )
+    env = {"WENDA_CONFIG": str(root / "wenda.toml"), "WENDA_DATA_DIR": str(root / "data"), **env}
+    for name in ("reform", "city"):
+        built = run_wenda("index", "-q", "--kb", name, env=env)
+        assert built.returncode == 0, built.stderr.decode()
+    return env

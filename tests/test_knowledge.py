@@ -5,15 +5,13 @@ are refused naming the known ones; without a configuration everything is as it w
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import RAW_CORPUS, run_wenda, serving
+from conftest import run_wenda, serving, two_knowledge_bases
 
-DOCUMENTS = Path(__file__).parent / "fixtures" / "documents"
 REFORM_FILE = "003_71e5a5211310dfa3.txt"  # 清丰县
 REFORM_Q = "清丰县技术合同交易额完成了多少?"
 CITY_Q = "清河新区的地下综合管廊一共有多长？"
@@ -23,20 +21,7 @@ CITY_Q = "清河新区的地下综合管廊一共有多长？"
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     """A folder with wenda.toml declaring `reform` (a seed article) and `city` (a PDF report), both built."""
     root = tmp_path_factory.mktemp("kb")
-    (root / "reform").mkdir()
-    shutil.copy(RAW_CORPUS / REFORM_FILE, root / "reform")
-    (root / "city").mkdir()
-    shutil.copy(DOCUMENTS / "report.pdf", root / "city")
-    (root / "wenda.toml").write_text(
-        '[kb.reform]\ncorpus = "reform"\ntitle = "改革报告"\n\n'
-        '[kb.city]\ncorpus = "city"\nindex = "indexes/city"\ndescription = "清河市政府工作报告"\n',
-        encoding="utf-8",
-    )
-    env = {"WENDA_CONFIG": str(root / "wenda.toml"), "WENDA_DATA_DIR": str(root / "data")}
-    for name in ("reform", "city"):
-        built = run_wenda("index", "-q", "--kb", name, env=env)
-        assert built.returncode == 0, built.stderr.decode()
-    yield {"root": root, "env": env}
+    yield {"root": root, "env": two_knowledge_bases(root)}
 
 
 def sources(reply: dict) -> set[str]:

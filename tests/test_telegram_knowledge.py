@@ -4,12 +4,10 @@ anyone else cannot; the switch survives a restart."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from conftest import RAW_CORPUS, run_wenda
+from conftest import two_knowledge_bases
 
 from tests.fake_telegram import FakeTelegram
 from tests.test_telegram import TOKEN, visible
@@ -21,7 +19,6 @@ def ask(fake: FakeTelegram, user: int, text: str) -> str:
     return visible(ask_html(fake, user, text))
 
 
-DOCUMENTS = Path(__file__).resolve().parent / "fixtures" / "documents"
 QINGFENG = "003_71e5a5211310dfa3.txt"
 QUESTION = "清河市去年建成了多少套保障性租赁住房？"  # report.pdf (city); the reform article has none
 
@@ -29,23 +26,8 @@ QUESTION = "清河市去年建成了多少套保障性租赁住房？"  # report
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("telegram-kb")
-    (root / "reform").mkdir()
-    shutil.copy(RAW_CORPUS / QINGFENG, root / "reform")
-    (root / "city").mkdir()
-    shutil.copy(DOCUMENTS / "report.pdf", root / "city")
-    (root / "wenda.toml").write_text(
-        '[kb.reform]\ncorpus = "reform"\ntitle = "改革报告"\n\n[kb.city]\ncorpus = "city"\n\n'
-        f'[telegram]\nchats = {{ "{OTHER}" = "city" }}\n',
-        encoding="utf-8",
-    )
-    env = {
-        "WENDA_CONFIG": str(root / "wenda.toml"),
-        "WENDA_DATA_DIR": str(root / "data"),
-        "WENDA_TELEGRAM_ADMINS": str(ADMIN),
-    }
-    for name in ("reform", "city"):
-        assert run_wenda("index", "-q", "--kb", name, env=env).returncode == 0
-    return {"root": root, "env": env}
+    binding = f'[telegram]\nchats = {{ "{OTHER}" = "city" }}\n'
+    return {"root": root, "env": two_knowledge_bases(root, binding, WENDA_TELEGRAM_ADMINS=str(ADMIN))}
 
 
 @pytest.fixture

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from html import escape
 
 from telegram import (
@@ -44,6 +43,7 @@ from wenda.index.knowledge import KnowledgeBase
 from wenda.index.store import Snapshot
 from wenda.retrieval.results import Response
 from wenda.retrieval.retriever import Retriever
+from wenda.retrieval.retrievers import Retrievers
 
 from ..activity import ActivityLog
 from ..feedback import FeedbackStore
@@ -130,9 +130,8 @@ class WendaBot:
         self.bases = dict(bases or {})
         self.first = next(iter(self.bases), None)
         self.bindings = KnowledgeBindings(settings.data_dir / "telegram-kbs.json", chats or {}, set(self.bases))
-        self._retrievers: dict[str | None, Retriever] = {None: retriever}
+        self.retrievers = Retrievers(retriever, self.bases)  # a chat's Library keeps its retriever: no limit
         self._libraries: dict[str | None, Library] = {}
-        self._loading = threading.Lock()
         self.examples = examples or EXAMPLES
         self.limiter = RateLimiter(settings.rate_limit)
         self.users = UserHasher(settings.data_dir)  # one salt for feedback, activity and conversation keys
@@ -153,20 +152,10 @@ class WendaBot:
         name = self.bindings.get(chat_id)
         return None if name is None or name == self.first else name
 
-    def retriever_for(self, kb: str | None) -> Retriever:
-        """A knowledge base's retriever, loaded on first use with the first one's model; WendaError when its
-        index is not built."""
-        with self._loading:
-            if kb not in self._retrievers:
-                base = self.bases[kb]
-                settings = replace(self.retriever.settings, corpus=base.corpus, index_dir=base.index_dir)
-                self._retrievers[kb] = Retriever(settings, self.retriever.embedder)
-            return self._retrievers[kb]
-
     def library_for(self, kb: str | None) -> Library:
         """A knowledge base's documents (uploads, /remove, /docs, /sources)."""
         if kb not in self._libraries:
-            self._libraries[kb] = Library(self.retriever_for(kb), self.settings.admins)
+            self._libraries[kb] = Library(self.retrievers.get(kb), self.settings.admins)
         return self._libraries[kb]
 
     async def ask(self, question: str, k: int, previous: str | None = None, kb: str | None = None) -> Response | None:
@@ -174,7 +163,7 @@ class WendaBot:
         None when the index is unusable now (logged as one line, no question)."""
 
         def answer() -> tuple[Response, Retriever]:
-            retriever = self.retriever_for(kb)
+            retriever = self.retrievers.get(kb)
             return retriever.ask(question, k, previous), retriever
 
         try:

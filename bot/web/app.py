@@ -190,7 +190,7 @@ async def knowledge_retriever(service: Service, kb: str | None, request: Request
     its index is not built."""
     name = service.knowledge(kb, request=request)
     try:
-        return await asyncio.get_running_loop().run_in_executor(service.executor, service.retriever_for, name)
+        return await asyncio.get_running_loop().run_in_executor(service.executor, service.retrievers.get, name)
     except WendaError as exc:
         raise ApiError(503, f"the knowledge base {kb!r} has no usable index: {exc}", "kb", "unavailable") from exc
 

@@ -9,12 +9,9 @@ import hashlib
 import hmac
 import logging
 import os
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from typing import Annotated, Literal
 
 from fastapi import Depends, Request
@@ -26,6 +23,7 @@ from wenda.index.knowledge import DEFAULT, KnowledgeBase
 from wenda.retrieval import filters
 from wenda.retrieval.results import Response
 from wenda.retrieval.retriever import Retriever
+from wenda.retrieval.retrievers import Retrievers
 
 from ..feedback import FeedbackStore
 from ..privacy import UserHasher
@@ -132,7 +130,7 @@ class MetadataCondition(BaseModel):
 
 
 # Knowledge bases kept loaded at once besides the first (each holds its index and vectors; the model is shared):
-# the least recently asked one is let go past this, and loaded again when it is asked (~0.5 s at the bundled size).
+# the least recently asked one is let go past this, and opened again when it is asked (retrieval/retrievers.py).
 MAX_LOADED = int(os.environ.get("WENDA_SERVE_MAX_LOADED_KBS", "4") or 4)
 
 
@@ -147,8 +145,7 @@ class Service:
         self.retriever, self.settings = retriever, settings
         self.bases = dict(bases or {})
         self.first = next(iter(self.bases), None)
-        self._loaded: OrderedDict[str, Retriever] = OrderedDict()
-        self._loading = threading.Lock()
+        self.retrievers = Retrievers(retriever, self.bases, MAX_LOADED)
         self.executor = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="wenda-serve")
         self.limiter = RateLimiter(settings.rate_limit)
         # failed key checks: per client address, and from all addresses together (a guesser with many addresses)
@@ -180,23 +177,6 @@ class Service:
     def scope(self, request: Request, token: str) -> None:
         """Remember on the request which knowledge bases its (valid) key may use; None: all."""
         request.state.kbs = self.settings.key_scopes.get(hashlib.sha256(token.encode()).hexdigest())
-
-    def retriever_for(self, name: str | None) -> Retriever:
-        """The retriever of a checked knowledge base name (None: the first), loaded on first use with the
-        shared model; WendaError when its index is not built or unusable."""
-        if name is None:
-            return self.retriever
-        with self._loading:
-            if name in self._loaded:
-                self._loaded.move_to_end(name)
-                return self._loaded[name]
-            base = self.bases[name]
-            settings = replace(self.retriever.settings, corpus=base.corpus, index_dir=base.index_dir)
-            retriever = Retriever(settings, self.retriever.embedder)
-            self._loaded[name] = retriever
-            while len(self._loaded) > MAX_LOADED:
-                self._loaded.popitem(last=False)
-            return retriever
 
     async def ask(
         self,
@@ -236,7 +216,7 @@ class Service:
         where: filters.Predicate | None = None,
     ) -> Response:
         """On a worker thread: the question as the next turn of `history` (its newest turns)."""
-        retriever = self.retriever_for(kb)
+        retriever = self.retrievers.get(kb)
         previous = retriever.understand(history[-MAX_HISTORY:]) if history else None
         return retriever.ask(question, k, previous, where)
 

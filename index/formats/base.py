@@ -25,6 +25,25 @@ MAX_PACK_RATIO = 200  # real documents compress 3–20×; a bomb, thousands of t
 MAX_PAGES = int(os.environ.get("WENDA_MAX_PAGES", "2000"))  # a longer PDF is an archive, not a document
 
 
+# The note a browser's "Save as" (and `wenda add URL`) puts at the top of a saved page: `<!-- saved from
+# url=(0041)https://… -->`, the number the URL's length.
+SAVED_FROM = re.compile(rb"<!--\s*saved from url=\(\d+\)(\S+?)\s*-->", re.I)
+
+
+def with_saved_from(data: bytes, url: str) -> bytes:
+    """A fetched page with the URL noted on a first line of its own, as a browser's "Save as" does."""
+    return f"<!-- saved from url=({len(url):04d}){url} -->\n".encode("ascii", "replace") + data
+
+
+def without_saved_from(data: bytes) -> bytes:
+    """A saved page without the "saved from" line at its top: the page as it was fetched."""
+    match = SAVED_FROM.match(data)
+    if match is None:
+        return data
+    rest = data[match.end() :]
+    return rest[1:] if rest.startswith(b"\n") else rest
+
+
 @dataclass(frozen=True)
 class Block:
     """A paragraph (or heading, or table row) of a document and where it is in the extracted text.

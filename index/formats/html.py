@@ -10,9 +10,8 @@ import trafilatura
 from lxml import etree
 from trafilatura.utils import load_html
 
-from .base import Block, Extraction, Reader, SkippedFile, clean_title, credible_author, tidy
+from .base import SAVED_FROM, Block, Extraction, Reader, SkippedFile, clean_title, credible_author, tidy
 
-SAVED_FROM = re.compile(rb"<!--\s*saved from url=\(\d+\)(\S+?)\s*-->", re.I)
 HEADING = re.compile(r"h(\d)")
 LAYOUT_CELL_CHARS = 300  # a data table's cell is a name or a number; a layout table's cell is the article
 MOSTLY_LEFT_OUT = 0.5  # main text under half the visible text: the extraction took the page for boilerplate
