@@ -17,25 +17,26 @@ class KnowledgeBindings:
     """Chat id → knowledge base name: the configuration's, overridden by admins' switches."""
 
     def __init__(self, path: Path, configured: dict[int, str], known: set[str]) -> None:
-        self.path, self.known = path, known
+        self.path, self.configured = path, configured
         self._lock = threading.Lock()
-        self._bound = dict(configured)
+        self._switched: dict[int, str] = {}
         try:
             switched = json.loads(path.read_text(encoding="utf-8"))
-            self._bound.update({int(chat): name for chat, name in switched.items() if name in known})
+            self._switched = {int(chat): name for chat, name in switched.items() if name in known}
         except FileNotFoundError:
             pass
         except (OSError, ValueError, AttributeError) as exc:  # a damaged file costs the switches, not the bot
             log.warning("ignoring %s (%s): chats answer from their configured knowledge bases", path, exc)
-        self._switched = {chat: name for chat, name in self._bound.items() if configured.get(chat) != name}
 
     def get(self, chat_id: int | None) -> str | None:
-        return self._bound.get(chat_id) if chat_id is not None else None
+        if chat_id is None:
+            return None
+        return self._switched.get(chat_id) or self.configured.get(chat_id)
 
     def set(self, chat_id: int, name: str) -> None:
         """Bind a chat (an admin's /kb NAME), written at once: a restart keeps it."""
         with self._lock:
-            self._bound[chat_id] = self._switched[chat_id] = name
+            self._switched[chat_id] = name
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.path.with_suffix(".tmp")
             tmp.write_text(json.dumps({str(k): v for k, v in self._switched.items()}), encoding="utf-8")

@@ -29,19 +29,22 @@ def without_entities(data: bytes) -> tuple[bytes, int]:
     """The package with DOCTYPEs and unknown named entities dropped from its XML parts (the text around them
     kept), and how many entities were dropped; the package itself when it has none."""
     archive = open_zip(data, "Word")
-    parts = {info.filename: read_member(archive, info.filename, "Word") for info in archive.infolist()}
     dropped = 0
     mended: dict[str, bytes] = {}
-    for name, part in parts.items():
-        if name.endswith(".xml") and (b"<!DOCTYPE" in part or ENTITY.search(part)):
+    for info in archive.infolist():  # the XML parts only: pictures are neither read nor written again
+        if not info.filename.endswith(".xml"):
+            continue
+        part = read_member(archive, info.filename, "Word")
+        if b"<!DOCTYPE" in part or ENTITY.search(part):
             part, count = ENTITY.subn(b"", DOCTYPE.sub(b"", part))
-            mended[name], dropped = part, dropped + count
+            mended[info.filename], dropped = part, dropped + count
     if not mended:
         return data, 0
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as out:
         for info in archive.infolist():
-            out.writestr(info, mended.get(info.filename, parts[info.filename]))
+            part = mended[info.filename] if info.filename in mended else read_member(archive, info.filename, "Word")
+            out.writestr(info, part)
     return buffer.getvalue(), dropped
 
 

@@ -3,6 +3,7 @@ OCR, which both give positioned text without paragraphs (a two-column page is re
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 
@@ -74,7 +75,7 @@ def reading_order(words: list[dict], width: float) -> list[Line]:
     """Lines in reading order: a band of full-width lines, then each column of the band below it, and so on; a
     column that has columns of its own (a three-column page is first cut in two) is read the same way. Each
     line's `region` names the column or band it was read in."""
-    regions = iter(range(1, 1 << 30))
+    regions = itertools.count(1)
 
     def region(found: list[Line]) -> list[Line]:
         number = next(regions)

@@ -257,13 +257,11 @@ def _read_pages(
     """(page number, lines in page units) for each page, in order. One page is read by the shared engine on every
     core; several side by side (PAGE_THREADS), each by its own engine, rendered here one at a time (PDFium is not
     thread-safe) while the others are read. The models load at the first page: a cached rebuild loads none."""
-    if not pages:
-        return
-    shared = engine()
-    if shared is None:
-        raise SkippedFile("its text is only in images and the OCR engine failed to load")
     width = min(len(pages), PAGE_THREADS)
-    if width < 2:
+    if width < 2:  # (no page: no model loaded) one page, or one core: the shared engine on every core
+        shared = engine() if pages else None
+        if pages and shared is None:
+            raise SkippedFile("its text is only in images and the OCR engine failed to load")
         for number, render in pages:
             yield number, _in_page_units(shared, *render())
         return
