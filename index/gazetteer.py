@@ -23,8 +23,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import ahocorasick
-import jieba
 
+from .segmenter import cut
 from .tokenization import normalize
 
 # Suffixes whose removal leaves the name people write, longest first; only for these levels (see above).
@@ -112,7 +112,7 @@ def is_word_at(text: str, start: int, end: int) -> bool:
     left = max(0, start - BOUNDARY_WINDOW)
     window = text[left : end + BOUNDARY_WINDOW]
     cuts, position = {0}, 0
-    for token in jieba.lcut(window):
+    for token in cut(window):
         position += len(token)
         cuts.add(position)
     return start - left in cuts and end - left in cuts

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 import unicodedata
 from functools import lru_cache
 
-import jieba
 import opencc
 import stopwordsiso
 
-jieba.setLogLevel(logging.WARNING)
+from .segmenter import cut_for_search
 
 
 @lru_cache(maxsize=1)
@@ -56,4 +54,4 @@ def stem(word: str) -> str:
 def tokenize(text: str) -> list[str]:
     """Search-mode jieba words of the normalized text, without stopwords and punctuation; English words stemmed."""
     stopwords = _stopwords()
-    return [stem(t) for t in jieba.lcut_for_search(normalize(text)) if _is_word(t) and t not in stopwords]
+    return [stem(t) for t in cut_for_search(normalize(text)) if _is_word(t) and t not in stopwords]

@@ -50,5 +50,5 @@ def gather(
     )
     positions = snapshot.lexical.position(ids)
     lexical = np.asarray(lexical_scores, dtype=np.float32)[positions] if len(ids) else np.zeros(0, np.float32)
-    known = np.array([token in snapshot.lexical.model.vocab_dict for token in tokens], dtype=bool)
+    known = np.array([token in snapshot.lexical.vocabulary for token in tokens], dtype=bool)
     return Candidates(ids, dense, lexical, tokens, snapshot.lexical.idf(tokens), known)

@@ -11,7 +11,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import jieba
 import numpy as np
 from wenda.index import runtime
 from wenda.index.agreement import check_engines
@@ -83,7 +82,6 @@ class Retriever:
         self._reported: Snapshot | None = None  # the snapshot whose problem a front end was told about
         self.snapshot, self.profile, self.places = self._open()
         self.calibration = calibration.ensure(self)
-        jieba.initialize()  # load the dictionary now, not on the first question
 
     def _open(self) -> tuple[Snapshot, dict, frozenset[str]]:
         pointer = read_current(self.settings.index_dir)  # read first: a switch after this is noticed next time
@@ -185,7 +183,7 @@ class Retriever:
         words = content_tokens(question)
         if not words:
             raise QueryError(NO_CONTENT)
-        vocabulary = self.snapshot.lexical.model.vocab_dict
+        vocabulary = self.snapshot.lexical.vocabulary
         return words, list(dict.fromkeys(words + translate(question, vocabulary.__contains__)))
 
     def embed_questions(self, questions: list[str]) -> np.ndarray:

@@ -9,7 +9,7 @@ from wenda.retrieval.retriever import Retriever
 
 
 def test_english_words_map_to_the_corpus_terms(retriever: Retriever) -> None:
-    vocabulary = retriever.snapshot.lexical.model.vocab_dict
+    vocabulary = retriever.snapshot.lexical.vocabulary
     terms = translate("How many taxis in Anyang are electric?", vocabulary.__contains__)
     assert "出租车" in terms and "安阳" in terms
     assert all(term in vocabulary for term in terms)

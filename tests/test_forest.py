@@ -56,12 +56,15 @@ def test_missing_values_and_zeros_follow_lightgbm(tmp_path) -> None:  # noqa: AN
 
 
 def test_answering_imports_no_training_library(seed_settings: Settings) -> None:
-    """A CLI question over the built seed index loads neither LightGBM nor scikit-learn."""
+    """A CLI question over the built seed index loads neither LightGBM, scikit-learn, scipy nor bm25s (the
+    index's BM25 arrays are read with numpy), nor python jieba's dictionary (index/segmenter.py)."""
     code = (
         "import sys, runpy\n"
         "sys.argv = ['wenda', 'ask', '--json', '安阳2022年老旧小区改造项目的开工率是多少？']\n"
         "try:\n    runpy.run_module('wenda.bot.cli', run_name='__main__')\nexcept SystemExit:\n    pass\n"
-        "print(sorted({m.split('.')[0] for m in sys.modules} & {'lightgbm', 'sklearn'}), file=sys.stderr)\n"
+        "heavy = {m.split('.')[0] for m in sys.modules} & {'lightgbm', 'sklearn', 'scipy', 'bm25s'}\n"
+        "import jieba\n"
+        "print(sorted(heavy) + ['jieba dictionary'] * jieba.dt.initialized, file=sys.stderr)\n"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT), "WENDA_CORPUS": str(seed_settings.corpus)}
     env["WENDA_INDEX_DIR"] = str(seed_settings.index_dir)

@@ -54,3 +54,32 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
     loaded = LexicalIndex.load(tmp_path / "bm25")
     assert np.allclose(loaded.scores(["安阳", "养老"]), index.scores(["安阳", "养老"]))
     assert loaded.ids.tolist() == IDS
+
+
+def test_loaded_scores_are_bm25s_scores(tmp_path: Path) -> None:
+    """Answering sums the saved arrays itself: the same float32 scores as bm25s's own loader and scorer, a
+    repeated query word counted twice."""
+    import bm25s
+
+    index = LexicalIndex.build(IDS, DOCS)
+    index.save(tmp_path / "bm25")
+    ours = LexicalIndex.load(tmp_path / "bm25", mmap=True)
+    theirs = bm25s.BM25.load(str(tmp_path / "bm25"))
+    for query in (["安阳"], ["改造", "改造", "安阳"], ["未知"], []):
+        expected = theirs.get_scores_from_ids(theirs.get_tokens_ids(query)) if query != ["未知"] and query else None
+        if expected is None:
+            assert not ours.scores(query).any()
+        else:
+            assert np.array_equal(ours.scores(query), expected)
+
+
+def test_a_damaged_vocabulary_is_a_value_error(tmp_path: Path) -> None:
+    index = LexicalIndex.build(IDS, DOCS)
+    index.save(tmp_path / "bm25")
+    (tmp_path / "bm25" / "vocab.index.json").write_text('{"安阳": 0}', encoding="utf-8")
+    try:
+        LexicalIndex.load(tmp_path / "bm25")
+    except ValueError as exc:
+        assert "score columns" in str(exc)
+    else:
+        raise AssertionError("a vocabulary that does not match the score matrix was accepted")
