@@ -1,8 +1,11 @@
-"""CLI cold start: process start to first printed answer, `wenda ask` on an existing index; and what each
-extra question costs in batch mode (`wenda ask --json` with Chinese and English questions on stdin): the
-time for all of them less the time for the first alone, over the extra ones (medians of `--runs`).
+"""CLI cold start: process start to first printed answer, `wenda ask` on an existing index; `wenda chat` from
+start to its prompt (stdin closed, so it leaves at once); the imports of `wenda.bot.cli` (`python -X
+importtime`); and what each extra question costs in batch mode (`wenda ask --json` with Chinese and English
+questions on stdin): the time for all of them less the time for the first alone, over the extra ones
+(medians of `--runs`). `--label` names the row (a rerun with the same label replaces it), so a state of the
+code before a change can be measured with the same script and kept beside the state after it.
 
-    .venv/bin/python bench/cold_start.py [--runs 5]
+    .venv/bin/python bench/cold_start.py [--runs 5] [--label now]
 
 Keeps the result in bench/results/cold_start.jsonl and rewrites the table in docs/benchmarks.md.
 """
@@ -24,6 +27,7 @@ QUESTIONS = [ROOT.parent / "shared" / "eval" / "dev.jsonl"] + [
     ROOT / "bench" / "questions" / f"{name}.jsonl" for name in ("paraphrase", "english")
 ]
 COLUMNS = [
+    ("code", lambda r: r.get("label", "—")),
     ("runs", lambda r: str(r["runs"])),
     ("median", lambda r: f"{r['median_s']:.2f} s"),
     ("max", lambda r: f"{r['max_s']:.2f} s"),
@@ -31,6 +35,8 @@ COLUMNS = [
         "English question",
         lambda r: f"{r['english_median_s']:.2f} s ({r['english_ratio']:.2f}×)" if "english_ratio" in r else "—",
     ),
+    ("chat prompt", lambda r: f"{r['chat_median_s']:.2f} s" if "chat_median_s" in r else "—"),
+    ("imports", lambda r: f"{r['imports_s']:.2f} s" if "imports_s" in r else "—"),
     ("batch (zh + en)", lambda r: f"{r['batch_questions']} questions {r['batch_s']:.2f} s" if "batch_s" in r else "—"),
     ("per extra question", lambda r: f"{r['per_extra_ms']:.1f} ms" if "per_extra_ms" in r else "—"),
     ("command", lambda r: f"`{r['command']}`"),
@@ -41,20 +47,37 @@ def table(rows: list[dict]) -> None:
     update_table("cold_start", COLUMNS, rows)
 
 
+def import_seconds() -> float:
+    """Cumulative import time of `wenda.bot.cli` as `python -X importtime` reports it."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import wenda.bot.cli"], cwd=ROOT, check=True, capture_output=True
+    )
+    for line in done.stderr.decode().splitlines():
+        fields = [field.strip() for field in line.split("|")]
+        if len(fields) == 3 and fields[2] == "wenda.bot.cli":
+            return int(fields[1]) / 1e6
+    raise RuntimeError("python -X importtime did not report wenda.bot.cli")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--question", default="安阳市区营运出租车中有多少台纯电动车？")
     parser.add_argument("--english", default="How many pure electric taxis are there in Anyang's urban area?")
+    parser.add_argument("--label", default="now", help="names the row in the table")
     args = parser.parse_args()
     wenda = [sys.executable, "-m", "wenda.bot.cli"]
     subprocess.run([*wenda, "index", "-q"], cwd=ROOT, check=True, capture_output=True)
-    times, english = [], []
-    for _ in range(args.runs):  # Chinese and English alternate, so both see the same machine
+    times, english, chat, imports = [], [], [], []
+    for _ in range(args.runs):  # all alternate, so each sees the same machine
         for question, kept in ((args.question, times), (args.english, english)):
             started = time.perf_counter()
             subprocess.run([*wenda, "ask", "-k", "3", question], cwd=ROOT, check=True, capture_output=True)
             kept.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        subprocess.run([*wenda, "chat"], stdin=subprocess.DEVNULL, cwd=ROOT, check=True, capture_output=True)
+        chat.append(time.perf_counter() - started)
+        imports.append(import_seconds())
     questions = [json.loads(line)["q"] for path in QUESTIONS for line in path.read_text(encoding="utf-8").splitlines()]
     batch = {1: [], len(questions): []}
     for _ in range(args.runs):
@@ -65,17 +88,20 @@ def main() -> None:
             batch[size].append(time.perf_counter() - started)
     one, many = float(np.median(batch[1])), float(np.median(batch[len(questions)]))
     result = {
+        "label": args.label,
         "runs": args.runs,
         "median_s": round(float(np.median(times)), 3),
         "max_s": round(max(times), 3),
         "english_median_s": round(float(np.median(english)), 3),
         "english_ratio": round(float(np.median(english) / np.median(times)), 3),
+        "chat_median_s": round(float(np.median(chat)), 3),
+        "imports_s": round(float(np.median(imports)), 3),
         "batch_questions": len(questions),
         "batch_s": round(many, 3),
         "per_extra_ms": round((many - one) / (len(questions) - 1) * 1000, 1),
     }
     print(json.dumps(result))
-    table(save("cold_start", result, key=()))
+    table(save("cold_start", result, key=("label",)))
 
 
 if __name__ == "__main__":
