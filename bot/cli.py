@@ -6,12 +6,13 @@ import argparse
 import importlib.util
 import json
 import os
+import queue
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -312,14 +313,20 @@ def question_argument(words: list[str]) -> str | Response:
     return question
 
 
-def answer_line(retriever: Retriever, raw: bytes, k: int) -> Response:
-    """Answer one line of batch input: a question, or `{"question": …, "history": [earlier questions…]}` for
-    the next turn of a conversation. A line that is not UTF-8 or not such an object gets an error, not an exception."""
+def batch_turn(raw: bytes) -> tuple[str, list[str]] | Response:
+    """(question, history) of one line of batch input: a question, or `{"question": …, "history": [earlier
+    questions…]}` for the next turn of a conversation; an error Response for a line that is not UTF-8 or not
+    such an object."""
     try:
         line = raw.rstrip(b"\r\n").decode("utf-8").lstrip("\ufeff")
     except UnicodeDecodeError:
         return Response(query=raw.decode("utf-8", "replace").strip(), error="input line is not UTF-8 text")
-    turn = conversation_turn(line)
+    return conversation_turn(line)
+
+
+def answer_line(retriever: Retriever, raw: bytes, k: int) -> Response:
+    """Answer one line of batch input (`batch_turn`); bad input gets an error Response, not an exception."""
+    turn = batch_turn(raw)
     if isinstance(turn, Response):
         return turn
     question, history = turn
@@ -397,11 +404,45 @@ def command_ask(args: argparse.Namespace) -> int:
     # Batch mode: one question per input line, one answer per line, model and index loaded once.
     retriever = open_retriever(args)
     failed = False
-    for raw in sys.stdin.buffer:
-        response = answer_line(retriever, raw, args.k)
-        failed |= response.error is not None
-        emit(response, args)
+    for lines in waiting_lines(sys.stdin.buffer):
+        # The questions already waiting go through the model in one pass: 17.6 instead of 20.8 ms a question
+        # (medians, dev + paraphrase + English, chunks of 16 against one at a time).
+        retriever.embed_ahead([turn[0] for turn in map(batch_turn, lines) if isinstance(turn, tuple) and not turn[1]])
+        for raw in lines:
+            response = answer_line(retriever, raw, args.k)
+            failed |= response.error is not None
+            emit(response, args)
     return 1 if failed else 0
+
+
+AHEAD = 16  # input lines embedded together at most: past 16 a pass costs no less per question
+
+
+def waiting_lines(stream: Iterable[bytes]) -> Iterator[list[bytes]]:
+    """The input's lines in groups: the next line (waiting for it) with those already read behind it, at
+    most `AHEAD`. A program that writes one line and waits for its answer gets it without writing more."""
+    lines: queue.Queue[bytes | None] = queue.Queue(AHEAD * 4)
+
+    def read() -> None:
+        try:
+            for raw in stream:
+                lines.put(raw)
+        finally:
+            lines.put(None)
+
+    threading.Thread(target=read, name="stdin", daemon=True).start()
+    while (first := lines.get()) is not None:
+        group = [first]
+        while len(group) < AHEAD:
+            try:
+                line = lines.get_nowait()
+            except queue.Empty:
+                break
+            if line is None:
+                yield group
+                return
+            group.append(line)
+        yield group
 
 
 def command_chat(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 import unicodedata
 from pathlib import Path
@@ -61,6 +62,33 @@ def test_batch_mode_writes_one_json_line_per_input_line(seed_settings: Settings)
     for answer in answers:
         check_contract(answer)
         assert (answer["results"] == []) == bool(answer.get("error"))
+
+
+def test_batch_mode_answers_a_line_before_the_next_is_written(seed_settings: Settings) -> None:
+    """Lines waiting together share a model pass, but a program that writes one question and waits for its
+    answer (a co-process) gets it without writing more; answers are those of one question at a time."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **index_env(seed_settings)}
+    command = [sys.executable, "-m", "wenda.bot.cli", "ask", "--json", "-k", "1"]
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    watchdog = threading.Timer(120, process.kill)  # an answer that waits for more input ends as an empty line
+    watchdog.start()
+    try:
+        answers = []
+        for question in (QUESTION, "How many pure electric taxis are there in Anyang's urban area?"):
+            process.stdin.write(question.encode() + b"\n")
+            process.stdin.flush()
+            answers.append(json.loads(process.stdout.readline()))  # blocks until answered: no second line yet
+        process.stdin.close()
+        assert process.wait(timeout=60) == 0
+    finally:
+        watchdog.cancel()
+        process.kill()
+    together = run_wenda("ask", "--json", "-k", "1", stdin=f"{QUESTION}\n".encode() * 3, env=index_env(seed_settings))
+    for line in together.stdout.decode().splitlines():
+        answer = json.loads(line)
+        assert answer["confidence"] == answers[0]["confidence"]
+        assert answer["results"][0]["text"] == answers[0]["results"][0]["text"]
+    assert "856台" in answers[0]["results"][0]["text"] and "856台" in answers[1]["results"][0]["text"]
 
 
 def test_ask_without_index_builds_one_first(tmp_path: Path, small_corpus: Path) -> None:
