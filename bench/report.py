@@ -111,6 +111,7 @@ TABLES = (
     "vector_search",
     "telegram_load",
     "serve_load",
+    "throughput",
     "quality",
     "contention",
     "integrity",
