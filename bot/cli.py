@@ -58,6 +58,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         index_priority=getattr(args, "priority", None),
         index_threads=getattr(args, "threads", None),
         follow_symlinks=getattr(args, "follow_symlinks", None) or None,
+        metadata_rules=base.metadata if base else None,
     )
 
 

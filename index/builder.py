@@ -28,7 +28,8 @@ from .formats import SkippedFile
 from .formats.ocr import OcrOptions
 from .isolation import Progress, Reading
 from .lexical import LexicalIndex
-from .loader import Document, discover, others, read_document, unsupported_reason
+from .loader import Document, discover, others, read_document, sidecars, unsupported_reason
+from .metadata import SIDECAR, Rule, declared, read_sidecar, sidecar_of
 from .probes import probe_profile
 from .sources import OPENING_LINES, load_sources, source_info
 from .tokenization import tokenize
@@ -85,7 +86,7 @@ class BuildOptions:
 
 @dataclass(frozen=True)
 class CorpusFile:
-    """A corpus file with its sources.toml entry; `fingerprint` changes when either does. What the document
+    """A corpus file with the metadata declared for it; `fingerprint` changes when either does. What the document
     says about itself (its title, …) follows from its bytes, so the digest covers it."""
 
     document: Document
@@ -105,12 +106,17 @@ def check_corpus(root: Path) -> None:
 
 
 def scan_corpus(
-    root: Path, warn: Callable[[str], None], follow_symlinks: bool = False
+    root: Path, warn: Callable[[str], None], follow_symlinks: bool = False, rules: tuple[Rule, ...] = ()
 ) -> tuple[dict[str, CorpusFile], list[tuple[str, str]]]:
-    """Files to index by source path (not read yet), and (source, reason) for each skipped one (warned once
-    each); a file whose text turns out unusable is skipped when it is extracted (`insert_sources`)."""
+    """Files to index by source path (not read yet), with the metadata declared for them (`metadata.declared`:
+    `rules`, sources.toml, sidecars), and (source, reason) for each skipped one (warned once each); a file
+    whose text turns out unusable is skipped when it is extracted (`insert_sources`)."""
     check_corpus(root)
     entries = load_sources(root)
+
+    def problem(message: str) -> None:
+        warn(f"warning: {message}")
+
     files: dict[str, CorpusFile] = {}
     skipped: list[tuple[str, str]] = []
     for path in discover(root):
@@ -121,7 +127,8 @@ def scan_corpus(
             warn(f"warning: skipped {source}: {exc}")
             skipped.append((source, str(exc)))
             continue
-        files[source] = CorpusFile(document, entries.get(source, {}))
+        sidecar = read_sidecar(sidecar_of(path), problem)
+        files[source] = CorpusFile(document, declared(source, rules, entries.get(source, {}), sidecar))
     for path in others(root):
         source = path.relative_to(root).as_posix()
         warn(f"warning: skipped {source}: {unsupported_reason(path)}")
@@ -129,6 +136,10 @@ def scan_corpus(
     skipped.sort()
     for source in sorted(set(entries) - set(files) - {s for s, _ in skipped}):
         warn(f"warning: sources.toml names {source}, which is not in {root}")
+    for path in sidecars(root):
+        document = path.relative_to(root).as_posix()[: -len(SIDECAR)]
+        if document not in files and document not in {s for s, _ in skipped}:
+            warn(f"warning: {document}{SIDECAR} describes {document}, which is not in {root}")
     return files, skipped
 
 
@@ -176,7 +187,7 @@ def insert_sources(
         whole = "\n".join(block.text for block in extraction.blocks)
         info = source_info(corpus_file.entry, opening, extraction.meta, source, whole)
         db.execute(
-            "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 source,
                 info.title,
@@ -186,6 +197,7 @@ def insert_sources(
                 extraction.encoding,
                 corpus_file.document.reader,
                 info.url,
+                json.dumps(info.extra, ensure_ascii=False) if info.extra else None,
             ),
         )
         paragraphs = paragraphs_of(extraction, params, info.title)
@@ -278,7 +290,7 @@ def build_index(
     report = BuildReport()
     if files is None:
         # before the lock creates the index folder
-        files, report.skipped = scan_corpus(settings.corpus, warn, settings.follow_symlinks)
+        files, report.skipped = scan_corpus(settings.corpus, warn, settings.follow_symlinks, settings.metadata_rules)
     files = dict(files)  # files deleted during the build are dropped from it
     if not files:
         raise WendaError(f"no readable documents in {settings.corpus}; nothing to index")

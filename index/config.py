@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import UsageError
+from .metadata import Rule
 
 # Paragraph windows are cut by characters, not tokens, so chunking does not depend on the model.
 # e5-small reads at most 512 tokens; Chinese text runs about 0.9 token a character, and the context
@@ -125,6 +126,8 @@ class Settings:
     # Symbolic links in the corpus whose target lies outside it are skipped (and listed by `wenda sources`)
     # unless the corpus's owner opts in: a link planted in a shared folder must not publish /etc/passwd.
     follow_symlinks: bool = False
+    # Fields declared by file pattern for the knowledge base ([kb.NAME.metadata], index/metadata.py).
+    metadata_rules: tuple[Rule, ...] = ()
 
     @property
     def embedding_cache(self) -> Path:

@@ -2,9 +2,10 @@
 
 `WENDA_CONFIG` names the file (default `wenda.toml` in the working directory, when there is one). Each
 `[kb.NAME]` table declares one: `corpus = "<folder>"` (required), `index = "<folder>"` (default
-`<data dir>/kb/NAME/index`, the data dir from WENDA_DATA_DIR), and optional `title`, `description`,
-`language`. Relative folders are read from the file's own folder. Without a file, the single corpus of
-WENDA_CORPUS (or `corpus/`) is the knowledge base `default`, and everything works as it did before.
+`<data dir>/kb/NAME/index`, the data dir from WENDA_DATA_DIR), optional `title`, `description` and
+`language`, and a `[kb.NAME.metadata]` table of fields by file pattern (index/metadata.py). Relative folders
+are read from the file's own folder. Without a file, the single corpus of WENDA_CORPUS (or `corpus/`) is the
+knowledge base `default`, and everything works as it did before.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import UsageError
+from .metadata import Rule, rules_from
 
 CONFIG_FILE = "wenda.toml"
 DEFAULT = "default"
@@ -34,6 +36,7 @@ class KnowledgeBase:
     title: str = ""
     description: str = ""
     language: str = ""
+    metadata: tuple[Rule, ...] = ()  # [kb.NAME.metadata]: fields of the files matching each pattern
 
 
 def config_path(env: Mapping[str, str] = os.environ) -> Path | None:
@@ -90,20 +93,26 @@ def knowledge_bases(env: Mapping[str, str] = os.environ) -> dict[str, KnowledgeB
             entry.get("title", ""),
             entry.get("description", ""),
             entry.get("language", ""),
+            rules_from(entry.get("metadata", {}), f"{where}.metadata", _refuse),
         )
     return bases
 
 
+def _refuse(problem: str) -> None:
+    raise UsageError(problem)
+
+
 def key_scopes(env: Mapping[str, str] = os.environ) -> dict[str, frozenset[str]]:
     """API keys limited to knowledge bases: `[keys.NAME]` tables with `key = "…"` and `kbs = ["reform", …]` in
-    the configuration; key → the knowledge bases it may use. These keys are accepted besides WENDA_API_KEYS
-    (whose keys may use every knowledge base)."""
+    the configuration, and the environment's form, WENDA_KB_KEYS="reform:KEY reform,handbook:OTHER" (entries
+    apart by spaces, the knowledge bases before the first colon); key → the knowledge bases it may use. These
+    keys are accepted besides WENDA_API_KEYS (whose keys may use every knowledge base)."""
     config = read_config(env)
+    bases = knowledge_bases(env) or {DEFAULT: None}
+    scopes = _env_scopes(env.get("WENDA_KB_KEYS", ""), bases)
     if config is None:
-        return {}
+        return scopes
     path, table = config
-    bases = knowledge_bases(env)
-    scopes: dict[str, frozenset[str]] = {}
     keys = table.get("keys", {})
     if not isinstance(keys, dict):
         raise UsageError(f'{path}: `keys` must be tables: [keys.NAME] with key = "…" and kbs = [...]')
@@ -120,6 +129,26 @@ def key_scopes(env: Mapping[str, str] = os.environ) -> dict[str, frozenset[str]]
                 f"{where} names unknown knowledge bases {unknown}; the configured ones are: {', '.join(bases)}"
             )
         scopes[key.strip()] = frozenset(kbs)
+    return scopes
+
+
+def _env_scopes(value: str, bases: Mapping[str, object]) -> dict[str, frozenset[str]]:
+    scopes: dict[str, frozenset[str]] = {}
+    for number, entry in enumerate(value.split(), start=1):
+        kbs, colon, key = entry.partition(":")
+        names = [name for name in kbs.split(",") if name]
+        if not colon or not names or len(key) < 8:
+            raise UsageError(
+                f"WENDA_KB_KEYS entry {number} is not NAME[,NAME…]:KEY with a key of at least 8 characters "
+                '(e.g. WENDA_KB_KEYS="reform:s3cret-key reform,handbook:other-key")'
+            )
+        unknown = [name for name in names if name not in bases]
+        if unknown:
+            raise UsageError(
+                f"WENDA_KB_KEYS entry {number} names unknown knowledge bases {unknown}; the configured ones are: "
+                + ", ".join(bases)
+            )
+        scopes[key] = frozenset(names)
     return scopes
 
 

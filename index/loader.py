@@ -10,6 +10,7 @@ from pathlib import Path
 
 from . import formats
 from .formats import Extraction, SkippedFile
+from .metadata import is_sidecar
 
 # A bigger file is almost always a dump, an archive or a log, and would take hours to embed on a small CPU box.
 MAX_FILE_BYTES = int(os.environ.get("WENDA_MAX_FILE_MB", "20")) * 1024 * 1024
@@ -96,8 +97,17 @@ def discover(root: Path) -> list[Path]:
 
 def others(root: Path) -> list[Path]:
     """Files under `root` that are not documents Wenda reads (a stray .exe, a .zip), so that every file of the
-    corpus is accounted for; sources.toml (the corpus's own metadata) left out."""
-    return [p for p in _files(root) if not p.name.lower().endswith(formats.SUFFIXES) and p.name != "sources.toml"]
+    corpus is accounted for; sources.toml and metadata sidecars (the corpus's own metadata) left out."""
+    return [
+        p
+        for p in _files(root)
+        if not p.name.lower().endswith(formats.SUFFIXES) and p.name != "sources.toml" and not is_sidecar(p.name)
+    ]
+
+
+def sidecars(root: Path) -> list[Path]:
+    """The metadata sidecars under `root` (`<document>.meta.toml`, index/metadata.py)."""
+    return [p for p in _files(root) if is_sidecar(p.name)]
 
 
 def unsupported_reason(path: Path) -> str:

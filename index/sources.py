@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from .errors import WendaError
@@ -27,9 +27,7 @@ class SourceInfo:
     place: str | None = None
     date: str | None = None
     url: str | None = None  # where the document was fetched from (a web page), for links in citations
-
-    def as_dict(self) -> dict:
-        return {name: getattr(self, name) for name in FIELDS}
+    extra: dict = field(default_factory=dict)  # declared tags and fields of its own (index/metadata.py)
 
 
 def load_sources(root: Path) -> dict[str, dict]:
@@ -97,13 +95,15 @@ def is_identifier(title: str) -> bool:
 def source_info(
     entry: dict | None, opening: Sequence[str], meta: dict | None = None, source: str = "", text: str = ""
 ) -> SourceInfo:
-    """Metadata for a file: its sources.toml entry, else the document's own metadata, else what the text says
-    about itself: the title from its opening lines (`title_from`), else the file's name without its
-    extension; the place it is about from the gazetteer (`place_of` over `text`)."""
+    """Metadata for a file: what was declared for it (`entry`: sources.toml, sidecar, patterns), else the
+    document's own metadata, else what the text says about itself: the title from its opening lines
+    (`title_from`), else the file's name without its extension; the place it is about from the gazetteer
+    (`place_of` over `text`). Declared fields other than the citation's own are kept in `extra`."""
     merged = {**(meta or {}), **(entry or {})}
     if not merged.get("title") and (title := title_from(opening)):
         merged["title"] = title
     merged.setdefault("title", PurePosixPath(source).stem or (opening[0].strip()[:TITLE_MAX_CHARS] if opening else ""))
     if not merged.get("place") and text:
         merged["place"] = place_of(text)
-    return SourceInfo(**{name: merged[name] for name in FIELDS if merged.get(name)})
+    extra = {name: value for name, value in (entry or {}).items() if name not in FIELDS}
+    return SourceInfo(**{name: merged[name] for name in FIELDS if merged.get(name)}, extra=extra)

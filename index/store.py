@@ -43,7 +43,8 @@ from .lexical import LexicalIndex
 from .sources import is_identifier
 from .vectors import for_queries, is_ivf
 
-FORMAT_VERSION = 5  # 3: checksums of every file; 4: document formats, locators, urls; 5: English words stemmed
+# 3: checksums of every file; 4: document formats, locators, urls; 5: English words stemmed; 6: declared fields
+FORMAT_VERSION = 6
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
@@ -54,7 +55,7 @@ KEEP_GENERATIONS = 2  # the live one and its predecessor, which a reader may sti
 
 SCHEMA = """
 CREATE TABLE files (source TEXT PRIMARY KEY, title TEXT NOT NULL, publisher TEXT, place TEXT, date TEXT,
-                    encoding TEXT NOT NULL, format TEXT NOT NULL, url TEXT);
+                    encoding TEXT NOT NULL, format TEXT NOT NULL, url TEXT, extra TEXT);
 CREATE TABLE paragraphs (source TEXT NOT NULL, number INTEGER NOT NULL, line INTEGER NOT NULL,
                          section TEXT, text TEXT NOT NULL, lines INTEGER NOT NULL, locator TEXT,
                          PRIMARY KEY (source, number));
@@ -92,6 +93,11 @@ class ChunkRecord:
     locator_json: str | None = None
     url: str | None = None
     format: str = "text"
+    extra_json: str | None = None  # declared tags and fields (index/metadata.py), JSON
+
+    @property
+    def extra(self) -> dict:
+        return json.loads(self.extra_json) if self.extra_json else {}
 
     @property
     def text(self) -> str:
@@ -262,7 +268,7 @@ class Snapshot:
         try:
             rows = self.db.execute(
                 "SELECT c.id, c.source, p.line, c.paragraph, p.section, f.title, f.place, f.publisher, f.date,"
-                " c.start, c.end, p.text, p.lines, p.locator, f.url, f.format FROM chunks c"
+                " c.start, c.end, p.text, p.lines, p.locator, f.url, f.format, f.extra FROM chunks c"
                 " JOIN paragraphs p ON p.source = c.source AND p.number = c.paragraph"
                 f" JOIN files f ON f.source = c.source WHERE c.id IN ({marks})",
                 ids,
@@ -276,14 +282,14 @@ class Snapshot:
         return self.db.execute("SELECT source, title FROM files ORDER BY source").fetchall()
 
     def catalogue(self) -> list[dict]:
-        """Every indexed file by source: its metadata (source, title, publisher, place, date, url, format) and
-        its passage count."""
+        """Every indexed file by source: its metadata (source, title, publisher, place, date, url, format, and
+        the tags and fields declared for it) and its passage count."""
         names = ("source", "title", "publisher", "place", "date", "url", "format", "passages")
         rows = self.db.execute(
-            "SELECT f.source, f.title, f.publisher, f.place, f.date, f.url, f.format, COUNT(c.id) FROM files f"
+            "SELECT f.source, f.title, f.publisher, f.place, f.date, f.url, f.format, COUNT(c.id), f.extra FROM files f"
             " LEFT JOIN chunks c ON c.source = f.source GROUP BY f.source ORDER BY f.source"
         )
-        return [dict(zip(names, row, strict=True)) for row in rows]
+        return [{**json.loads(row[-1] or "{}"), **dict(zip(names, row[:-1], strict=True))} for row in rows]
 
     def account(self) -> list[dict]:
         """Every corpus file the last build saw, by source (`account_entry`): indexed, with its passages, pages

@@ -69,11 +69,14 @@ def moment(value: object) -> float | None:
 
 
 def holds(field: object, operator: str, value: object) -> bool:
-    """Whether one metadata value meets one comparison operator."""
+    """Whether one metadata value meets one comparison operator; a list (tags) meets it when one of its
+    items does ("contains": an item holding the value), and is empty when it has none."""
     if operator in ("empty", "not empty"):
-        return (field is None or field == "") == (operator == "empty")
+        return (field is None or field == "" or field == []) == (operator == "empty")
     if operator in ("not contains", "is not", "not in", "≠"):
         return not holds(field, {"not contains": "contains", "is not": "is", "not in": "in", "≠": "="}[operator], value)
+    if isinstance(field, list):
+        return any(holds(item, operator, value) for item in field)
     if field is None:
         return False
     text = str(field)

@@ -12,8 +12,10 @@ from .answer import Answer
 def citation(record: ChunkRecord, stale: bool) -> dict:
     """Where a passage comes from: enough to open the file at the right place (`wenda show SOURCE:LOCATOR`);
     `line` is within the page or chapter when `page` or `chapter` is given; `stale` when the file changed
-    after indexing, so the place may now hold something else."""
+    after indexing, so the place may now hold something else. Tags and fields declared for the file
+    (index/metadata.py) come along; they can never hide one of these."""
     return {
+        **record.extra,
         "source": record.source,
         "line": record.line,
         "lines": record.lines,

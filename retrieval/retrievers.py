@@ -33,7 +33,9 @@ class Retrievers:
                 self._open.move_to_end(name)
                 return self._open[name]
             base = self.bases[name]
-            settings = replace(self.first.settings, corpus=base.corpus, index_dir=base.index_dir)
+            settings = replace(
+                self.first.settings, corpus=base.corpus, index_dir=base.index_dir, metadata_rules=base.metadata
+            )
             self._open[name] = retriever = Retriever(settings, self.first.embedder)
             while self.loaded is not None and len(self._open) > self.loaded:
                 self._open.popitem(last=False)

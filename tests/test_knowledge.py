@@ -133,3 +133,17 @@ def test_a_key_limited_to_knowledge_bases_sees_only_those(deployment: dict, tmp_
         refused = httpx.post(f"{url}/retrieval", json=dify, headers=reader)
         assert refused.status_code == 404 and refused.json()["error_code"] == 2001
         assert httpx.post(f"{url}/retrieval", json=dify, headers=admin).json()["records"]
+
+
+def test_keys_limited_in_the_environment(deployment: dict) -> None:
+    """WENDA_KB_KEYS, the environment's form of [keys.NAME]: the same scoping; a malformed or unknown entry
+    stops the server with a message naming it."""
+    env = {**deployment["env"], "WENDA_API_KEYS": "admin-key-0001", "WENDA_KB_KEYS": "city:env-reader-0001"}
+    with serving(env) as url:
+        reader = {"Authorization": "Bearer env-reader-0001"}
+        assert [m["id"] for m in httpx.get(f"{url}/v1/models", headers=reader).json()["data"]] == ["city"]
+        hidden = httpx.post(f"{url}/v1/ask", json={"question": CITY_Q, "kb": "reform"}, headers=reader)
+        assert hidden.status_code == 404
+    for value, message in (("city:short", "at least 8"), ("nowhere:env-reader-0001", "unknown knowledge bases")):
+        done = run_wenda("serve", "--port", "0", env={**env, "WENDA_KB_KEYS": value})
+        assert done.returncode != 0 and message in done.stderr.decode() and "Traceback" not in done.stderr.decode()
