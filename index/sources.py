@@ -106,4 +106,6 @@ def source_info(
     if not merged.get("place") and text:
         merged["place"] = place_of(text)
     extra = {name: value for name, value in (entry or {}).items() if name not in FIELDS}
+    if (meta or {}).get("tags"):  # the document's own (Markdown front matter) before the declared ones
+        extra["tags"] = list(dict.fromkeys([*meta["tags"], *extra.get("tags", [])]))
     return SourceInfo(**{name: merged[name] for name in FIELDS if merged.get(name)}, extra=extra)

@@ -191,6 +191,29 @@ def test_markdown_code_is_verbatim_and_never_a_heading() -> None:
     assert paragraphs[3].section == "标题 › a | b" and paragraphs[2].line == 6
 
 
+def test_markdown_front_matter_is_metadata_not_text() -> None:
+    """Jekyll/Hugo/Obsidian front matter gives the title, date, author and tags; its lines are not indexed
+    (they had made "title: …" a heading over the whole file), and the text below keeps its line numbers."""
+    head = '---\ntitle: 清河年报\ndate: 2023-05-01\nauthor: 统计局\ntags: [统计, 年报]\nkeywords: "经济, 统计"\n---\n'
+    source = head + "\n正文一段。\n"
+    extraction = reader_for("x.md", b"").read(source.encode("utf-8"), "x.md")
+    assert extraction.meta == {
+        "title": "清河年报",
+        "date": "2023-05-01",
+        "publisher": "统计局",
+        "tags": ["统计", "年报", "经济"],
+    }
+    paragraphs = paragraphs_of(extraction, ChunkingParams(), "清河年报")
+    assert [(p.text, p.line) for p in paragraphs] == [("正文一段。", 9)]
+    assert extraction.lines_of(0)[1] == "title: 清河年报"  # `wenda show` still shows the file as it is
+    # Not front matter: a thematic break, text, another break (no mapping between) stays text; a YAML alias
+    # bomb or a nested value gives no metadata.
+    plain = reader_for("y.md", b"").read("---\n正文。\n\n---\n".encode(), "y.md")
+    assert plain.meta == {} and [b.text for b in plain.blocks] == ["正文。"]
+    bomb = "---\na: &a [x, x]\nb: &b [*a, *a]\ntags: [*b, *b, 真]\ntitle: {nested: 1}\n---\n文。\n"
+    assert reader_for("z.md", b"").read(bomb.encode(), "z.md").meta == {"tags": ["真"]}
+
+
 def test_a_line_without_width_is_its_own_column() -> None:
     """A glyph drawn with an empty box (seen in real PDFs) once stopped the whole build with `max()` of nothing."""
     from wenda.index.formats.layout import Line, gutter, paragraphs

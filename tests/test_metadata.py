@@ -13,6 +13,7 @@ import httpx
 from conftest import RAW_CORPUS, run_wenda, serve_env, serving
 from wenda.index.config import Settings
 from wenda.index.metadata import Rule, clean, declared
+from wenda.index.sources import source_info
 from wenda.retrieval import filters
 from wenda.retrieval.retriever import Retriever
 
@@ -36,6 +37,9 @@ def test_declarations_are_cleaned_and_layered() -> None:
         "tags": ["2022", "年报"],
     }
     assert declared("2021/b.txt", rules) == {}
+    # a document's own tags (Markdown front matter) come first, the declared ones after
+    info = source_info({"tags": ["年报", "财政"], "kind": "final"}, ["标题"], {"tags": ["财政", "统计"]}, "a.md")
+    assert info.extra == {"tags": ["财政", "统计", "年报"], "kind": "final"} and info.title == "标题"
 
 
 def test_sidecars_and_patterns_reach_citations_and_filters(tmp_path: Path) -> None:

@@ -70,11 +70,12 @@ class Block:
 @dataclass
 class Extraction:
     """A read document: `pages` holds the extracted text, one list of lines per unit, which citations point
-    into; `blocks` are what gets indexed; `meta` is title/publisher/date/url from the document itself."""
+    into; `blocks` are what gets indexed; `meta` is title/publisher/date/url (and tags, a list) from the
+    document itself."""
 
     pages: list[list[str]]
     blocks: list[Block]
-    meta: dict[str, str] = field(default_factory=dict)
+    meta: dict[str, str | list[str]] = field(default_factory=dict)
     unit: str | None = None  # what a unit is called in a citation: "page", "chapter", or None for one flow
     encoding: str = "utf-8"
     shaped_headings: bool = False  # headings are told by their shape (short, no closing punctuation)
