@@ -27,7 +27,7 @@ from wenda.index.errors import DamagedIndexError, IndexMismatchError, IndexMissi
 from wenda.index.formats import SkippedFile
 from wenda.index.intake import Admitted, admit, digests, fetch, folder_documents
 from wenda.index.integrity import check_index
-from wenda.index.knowledge import DEFAULT, KnowledgeBase, choose, knowledge_bases
+from wenda.index.knowledge import DEFAULT, KnowledgeBase, choose, knowledge_bases, status
 from wenda.index.loader import read_bytes
 from wenda.index.passages import passage_files
 from wenda.index.store import live_generation, live_manifest, open_snapshot
@@ -576,7 +576,7 @@ def command_kb(args: argparse.Namespace) -> int:
     if not bases:
         settings = Settings.from_env()
         bases = {DEFAULT: KnowledgeBase(DEFAULT, settings.corpus, settings.index_dir)}
-    rows = [knowledge_status(base) for base in bases.values()]
+    rows = [status(base) for base in bases.values()]
     if args.json:
         print(json_line(rows))
         return 0
@@ -586,21 +586,6 @@ def command_kb(args: argparse.Namespace) -> int:
         line = f"{row['name']:<16} {row['files']:>6} {row['passages']:>9} {built:<20} {row['status']}"
         print(terminal_safe(line))
     return 0
-
-
-def knowledge_status(base: KnowledgeBase) -> dict:
-    """One knowledge base's line of `wenda kb list`, read from its index's live manifest (no model loaded)."""
-    row = {"name": base.name, "title": base.title, "corpus": str(base.corpus), "index": str(base.index_dir)}
-    try:
-        generation = live_generation(base.index_dir) if base.index_dir.is_dir() else None
-    except WendaError as exc:
-        return {**row, "files": 0, "passages": 0, "built": None, "status": f"damaged: {exc}"}
-    if generation is None:
-        return {**row, "files": 0, "passages": 0, "built": None, "status": f"not built (wenda index --kb {base.name})"}
-    manifest = live_manifest(base.index_dir)
-    built = time.strftime("%Y-%m-%d %H:%M", time.localtime(generation.stat().st_mtime))
-    passages = int(manifest.get("chunks", 0))
-    return {**row, "files": len(manifest.get("files", {})), "passages": passages, "built": built, "status": "ready"}
 
 
 def command_report(args: argparse.Namespace) -> int:

@@ -82,6 +82,7 @@ class BuildOptions:
     batch_size: int
     warn: Callable[[str], None]
     remote: RemoteEmbedding | None = None
+    on_progress: Callable[[int, int], None] | None = None  # (chunks embedded, to embed) after each batch
 
 
 @dataclass(frozen=True)
@@ -228,9 +229,11 @@ def embed_into(
     cache: EmbeddingCache,
     progress: bool,
     batch_size: int = BATCH_SIZE,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> int:
     """Add the vectors of `texts` (ids from `first_id`), embedding only cache misses; return how many were.
-    Cached vectors go in first, so the progress bar counts only the chunks that are really embedded."""
+    Cached vectors go in first, so the progress bar (and `on_progress`) counts only the chunks that are
+    really embedded."""
     missing: list[int] = []
     for begin in range(0, len(texts), batch_size):
         found = cache.get(texts[begin : begin + batch_size])
@@ -247,6 +250,8 @@ def embed_into(
             cache.put([texts[i] for i in batch], fresh)
             vectors.add_with_ids(fresh, np.array([first_id + i for i in batch], dtype=np.int64))
             bar.update(len(batch))
+            if on_progress is not None:
+                on_progress(begin + len(batch), len(missing))
     return len(missing)
 
 
@@ -282,6 +287,7 @@ def build_index(
     files: dict[str, CorpusFile] | None = None,
     batch_size: int = BATCH_SIZE,
     remote: RemoteEmbedding | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> BuildReport:
     """Update (or with `rebuild`, recreate) the index of `settings.corpus` (or of `files`) in `settings.index_dir`,
     repairing on the way whatever it finds damaged: CURRENT, a generation, the cache, leftover folders. With
@@ -335,7 +341,7 @@ def build_index(
         db = None
         try:
             tmp, db = store.new_generation(index_dir, previous)
-            options = BuildOptions(progress, batch_size, warn, remote)
+            options = BuildOptions(progress, batch_size, warn, remote, on_progress)
             # every file left out, with its reason: what `wenda sources` reports; a file whose extraction failed
             # keeps its fingerprint, so it is not tried again until it changes
             manifest["skipped"] = {**{source: {"reason": reason} for source, reason in report.skipped}, **carried}
@@ -414,7 +420,7 @@ def write_generation(
             report.embedded_chunks = options.remote.fill(texts, cache, options.progress)
             report.embedded_on = options.remote.description if report.embedded_chunks else None
         report.embedded_chunks += embed_into(
-            vectors, texts, next_id, embedder, cache, options.progress, options.batch_size
+            vectors, texts, next_id, embedder, cache, options.progress, options.batch_size, options.on_progress
         )
         if cache.repaired:
             report.repaired.append(cache.repaired)

@@ -10,14 +10,17 @@ knowledge base `default`, and everything works as it did before.
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
+import time
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import UsageError
+from .errors import UsageError, WendaError
 from .metadata import Rule, rules_from
 
 CONFIG_FILE = "wenda.toml"
@@ -37,6 +40,7 @@ class KnowledgeBase:
     description: str = ""
     language: str = ""
     metadata: tuple[Rule, ...] = ()  # [kb.NAME.metadata]: fields of the files matching each pattern
+    managed: bool = False  # created on the management page (`create`): its folders are Wenda's to delete
 
 
 def config_path(env: Mapping[str, str] = os.environ) -> Path | None:
@@ -63,16 +67,28 @@ def read_config(env: Mapping[str, str] = os.environ) -> tuple[Path, dict] | None
 
 
 def knowledge_bases(env: Mapping[str, str] = os.environ) -> dict[str, KnowledgeBase]:
-    """The knowledge bases the configuration declares, in its order; empty without a configuration file (or
-    with one that declares none): then the single corpus of WENDA_CORPUS is `default`."""
+    """The knowledge bases the configuration declares, in its order, then those created on the management
+    page (`create`); empty when there are none: then the single corpus of WENDA_CORPUS is `default` (listed
+    first when the management page created others beside it)."""
+    created = managed_bases(env)
     config = read_config(env)
     if config is None:
-        return {}
-    path, table = config
+        if not created:
+            return {}
+        single = KnowledgeBase(
+            DEFAULT, Path(env.get("WENDA_CORPUS") or "corpus"), Path(env.get("WENDA_INDEX_DIR") or ".wenda-index")
+        )
+        return {DEFAULT: single, **created}
+    bases = configured(*config, env)
+    return {**bases, **{name: base for name, base in created.items() if name not in bases}}
+
+
+def configured(path: Path, table: dict, env: Mapping[str, str]) -> dict[str, KnowledgeBase]:
+    """The `[kb.NAME]` tables of the configuration file `path`."""
     declared = table.get("kb", {})
     if not isinstance(declared, dict):
         raise UsageError(f'{path}: `kb` must be tables: [kb.NAME] with corpus = "<folder>"')
-    data_dir = Path(env.get("WENDA_DATA_DIR") or ".wenda-data")
+    data_dir = data_folder(env)
     bases: dict[str, KnowledgeBase] = {}
     for name, entry in declared.items():
         where = f"{path}: [kb.{name}]"
@@ -96,6 +112,94 @@ def knowledge_bases(env: Mapping[str, str] = os.environ) -> dict[str, KnowledgeB
             rules_from(entry.get("metadata", {}), f"{where}.metadata", _refuse),
         )
     return bases
+
+
+def data_folder(env: Mapping[str, str] = os.environ) -> Path:
+    return Path(env.get("WENDA_DATA_DIR") or ".wenda-data")
+
+
+def registry_path(env: Mapping[str, str] = os.environ) -> Path:
+    """Where the knowledge bases created on the management page are listed (their folders beside it)."""
+    return data_folder(env) / "kb" / "created.json"
+
+
+def managed_bases(env: Mapping[str, str] = os.environ) -> dict[str, KnowledgeBase]:
+    """The knowledge bases created on the management page: `<data dir>/kb/NAME/{corpus,index}`."""
+    path = registry_path(env)
+    try:
+        listed = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{path}: not readable ({exc}); fix or remove it") from exc
+    folder = path.parent
+    return {
+        name: KnowledgeBase(
+            name, folder / name / "corpus", folder / name / "index", str(entry.get("title", "")), managed=True
+        )
+        for name, entry in (listed.items() if isinstance(listed, dict) else [])
+        if NAME.match(name) and isinstance(entry, dict)
+    }
+
+
+def create(name: str, title: str = "", env: Mapping[str, str] = os.environ) -> KnowledgeBase:
+    """A new, empty knowledge base under the data folder, listed for every later process; UsageError when
+    the name is not usable or taken."""
+    if not NAME.match(name):
+        raise UsageError(
+            f"{name!r}: a name of letters, digits, '-', '_' or '.' (at most 64), starting with a letter or digit"
+        )
+    if name in knowledge_bases(env) or name == DEFAULT:
+        raise UsageError(f"a knowledge base {name!r} exists already")
+    path = registry_path(env)
+    listed = {name: {"title": base.title} for name, base in managed_bases(env).items()}
+    listed[name] = {"title": title.strip()[:200]}
+    (path.parent / name / "corpus").mkdir(parents=True, exist_ok=True)
+    _write(path, listed)
+    return managed_bases(env)[name]
+
+
+def delete(name: str, env: Mapping[str, str] = os.environ) -> None:
+    """Remove a knowledge base created on the management page, its documents and index with it; UsageError
+    for one declared in the configuration (that file is its owner's to edit) or unknown."""
+    created = managed_bases(env)
+    if name == DEFAULT and name not in created:
+        raise UsageError(f"{name!r} is the corpus of WENDA_CORPUS; it is not deleted from here")
+    if name not in created:
+        declared = name in knowledge_bases(env)
+        raise UsageError(
+            f"{name!r} is declared in the configuration file: remove it there"
+            if declared
+            else f"no knowledge base {name!r} was created here"
+        )
+    path = registry_path(env)
+    _write(path, {other: {"title": base.title} for other, base in created.items() if other != name})
+    shutil.rmtree(path.parent / name, ignore_errors=True)
+
+
+def _write(path: Path, listed: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps(listed, ensure_ascii=False, indent=1), encoding="utf-8")
+    os.replace(partial, path)
+
+
+def status(base: KnowledgeBase) -> dict:
+    """One knowledge base's files, passages, last build and status, read from its index's live manifest (no
+    model loaded): a line of `wenda kb list`, a row of the management page."""
+    from .store import live_generation, live_manifest
+
+    row = {"name": base.name, "title": base.title, "corpus": str(base.corpus), "index": str(base.index_dir)}
+    try:
+        generation = live_generation(base.index_dir) if base.index_dir.is_dir() else None
+    except WendaError as exc:
+        return {**row, "files": 0, "passages": 0, "built": None, "status": f"damaged: {exc}"}
+    if generation is None:
+        return {**row, "files": 0, "passages": 0, "built": None, "status": f"not built (wenda index --kb {base.name})"}
+    manifest = live_manifest(base.index_dir)
+    built = time.strftime("%Y-%m-%d %H:%M", time.localtime(generation.stat().st_mtime))
+    passages = int(manifest.get("chunks", 0))
+    return {**row, "files": len(manifest.get("files", {})), "passages": passages, "built": built, "status": "ready"}
 
 
 def _refuse(problem: str) -> None:

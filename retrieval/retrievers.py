@@ -23,6 +23,11 @@ class Retrievers:
         self._open: OrderedDict[str, Retriever] = OrderedDict()
         self._lock = threading.Lock()
 
+    def forget(self, name: str) -> None:
+        """Let a deleted knowledge base's retriever go."""
+        with self._lock:
+            self._open.pop(name, None)
+
     def get(self, name: str | None) -> Retriever:
         """The retriever of a known knowledge base, opened with the first one's settings and model on first use;
         WendaError when its index is not built or unusable."""

@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from conftest import build, serve_env, serving
 from selenium import webdriver
@@ -233,3 +234,60 @@ def test_markup_in_the_corpus_is_shown_as_text(browser: WebDriver, tmp_path: Pat
         assert "<i>水价<i>.txt" in turn.find_element(By.CSS_SELECTOR, ".sources > .source .cite").text
         assert not turn.find_elements(By.CSS_SELECTOR, ".passage img, .passage script, .passage b, .cite i")
         assert browser.execute_script("return window.pwned === undefined")
+
+
+ADMIN_KEY = "admin-key-0123456789"
+
+
+def documents(box: WebElement) -> dict[str, str]:
+    """source → status text of the rows of a knowledge base's document table on the management page."""
+    rows = box.find_elements(By.CSS_SELECTOR, "table.documents tr[data-source]")
+    return {row.get_attribute("data-source"): row.find_element(By.CSS_SELECTOR, ".state").text for row in rows}
+
+
+def test_admin_page_uploads_builds_and_deletes(browser: WebDriver, tmp_path: Path, embedder) -> None:  # noqa: ANN001
+    """The management page: two files uploaded at once (each with its progress bar), the build that follows
+    watched to its end, a question only a new file answers, that file deleted and gone, in a real browser.
+    WENDA_ADMIN_SCREENSHOT=docs/admin-page.png saves the page after the upload's build there."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "intro.txt").write_text("清河市简介\n\n清河市位于华北平原，下辖三个区。\n", encoding="utf-8")
+    build(corpus, tmp_path / "index", embedder)
+    library, parks = tmp_path / "图书馆.txt", tmp_path / "parks.md"
+    library.write_text("星辰图书馆\n\n星辰市的图书馆共有藏书十二万册，每周一闭馆。\n", encoding="utf-8")
+    parks.write_text("# 星辰公园\n\n星辰市有三座公园，最大的是银河公园。\n", encoding="utf-8")
+    settings = Settings(corpus=corpus, index_dir=tmp_path / "index")
+    with serving(serve_env(settings, tmp_path / "data", WENDA_ADMIN_KEY=ADMIN_KEY)) as url:
+        browser.get(url + "/admin")
+        loaded = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+        assert loaded and all(name.startswith(url + "/") for name in loaded), loaded
+        wait_for(browser, "#key-input").send_keys(ADMIN_KEY)
+        browser.find_element(By.CSS_SELECTOR, "#key-form button").click()
+        box = wait_for(browser, ".base[data-kb=default]")
+        assert documents(box) == {"intro.txt": "indexed"}
+
+        box.find_element(By.CSS_SELECTOR, "input.upload").send_keys(f"{library}\n{parks}")
+
+        def built_with(wanted: set[str]) -> bool:
+            shown = browser.find_elements(By.CSS_SELECTOR, ".base[data-kb=default]")
+            if not shown or not shown[0].find_element(By.CSS_SELECTOR, ".build-state").text.startswith("构建完成"):
+                return False
+            return set(documents(shown[0])) == wanted and set(documents(shown[0]).values()) == {"indexed"}
+
+        WebDriverWait(browser, 120).until(lambda _: built_with({"intro.txt", "图书馆.txt", "parks.md"}))
+        box = browser.find_element(By.CSS_SELECTOR, ".base[data-kb=default]")
+        assert "2 added" in box.find_element(By.CSS_SELECTOR, ".build-state").text
+        assert float(box.find_element(By.CSS_SELECTOR, ".build-progress").get_attribute("value")) == 1
+        if os.environ.get("WENDA_ADMIN_SCREENSHOT"):
+            assert browser.save_screenshot(os.environ["WENDA_ADMIN_SCREENSHOT"])
+        question = {"question": "星辰市的图书馆有多少藏书？", "k": 1}
+        top = httpx.post(f"{url}/v1/ask", json=question).json()["results"][0]
+        assert top["citation"]["source"] == "图书馆.txt" and "十二万册" in top["text"]
+
+        row = next(r for r in box.find_elements(By.CSS_SELECTOR, "tr[data-source]") if r.text.startswith("图书馆.txt"))
+        click(browser, row.find_element(By.CSS_SELECTOR, ".delete-file"))
+        WebDriverWait(browser, WAIT).until(lambda d: d.switch_to.alert).accept()
+        WebDriverWait(browser, 120).until(lambda _: built_with({"intro.txt", "parks.md"}))
+        after = httpx.post(f"{url}/v1/ask", json=question).json()
+        assert all(r["citation"]["source"] != "图书馆.txt" for r in after["results"])
+        assert not (corpus / "图书馆.txt").exists()

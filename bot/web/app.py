@@ -27,16 +27,14 @@ from wenda.index.errors import WendaError
 from wenda.index.knowledge import KnowledgeBase
 from wenda.retrieval.retriever import Retriever
 
-from . import dify, openai_api
+from . import admin, dify, openai_api
 from .guards import BodyLimit, HostCheck, Slashes, error_body
-from .service import MAX_K, ApiError, Client, JsonResponse, MetadataCondition, Service, service_of
+from .service import MAX_K, PAGE_POLICY, ApiError, Client, JsonResponse, MetadataCondition, Service, service_of
 from .settings import ServeSettings
 
 log = logging.getLogger("wenda.serve")
 
 STATIC = Path(__file__).parent / "static"  # the web chat page: plain HTML, one script, one style sheet
-# The page loads nothing from another host and runs no inline script: the browser holds it to that.
-PAGE_POLICY = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 # The API documentation (Swagger UI, from the swagger-ui-bundle package) sets inline styles on its elements.
 DOCS_POLICY = PAGE_POLICY.replace("img-src", "style-src 'self' 'unsafe-inline'; img-src")
 
@@ -77,7 +75,8 @@ def create_app(retriever: Retriever, settings: ServeSettings, bases: dict[str, K
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type"],
         )
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    uploads = (admin.PREFIX, settings.max_upload_bytes, "WENDA_ADMIN_MAX_UPLOAD_MB") if settings.admin_key else None
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, uploads=uploads)
     if not settings.api_keys:  # with keys, a request must carry one whatever name it was sent to
         app.add_middleware(HostCheck, allowed=settings.allowed_hosts)
     app.add_middleware(Slashes)  # outermost: the path is mended before anything looks at it
@@ -182,6 +181,8 @@ def create_app(retriever: Retriever, settings: ServeSettings, bases: dict[str, K
 
     app.include_router(openai_api.router)  # POST /v1/chat/completions, GET /v1/models
     app.include_router(dify.router())  # POST /retrieval, Dify's external knowledge API
+    if settings.admin_key:  # the management page and its API exist only with an admin key
+        app.include_router(admin.router(app.state.service))
     return app
 
 

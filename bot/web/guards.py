@@ -107,20 +107,21 @@ class BodyLimit:
     """Refuse a request body over `limit` bytes with 413: by its Content-Length before reading, else by
     reading it (at most `limit` + one message) before the route does, then handing the route what was read."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app, self.limit = app, limit
-
-    @property
-    def message(self) -> str:
-        return f"request body over {self.limit // 1024} KB (WENDA_SERVE_MAX_BODY_KB)"
+    def __init__(self, app: ASGIApp, limit: int, uploads: tuple[str, int, str] | None = None) -> None:
+        """`uploads`: (path prefix, its limit, the setting that sets it), for the management page's uploads."""
+        self.app, self.default, self.uploads = app, limit, uploads
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit, setting = self.default, "WENDA_SERVE_MAX_BODY_KB"
+        if self.uploads is not None and scope["path"].startswith(self.uploads[0]):
+            limit, setting = self.uploads[1], self.uploads[2]
+        too_large = f"request body over {limit // 1024} KB ({setting})"
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-            await send_error(scope, send, 413, self.message, "body", "too_large", [(b"connection", b"close")])
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            await send_error(scope, send, 413, too_large, "body", "too_large", [(b"connection", b"close")])
             return
         if declared is not None:  # within the limit as declared; the server holds the body to its length
             await self.app(scope, receive, send)
@@ -133,8 +134,8 @@ class BodyLimit:
             if message["type"] != "http.request":
                 break
             seen += len(message.get("body", b""))
-            if seen > self.limit:
-                await send_error(scope, send, 413, self.message, "body", "too_large", [(b"connection", b"close")])
+            if seen > limit:
+                await send_error(scope, send, 413, too_large, "body", "too_large", [(b"connection", b"close")])
                 return
             if not message.get("more_body", False):
                 break

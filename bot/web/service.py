@@ -59,6 +59,10 @@ class ApiError(Exception):
         return {"Retry-After": str(self.retry_after)} if self.retry_after else {}
 
 
+# The pages load nothing from another host and run no inline script: the browser holds them to that.
+PAGE_POLICY = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+
+
 class JsonResponse(JSONResponse):
     """JSON as every Wenda output writes it: the line and paragraph separators, C1 and bidi controls of corpus
     text escaped (`bot.render.json_line`), so no reader splits or reorders a line."""

@@ -20,6 +20,9 @@ DEFAULT_RATE_LIMIT = 120
 # A question is at most 1,000 characters and a conversation 20 turns: 64 KB is ample, and it bounds what a
 # client can make the server hold.
 DEFAULT_MAX_BODY_KB = 64
+# Documents uploaded on the management page: a long scanned PDF, not a disk's worth.
+DEFAULT_MAX_UPLOAD_MB = 50
+MIN_ADMIN_KEY = 16  # the management page can delete knowledge bases: no short, guessable key
 WORKERS = 2  # questions answered at once: one per core of a small box (each uses the cores free at the time)
 
 
@@ -52,6 +55,9 @@ class ServeSettings:
     trusted_proxies: tuple[str, ...] = ()
     # keys limited to knowledge bases ([keys.NAME] in WENDA_CONFIG), by the key's SHA-256: what each may use
     key_scopes: dict[str, frozenset[str]] = field(default_factory=dict)
+    # WENDA_ADMIN_KEY: the management page (/admin) and its API; none means they do not exist
+    admin_key: str | None = None
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_MB * 1024 * 1024  # WENDA_ADMIN_MAX_UPLOAD_MB
 
     @classmethod
     def from_env(cls, host: str | None = None, port: int | None = None) -> ServeSettings:
@@ -71,6 +77,8 @@ class ServeSettings:
             allowed_hosts=_list(env.get("WENDA_SERVE_ALLOWED_HOSTS", "")),
             trusted_proxies=_list(env.get("WENDA_SERVE_TRUSTED_PROXIES", "")),
             key_scopes={hashlib.sha256(key.encode()).hexdigest(): kbs for key, kbs in scoped.items()},
+            admin_key=env.get("WENDA_ADMIN_KEY", "").strip() or None,
+            max_upload_bytes=_number("WENDA_ADMIN_MAX_UPLOAD_MB", DEFAULT_MAX_UPLOAD_MB) * 1024 * 1024,
         )
         settings.check()
         return settings
@@ -83,5 +91,9 @@ class ServeSettings:
                 "Set WENDA_API_KEYS=key1,key2 (clients send `Authorization: Bearer key1`), or listen on 127.0.0.1 "
                 "behind a reverse proxy that checks access"
             )
+        if self.admin_key is not None and len(self.admin_key) < MIN_ADMIN_KEY:
+            raise UsageError(f"WENDA_ADMIN_KEY must be at least {MIN_ADMIN_KEY} characters: it can delete documents")
+        if self.admin_key is not None and self.admin_key in self.api_keys:
+            raise UsageError("WENDA_ADMIN_KEY must differ from every API key: clients must not manage the corpus")
         if not 0 <= self.port < 65536:
             raise UsageError(f"--port must be 0–65535 (0: any free port), got {self.port}")
