@@ -17,6 +17,7 @@ import httpx
 import pytest
 from conftest import build, serve_env, serving
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -268,13 +269,17 @@ def test_admin_page_uploads_builds_and_deletes(browser: WebDriver, tmp_path: Pat
 
         box.find_element(By.CSS_SELECTOR, "input.upload").send_keys(f"{library}\n{parks}")
 
-        def built_with(wanted: set[str]) -> bool:
-            shown = browser.find_elements(By.CSS_SELECTOR, ".base[data-kb=default]")
-            if not shown or not shown[0].find_element(By.CSS_SELECTOR, ".build-state").text.startswith("构建完成"):
+        def built_with(wanted: set[str], outcome: str) -> bool:
+            """The build that `outcome` describes is over and the page lists exactly `wanted`, indexed."""
+            try:  # the page redraws the list when a build ends: an element may go stale while it is read
+                shown = browser.find_elements(By.CSS_SELECTOR, ".base[data-kb=default]")
+                state = shown[0].find_element(By.CSS_SELECTOR, ".build-state").text if shown else ""
+                listed = documents(shown[0]) if shown else {}
+            except StaleElementReferenceException:
                 return False
-            return set(documents(shown[0])) == wanted and set(documents(shown[0]).values()) == {"indexed"}
+            return state.startswith("构建完成") and outcome in state and listed == dict.fromkeys(wanted, "indexed")
 
-        WebDriverWait(browser, 120).until(lambda _: built_with({"intro.txt", "图书馆.txt", "parks.md"}))
+        WebDriverWait(browser, 120).until(lambda _: built_with({"intro.txt", "图书馆.txt", "parks.md"}, "2 added"))
         box = browser.find_element(By.CSS_SELECTOR, ".base[data-kb=default]")
         assert "2 added" in box.find_element(By.CSS_SELECTOR, ".build-state").text
         assert float(box.find_element(By.CSS_SELECTOR, ".build-progress").get_attribute("value")) == 1
@@ -287,7 +292,7 @@ def test_admin_page_uploads_builds_and_deletes(browser: WebDriver, tmp_path: Pat
         row = next(r for r in box.find_elements(By.CSS_SELECTOR, "tr[data-source]") if r.text.startswith("图书馆.txt"))
         click(browser, row.find_element(By.CSS_SELECTOR, ".delete-file"))
         WebDriverWait(browser, WAIT).until(lambda d: d.switch_to.alert).accept()
-        WebDriverWait(browser, 120).until(lambda _: built_with({"intro.txt", "parks.md"}))
+        WebDriverWait(browser, 120).until(lambda _: built_with({"intro.txt", "parks.md"}, "1 removed"))
         after = httpx.post(f"{url}/v1/ask", json=question).json()
         assert all(r["citation"]["source"] != "图书馆.txt" for r in after["results"])
         assert not (corpus / "图书馆.txt").exists()
