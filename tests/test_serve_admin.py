@@ -97,6 +97,16 @@ def test_changes_need_key_csrf_and_this_origin_and_uploads_are_checked(tmp_path:
         assert finished(url, "handbook")["state"] == "done"
         body = {"question": "手册规定什么时候喝下午茶？", "kb": "handbook", "k": 1}
         assert httpx.post(f"{url}/v1/ask", json=body).json()["results"][0]["citation"]["source"] == "rules.txt"
+        # a file that arrives while a build runs: asking again makes one more build follow, nothing is left out
+        httpx.put(f"{url}/admin/api/kbs/handbook/files/more.txt", content="手册规定每周三开会。".encode(), headers=csrf)
+        first = httpx.post(f"{url}/admin/api/kbs/handbook/build", headers=csrf).json()
+        httpx.put(f"{url}/admin/api/kbs/handbook/files/late.txt", content="手册规定每月底盘点。".encode(), headers=csrf)
+        second = httpx.post(f"{url}/admin/api/kbs/handbook/build", headers=csrf).json()
+        assert first["state"] == "running" and second["state"] == "running"
+        assert finished(url, "handbook")["state"] == "done"
+        listed = {kb["name"]: kb for kb in httpx.get(f"{url}/admin/api/kbs", headers=ADMIN).json()["kbs"]}
+        documents = {d["source"]: d["status"] for d in listed["handbook"]["documents"]}
+        assert documents == {"rules.txt": "indexed", "more.txt": "indexed", "late.txt": "indexed"}
         assert httpx.delete(f"{url}/admin/api/kbs/handbook", headers=csrf).json() == {"deleted": "handbook"}
         assert httpx.post(f"{url}/v1/ask", json=body).status_code == 404
         assert not (tmp_path / "data" / "kb" / "handbook").exists()

@@ -23,7 +23,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
@@ -48,6 +48,7 @@ class Build:
     """The last build of one knowledge base, as the page shows it."""
 
     state: str = "idle"  # idle, running, done, failed
+    again: bool = False  # asked for while running (files changed meanwhile): one more build follows
     embedded: int = 0
     to_embed: int = 0
     message: str = ""
@@ -138,7 +139,20 @@ def router(service: Service) -> APIRouter:
             build = asdict(admin.builds.get(base.name, Build()))
         return {**row, "managed": base.managed, "documents": files, "build": build}
 
-    def run_build(base: KnowledgeBase, build: Build) -> None:
+    def builds(base: KnowledgeBase, build: Build) -> None:
+        """Build, and build again while changes arrived during the last build (the page asks after each upload
+        and deletion); the page sees "running" until the last one is over."""
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)  # a background job, as `wenda index` is
+        while True:
+            failed = not run_build(base, build)
+            with admin.lock:
+                if failed or not build.again:
+                    build.state, build.finished = ("failed" if failed else "done"), time.time()
+                    return
+                build.again, build.embedded, build.to_embed = False, 0, 0
+
+    def run_build(base: KnowledgeBase, build: Build) -> bool:
+        """One build of `base`, its outcome in `build.message`; False when it failed."""
         settings = replace(
             service.retriever.settings, corpus=base.corpus, index_dir=base.index_dir, metadata_rules=base.metadata
         )
@@ -146,21 +160,20 @@ def router(service: Service) -> APIRouter:
         def progress(done: int, total: int) -> None:
             build.embedded, build.to_embed = done, total
 
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)  # a background job, as `wenda index` is
         try:
             report = build_index(
                 settings, service.retriever.embedder, progress=False, warn=build.warnings.append, on_progress=progress
             )
             service.retrievers.get(retriever_name(base)).refresh()  # calibrated and live before the page says done
-            build.message = (
-                f"{len(report.added)} added, {len(report.changed)} changed, {len(report.removed)} removed; "
-                f"{report.embedded_chunks} passages embedded, {report.total_chunks} in all"
-            )
-            build.state = "done"
         except (WendaError, OSError) as exc:
-            build.state, build.message = "failed", str(exc)
+            build.message = str(exc)
             log.error("build of %s failed: %s", base.name, exc)
-        build.finished = time.time()
+            return False
+        build.message = (
+            f"{len(report.added)} added, {len(report.changed)} changed, {len(report.removed)} removed; "
+            f"{report.embedded_chunks} passages embedded, {report.total_chunks} in all"
+        )
+        return True
 
     @routes.get("/admin")
     async def page() -> FileResponse:
@@ -220,7 +233,7 @@ def router(service: Service) -> APIRouter:
                 indexed = live_manifest(base.index_dir).get("files", {}) if base.index_dir.is_dir() else {}
             except WendaError:
                 indexed = {}
-            admitted = admit(base.corpus, data, unquote(filename), digests(base.corpus, indexed))
+            admitted = admit(base.corpus, data, filename, digests(base.corpus, indexed))
             return {"source": admitted.source, "title": admitted.title}
 
         try:
@@ -244,10 +257,12 @@ def router(service: Service) -> APIRouter:
         authorized(request, change=True)
         base = base_of(name)
         with admin.lock:
-            if (admin.builds.get(name) or Build()).state == "running":
-                raise ApiError(409, f"{name!r} is being built already", "kb", "busy")
+            running = admin.builds.get(name)
+            if running is not None and running.state == "running":
+                running.again = True  # what changed since it started is built right after it
+                return asdict(running)
             build = admin.builds[name] = Build(state="running", started=time.time())
-        threading.Thread(target=run_build, args=(base, build), name=f"build-{name}", daemon=True).start()
+        threading.Thread(target=builds, args=(base, build), name=f"build-{name}", daemon=True).start()
         return asdict(build)
 
     @routes.get(PREFIX + "kbs/{name}/build")

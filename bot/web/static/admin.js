@@ -228,11 +228,12 @@
     }
   }
 
+  // A build asked for while one runs is run again after it by the server, so nothing uploaded is left out.
   async function startBuild(name) {
     try {
       await call("POST", "kbs/" + encodeURIComponent(name) + "/build");
     } catch (problem) {
-      if (!/being built/.test(problem.message)) return alert(problem.message);
+      return alert(problem.message);
     }
     watchBuild(name);
   }
