@@ -9,7 +9,7 @@ import shutil
 import sqlite3
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -255,10 +255,21 @@ def embed_into(
     return len(missing)
 
 
+class StoredTokens:
+    """Every chunk's stored tokens in id order, read from SQLite as they are iterated, on each pass anew."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __iter__(self) -> Iterator[list[str]]:
+        for (tokens,) in self.db.execute("SELECT tokens FROM tokens ORDER BY id"):
+            yield tokens.split()
+
+
 def lexical_index(db: sqlite3.Connection) -> LexicalIndex:
-    """BM25 over the stored tokens of every chunk (tokenizing happened once, at insert)."""
-    rows = db.execute("SELECT id, tokens FROM tokens ORDER BY id").fetchall()
-    return LexicalIndex.build([row[0] for row in rows], [row[1].split() for row in rows])
+    """BM25 over the stored tokens of every chunk (tokenizing happened once, at insert), streamed from SQLite."""
+    ids = [row[0] for row in db.execute("SELECT id FROM tokens ORDER BY id")]
+    return LexicalIndex.build(ids, StoredTokens(db))
 
 
 def open_base(index_dir: Path, report: BuildReport) -> store.Snapshot | None:

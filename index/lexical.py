@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -34,16 +35,20 @@ class LexicalIndex:
         self._model = model  # the bm25s.BM25 that built it (saving writes its files), None once loaded
 
     @classmethod
-    def build(cls, ids: list[int], token_lists: list[list[str]]) -> LexicalIndex:
+    def build(cls, ids: list[int], token_lists: Iterable[list[str]]) -> LexicalIndex:
+        """BM25 of the documents `token_lists` gives, in `ids` order. It is read twice (the vocabulary, then each
+        document's token numbers), so it may stream from storage: only the numbers of all documents are held,
+        not their words (at 1M chunks the words as Python strings were gigabytes)."""
         import bm25s  # building only
 
         model = bm25s.BM25()  # Lucene BM25, k1 1.5, b 0.75
-        # An empty token list still needs a document slot so positions keep matching `ids`.
-        documents = [tokens or [""] for tokens in token_lists]
+        # An empty token list still needs a document slot (the word "") so positions keep matching `ids`.
         # The vocabulary in sorted order (bm25s numbers it in set order, which changes with each process's string
         # hashing), so the same chunks always give the same files: a build is reproducible, locally or on Ray.
-        vocabulary = {token: number for number, token in enumerate(sorted({t for tokens in documents for t in tokens}))}
-        model.index(([[vocabulary[t] for t in tokens] for tokens in documents], vocabulary), show_progress=False)
+        words = sorted({word for tokens in token_lists for word in (tokens or [""])})
+        vocabulary = {word: number for number, word in enumerate(words)}
+        numbers = [[vocabulary[word] for word in (tokens or [""])] for tokens in token_lists]
+        model.index((numbers, vocabulary), show_progress=False)
         arrays = {name: model.scores[name] for name in ARRAY_FILES}
         return cls(model.vocab_dict, arrays, np.asarray(ids, dtype=np.int64), model)
 
