@@ -22,6 +22,7 @@ from pathlib import Path
 
 from .errors import UsageError, WendaError
 from .metadata import Rule, rules_from
+from .store import live_generation, live_manifest
 
 CONFIG_FILE = "wenda.toml"
 DEFAULT = "default"
@@ -187,8 +188,6 @@ def _write(path: Path, listed: dict) -> None:
 def status(base: KnowledgeBase) -> dict:
     """One knowledge base's files, passages, last build and status, read from its index's live manifest (no
     model loaded): a line of `wenda kb list`, a row of the management page."""
-    from .store import live_generation, live_manifest
-
     row = {"name": base.name, "title": base.title, "corpus": str(base.corpus), "index": str(base.index_dir)}
     try:
         generation = live_generation(base.index_dir) if base.index_dir.is_dir() else None

@@ -69,6 +69,17 @@ class Analysis:
     content_words: int
 
 
+def cleaned(questions: Sequence[str]) -> list[str]:
+    """The questions `clean_query` accepts, cleaned; the others (empty, over-long, control-only) left out."""
+    kept = []
+    for question in questions:
+        try:
+            kept.append(clean_query(question))
+        except QueryError:
+            continue
+    return kept
+
+
 class Retriever:
     """Loads the model and index once; `ask` is safe to call from several threads."""
 
@@ -192,13 +203,7 @@ class Retriever:
     def embed_ahead(self, questions: Sequence[str]) -> None:
         """Embed questions about to be asked in one model pass (cheaper per question than one pass each);
         `ask` then uses those vectors. Only the latest call's are kept."""
-        texts = []
-        for question in questions:
-            try:
-                texts.append(clean_query(question))
-            except QueryError:
-                continue
-        texts = list(dict.fromkeys(texts))
+        texts = list(dict.fromkeys(cleaned(questions)))
         self.embedder.use_threads(self.model_threads())
         self._ahead = dict(zip(texts, self.embed_questions(texts), strict=True)) if texts else {}
 
@@ -209,13 +214,7 @@ class Retriever:
     def understand(self, history: Sequence[str]) -> str | None:
         """The last turn of a conversation given as its raw questions (oldest first), as `ask` understood it:
         pass it to `ask` as `previous`. Empty, over-long or control-only entries are skipped."""
-        turns = []
-        for turn in history:
-            try:
-                turns.append(clean_query(turn))
-            except QueryError:
-                continue
-        return resolve_history(turns, self.snapshot.lexical, self.places)
+        return resolve_history(cleaned(history), self.snapshot.lexical, self.places)
 
     def resolve(self, question: str, previous: str | None) -> Resolution:
         """What to search for `question` after the previous turn's understood question (retrieval/followup.py)."""

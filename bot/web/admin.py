@@ -20,7 +20,6 @@ import logging
 import os
 import secrets
 import threading
-import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -53,8 +52,6 @@ class Build:
     to_embed: int = 0
     message: str = ""
     warnings: list[str] = field(default_factory=list)
-    started: float = 0.0
-    finished: float = 0.0
 
 
 class Admin:
@@ -147,7 +144,7 @@ def router(service: Service) -> APIRouter:
             failed = not run_build(base, build)
             with admin.lock:
                 if failed or not build.again:
-                    build.state, build.finished = ("failed" if failed else "done"), time.time()
+                    build.state = "failed" if failed else "done"
                     return
                 build.again, build.embedded, build.to_embed = False, 0, 0
 
@@ -261,7 +258,7 @@ def router(service: Service) -> APIRouter:
             if running is not None and running.state == "running":
                 running.again = True  # what changed since it started is built right after it
                 return asdict(running)
-            build = admin.builds[name] = Build(state="running", started=time.time())
+            build = admin.builds[name] = Build(state="running")
         threading.Thread(target=builds, args=(base, build), name=f"build-{name}", daemon=True).start()
         return asdict(build)
 
