@@ -406,8 +406,8 @@ def command_ask(args: argparse.Namespace) -> int:
     retriever = open_retriever(args)
     failed = False
     for lines in waiting_lines(sys.stdin.buffer):
-        # The questions already waiting go through the model in one pass: 17.6 instead of 20.8 ms a question
-        # (medians, dev + paraphrase + English, chunks of 16 against one at a time).
+        # The questions already waiting go through the model in one pass: cheaper per question (bench/cold_start.py,
+        # "per extra question": 19.0 -> 16.3 ms).
         retriever.embed_ahead([turn[0] for turn in map(batch_turn, lines) if isinstance(turn, tuple) and not turn[1]])
         for raw in lines:
             response = answer_line(retriever, raw, args.k)
