@@ -3,7 +3,7 @@
 
     PYTHONPATH=TREE .venv/bin/python bench/synthetic_generation.py INDEX_DIR [--paragraphs 92622] [--with-corpus corpus]
 
-Real chunking, jieba tokens, bm25s, SQLite and IVF-SQ8 past FLAT_LIMIT; only the embeddings are random
+Real chunking, jieba tokens, BM25, SQLite and IVF-SQ8 past FLAT_LIMIT; only the embeddings are random
 (embedding 92k chunks takes two hours on a 2-core machine), so it measures what depends on the bytes on disk:
 opening, verifying, loading, searching; not retrieval quality. With --with-corpus, that folder's chunks get
 real vectors, so its questions (bench/followups.py --latency-index) take the paths they take in real use.
@@ -12,17 +12,19 @@ real vectors, so its questions (bench/followups.py --latency-index) take the pat
 from __future__ import annotations
 
 import argparse
+import shutil
 from pathlib import Path
 
 import numpy as np
 from wenda.index import store
-from wenda.index.builder import insert_sources, lexical_index, scan_corpus
+from wenda.index.builder import SCRATCH, insert_sources, scan_corpus, vector_index, write_lexical
 from wenda.index.config import ChunkingParams
 from wenda.index.embeddings import BuiltinE5
 from wenda.index.isolation import Reading
 from wenda.index.passages import passage_files
 from wenda.index.probes import probe_profile
-from wenda.index.vectors import describe, fit, new_flat
+from wenda.index.scratch import PendingTexts
+from wenda.index.vectors import describe
 
 XWLB = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "xwlb.corpus.jsonl.gz"
 
@@ -48,19 +50,23 @@ def main() -> None:
     real = scan_corpus(args.with_corpus, print)[0] if args.with_corpus else {}
     files.update(real)
     tmp, db = store.new_generation(args.index_dir, None)
+    scratch = tmp / SCRATCH
+    scratch.mkdir()
+    pending = PendingTexts(scratch / "texts.sqlite")
     sources = sorted(files)
-    texts = insert_sources(
-        db, files, sources, 0, ChunkingParams(), lambda source, reason, _: print(source, reason), Reading(), {}
+    insert_sources(
+        db, files, sources, 0, ChunkingParams(), lambda source, reason, _: print(source, reason), Reading(), {}, pending
     )
+    texts = [text for _, batch in pending.batches(10_000) for text in batch]
     vectors = np.random.default_rng(0).normal(size=(len(texts), 384)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     if real:
         owners = [source for source, count in chunk_counts(db) for _ in range(count)]
         rows = [i for i, source in enumerate(owners) if source in real]
         vectors[rows] = BuiltinE5().embed_passages([texts[i] for i in rows])
-    index = new_flat(384)
-    index.add_with_ids(vectors, np.arange(len(texts), dtype=np.int64))
-    index = fit(index)
+    index = vector_index(None, iter([(np.arange(len(texts), dtype=np.int64), vectors)]), len(texts), 384, scratch)
+    pending.close()
+    shutil.rmtree(scratch)
     embedder = BuiltinE5()
     manifest = {
         "format_version": store.FORMAT_VERSION,
@@ -71,7 +77,8 @@ def main() -> None:
         "files": {source: files[source].fingerprint for source in sorted(files)},
         "next_id": len(texts),
     }
-    print(store.commit_generation(tmp, db, index, lexical_index(db), manifest))
+    write_lexical(db, tmp / store.LEXICAL)
+    print(store.commit_generation(tmp, db, index, manifest))
 
 
 if __name__ == "__main__":

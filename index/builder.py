@@ -9,6 +9,7 @@ import shutil
 import sqlite3
 import sys
 import time
+from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ import faiss
 import numpy as np
 from tqdm import tqdm
 
-from . import store
+from . import lexical, store
 from .cache import EmbeddingCache, disk_full
 from .chunking import chunk_paragraphs, paragraphs_of
 from .config import ChunkingParams, Settings
@@ -27,15 +28,16 @@ from .errors import DamagedIndexError, IndexFormatError, IndexMismatchError, Ind
 from .formats import SkippedFile
 from .formats.ocr import OcrOptions
 from .isolation import Progress, Reading
-from .lexical import LexicalIndex
 from .loader import Document, discover, others, read_document, sidecars, unsupported_reason
 from .metadata import SIDECAR, Rule, declared, read_sidecar, sidecar_of
 from .probes import probe_profile
+from .scratch import PendingTexts, VectorFile
 from .sources import OPENING_LINES, load_sources, source_info
 from .tokenization import tokenize
-from .vectors import describe, fit, new_flat
+from .vectors import all_vectors, becomes_ivf, build_ivf, describe, new_flat
 
 BATCH_SIZE = 256  # texts handed to the engine at once (work for each of its threads); each batch is a checkpoint
+SCRATCH = ".scratch"  # inside a generation being written: the texts to embed and vectors (index/scratch.py)
 
 
 @dataclass
@@ -70,8 +72,8 @@ class RemoteEmbedding(Protocol):
 
     description: str
 
-    def fill(self, texts: list[str], cache: EmbeddingCache, progress: bool) -> int:
-        """Embed the texts not in `cache` into it; return how many were embedded."""
+    def fill(self, pending: PendingTexts, cache: EmbeddingCache, progress: bool) -> int:
+        """Embed the pending texts not in `cache` into it; return how many were embedded."""
 
 
 @dataclass(frozen=True)
@@ -163,12 +165,13 @@ def insert_sources(
     skip: Callable[[str, str, str | None], None],
     reading: Reading,
     read: dict[str, dict],
+    pending: PendingTexts,
     warn: Callable[[str], None] = lambda line: None,
-) -> list[str]:
-    """Extract these files one at a time, each isolated (`reading`), and store their rows and tokens; return the
-    texts to embed, for ids next_id, next_id + 1, … A file that cannot be extracted is passed to `skip` with the
-    reason instead; how each file was read (pages, OCR, what was left out) goes into `read`, and to `warn`."""
-    texts: list[str] = []
+) -> None:
+    """Extract these files one at a time, each isolated (`reading`), and store their rows and tokens, and in
+    `pending` the texts to embed, for ids next_id, next_id + 1, … A file that cannot be extracted is passed to
+    `skip` with the reason instead; how each file was read (pages, OCR, what was left out) goes into `read`, and
+    to `warn`."""
     for source in sources:
         corpus_file = files[source]
         try:
@@ -210,49 +213,75 @@ def insert_sources(
             ],
         )
         for chunk in chunk_paragraphs(paragraphs, params):
-            chunk_id = next_id + len(texts)
+            chunk_id = next_id + len(pending)
             text = store.embedding_text(info.place, info.title, chunk.paragraph.section, chunk.text)
             db.execute(
                 "INSERT INTO chunks VALUES (?, ?, ?, ?, ?)",
                 (chunk_id, source, chunk.paragraph.number, chunk.start, chunk.end),
             )
             db.execute("INSERT INTO tokens VALUES (?, ?)", (chunk_id, " ".join(tokenize(text))))
-            texts.append(text)
-    return texts
+            pending.add(chunk_id, text)
 
 
-def embed_into(
-    vectors: faiss.Index,
-    texts: list[str],
-    first_id: int,
+def embed_missing(
+    pending: PendingTexts,
     embedder: Embedder,
     cache: EmbeddingCache,
     progress: bool,
     batch_size: int = BATCH_SIZE,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> int:
-    """Add the vectors of `texts` (ids from `first_id`), embedding only cache misses; return how many were.
-    Cached vectors go in first, so the progress bar (and `on_progress`) counts only the chunks that are
-    really embedded."""
-    missing: list[int] = []
-    for begin in range(0, len(texts), batch_size):
-        found = cache.get(texts[begin : begin + batch_size])
-        missing += [begin + i for i in range(min(batch_size, len(texts) - begin)) if i not in found]
-        if found:
-            positions = sorted(found)
-            vectors.add_with_ids(
-                np.stack([found[i] for i in positions]), np.array([first_id + begin + i for i in positions])
-            )
+    """Embed the pending texts the cache lacks into it; return how many. They are found first, so the progress
+    bar (and `on_progress`) counts only the chunks that are really embedded."""
+    missing = array("q")
+    for ids, texts in pending.batches(batch_size):
+        found = cache.get(texts)
+        missing.extend(chunk_id for i, chunk_id in enumerate(ids) if i not in found)
     with tqdm(total=len(missing), desc="embedding", unit="chunk", disable=not progress or not missing) as bar:
         for begin in range(0, len(missing), batch_size):
-            batch = missing[begin : begin + batch_size]
-            fresh = embedder.embed_passages([texts[i] for i in batch])
-            cache.put([texts[i] for i in batch], fresh)
-            vectors.add_with_ids(fresh, np.array([first_id + i for i in batch], dtype=np.int64))
-            bar.update(len(batch))
+            texts = pending.texts(list(missing[begin : begin + batch_size]))
+            cache.put(texts, embedder.embed_passages(texts))
+            bar.update(len(texts))
             if on_progress is not None:
-                on_progress(begin + len(batch), len(missing))
+                on_progress(begin + len(texts), len(missing))
     return len(missing)
+
+
+def pending_vectors(
+    pending: PendingTexts, embedder: Embedder, cache: EmbeddingCache, batch_size: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(ids, vectors) of the pending texts from the cache, a batch at a time in id order; a vector the cache
+    lost since (a damaged row it dropped) is embedded again."""
+    for ids, texts in pending.batches(batch_size):
+        found = cache.get(texts)
+        lost = [i for i in range(len(texts)) if i not in found]
+        if lost:
+            fresh = embedder.embed_passages([texts[i] for i in lost])
+            cache.put([texts[i] for i in lost], fresh)
+            found.update(zip(lost, fresh, strict=True))
+        yield np.array(ids, dtype=np.int64), np.stack([found[i] for i in range(len(texts))]).astype(np.float32)
+
+
+def vector_index(
+    base: faiss.Index | None, batches: Iterator[tuple[np.ndarray, np.ndarray]], added: int, dim: int, scratch: Path
+) -> faiss.Index:
+    """The vector index of the new generation: `base` (the previous one, its removed files gone) with the
+    `added` new vectors of `batches`; a Flat one that reaches FLAT_LIMIT becomes IVF-SQ8, trained on a sample of
+    all vectors kept in a scratch file, so that memory holds the 8-bit codes, never every float vector."""
+    if not becomes_ivf(base, (base.ntotal if base is not None else 0) + added):
+        index = base if base is not None else new_flat(dim)
+        for ids, vectors in batches:
+            index.add_with_ids(vectors, ids)
+        return index
+    source = VectorFile(scratch / "vectors.f32", dim)
+    try:
+        if base is not None:
+            source.append(*reversed(all_vectors(base)))
+        for ids, vectors in batches:
+            source.append(ids, vectors)
+        return build_ivf(source)
+    finally:
+        source.close()
 
 
 class StoredTokens:
@@ -266,10 +295,10 @@ class StoredTokens:
             yield tokens.split()
 
 
-def lexical_index(db: sqlite3.Connection) -> LexicalIndex:
+def write_lexical(db: sqlite3.Connection, folder: Path) -> None:
     """BM25 over the stored tokens of every chunk (tokenizing happened once, at insert), streamed from SQLite."""
-    ids = [row[0] for row in db.execute("SELECT id FROM tokens ORDER BY id")]
-    return LexicalIndex.build(ids, StoredTokens(db))
+    ids = (row[0] for row in db.execute("SELECT id FROM tokens ORDER BY id"))
+    lexical.write(folder, ids, StoredTokens(db))
 
 
 def open_base(index_dir: Path, report: BuildReport) -> store.Snapshot | None:
@@ -402,8 +431,8 @@ def write_generation(
     options: BuildOptions,
 ) -> Path:
     """Fill the temporary generation `tmp` with the changes in `report`, then commit it."""
-    vectors = previous.index if previous else new_flat(embedder.dim)
-    remove_sources(db, vectors, report.changed + report.removed)
+    if previous is not None:
+        remove_sources(db, previous.index, report.changed + report.removed)
     next_id = previous.manifest["next_id"] if previous else 0
 
     def skip(source: str, reason: str, detail: str | None) -> None:
@@ -421,29 +450,18 @@ def write_generation(
     read = {s: r for s, r in (previous.manifest.get("read", {}) if previous else {}).items() if s in files}
     reading = Reading(options=OcrOptions(cache=settings.ocr_cache), progress=ocr_progress(options.progress))
     todo = report.added + report.changed
-    texts = insert_sources(db, files, todo, next_id, settings.chunking, skip, reading, read, options.warn)
-    if not files:
-        raise WendaError(f"none of the documents in {settings.corpus} could be read (see the warnings above)")
-    cache = EmbeddingCache(settings.embedding_cache, json.dumps(embedder.signature(), sort_keys=True), embedder.dim)
-    embedding_started = time.perf_counter()
+    scratch = tmp / SCRATCH
+    scratch.mkdir()
+    pending = PendingTexts(scratch / "texts.sqlite")
     try:
-        if options.remote is not None:
-            report.embedded_chunks = options.remote.fill(texts, cache, options.progress)
-            report.embedded_on = options.remote.description if report.embedded_chunks else None
-        report.embedded_chunks += embed_into(
-            vectors, texts, next_id, embedder, cache, options.progress, options.batch_size, options.on_progress
-        )
-        if cache.repaired:
-            report.repaired.append(cache.repaired)
-        if cache.dropped:
-            report.repaired.append(
-                f"dropped {cache.dropped} damaged vector{'s' if cache.dropped > 1 else ''} from the embedding cache "
-                "and embedded them again"
-            )
+        insert_sources(db, files, todo, next_id, settings.chunking, skip, reading, read, pending, options.warn)
+        if not files:
+            raise WendaError(f"none of the documents in {settings.corpus} could be read (see the warnings above)")
+        added = len(pending)
+        vectors = embed_pending(settings, embedder, report, previous, pending, scratch, options)
     finally:
-        cache.close()
-    report.embed_seconds = time.perf_counter() - embedding_started
-    report.cached_chunks = len(texts) - report.embedded_chunks
+        pending.close()
+    shutil.rmtree(scratch)
     # which engines embedded the vectors of this generation, each with its certified agreement with the engine
     # that embeds questions (checked when the index is served: index.agreement.check_engines)
     engines = dict(previous.manifest.get("engines", {})) if previous is not None else {}
@@ -456,7 +474,6 @@ def write_generation(
         remove_sources(db, vectors, [source])
         del files[source]
         report.removed.append(source)
-    vectors = fit(vectors)
     live_manifest = store.live_manifest(settings.index_dir)  # read before the switch; also across --rebuild
     if live_manifest.get("model") == manifest["model"] and "servable_with" in live_manifest:
         manifest["servable_with"] = live_manifest["servable_with"]  # same building model, same agreement
@@ -466,13 +483,51 @@ def write_generation(
         vector_index=describe(vectors),
         files={source: files[source].fingerprint for source in sorted(files)},
         stats={source: files[source].document.stat for source in sorted(files) if files[source].document.stat},
-        next_id=next_id + len(texts),
+        next_id=next_id + added,
     )
     if manifest["stats"]:  # where the files were read, so readers can tell when a cited one changed; relative
         # to the index folder (readers check the corpus in use, WENDA_CORPUS: a copied pair reads its own files)
         manifest["corpus"] = os.path.relpath(settings.corpus.resolve(), settings.index_dir.resolve())
     report.total_chunks = int(vectors.ntotal)
-    return store.commit_generation(tmp, db, vectors, lexical_index(db), manifest)
+    write_lexical(db, tmp / store.LEXICAL)
+    return store.commit_generation(tmp, db, vectors, manifest)
+
+
+def embed_pending(
+    settings: Settings,
+    embedder: Embedder,
+    report: BuildReport,
+    previous: store.Snapshot | None,
+    pending: PendingTexts,
+    scratch: Path,
+    options: BuildOptions,
+) -> faiss.Index:
+    """Embed what the cache lacks of the pending texts (on the cluster with `options.remote`), then return the
+    vector index of the new generation holding them."""
+    cache = EmbeddingCache(settings.embedding_cache, json.dumps(embedder.signature(), sort_keys=True), embedder.dim)
+    embedding_started = time.perf_counter()
+    try:
+        if options.remote is not None:
+            report.embedded_chunks = options.remote.fill(pending, cache, options.progress)
+            report.embedded_on = options.remote.description if report.embedded_chunks else None
+        report.embedded_chunks += embed_missing(
+            pending, embedder, cache, options.progress, options.batch_size, options.on_progress
+        )
+        report.embed_seconds = time.perf_counter() - embedding_started
+        report.cached_chunks = len(pending) - report.embedded_chunks
+        batches = pending_vectors(pending, embedder, cache, options.batch_size)
+        base = previous.index if previous is not None else None
+        vectors = vector_index(base, batches, len(pending), embedder.dim, scratch)
+        if cache.repaired:
+            report.repaired.append(cache.repaired)
+        if cache.dropped:
+            report.repaired.append(
+                f"dropped {cache.dropped} damaged vector{'s' if cache.dropped > 1 else ''} from the embedding cache "
+                "and embedded them again"
+            )
+    finally:
+        cache.close()
+    return vectors
 
 
 def ocr_progress(progress: bool) -> Callable[[Progress], None] | None:

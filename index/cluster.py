@@ -12,6 +12,7 @@ import os
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +23,14 @@ from .config import Settings
 from .embeddings import BUILTIN, create_embedder
 from .errors import WendaError
 from .network import loopback
+from .scratch import PendingTexts
 
 LOCAL = None  # no address: a Ray instance of this machine alone, on loopback, for the build's duration
 CONNECT_TIMEOUT = 5.0  # seconds: a reachable head answers a TCP connect at once; fail fast on anything else
+# Texts sent to the cluster at a time: the driver holds a window, not the corpus (~30 MB of text), while each
+# window is hours of work for one actor and seconds for a cluster, so restarting the actor pool for each costs
+# little next to the embedding (a model load per actor and window).
+WINDOW = 50_000
 BATCHES_PER_BLOCK = 4  # rows per block = 4 batches: a few seconds of work, the unit resumed after a kill
 
 # Defaults, computed in `plan` from the cluster's resources:
@@ -187,30 +193,42 @@ class RayEmbedding:
         )
         self.description = self.where  # and, once a build ran, the actor pool it used
 
-    def fill(self, texts: list[str], cache: EmbeddingCache, progress: bool) -> int:
-        """Embed the texts without an intact vector in `cache` on the cluster, storing each block's vectors as
-        it arrives; return how many were embedded. Nothing is started when every text is cached."""
-        missing = cache.missing(texts)
-        if not missing:
+    def fill(self, pending: PendingTexts, cache: EmbeddingCache, progress: bool) -> int:
+        """Embed the pending texts without an intact vector in `cache` on the cluster, storing each block's vectors
+        as it arrives; return how many were embedded. The texts go to the cluster a window at a time, so the driver
+        holds one window, whatever the corpus. Nothing is started when every text is cached."""
+        windows = ((texts, cache.missing(texts)) for _, texts in pending.batches(WINDOW))  # looked up when sent
+        cached = 0
+        for texts, missing in windows:
+            if missing:
+                first = (texts, missing)
+                break
+            cached += len(texts)
+        else:
             return 0
         ray = self._connect()
+        embedded = 0
         try:
             nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
             chosen = plan(nodes, self.options, self.settings.embedding_model == BUILTIN)
             self.description = f"{self.where} ({chosen.describe()})"
             expected = identity_key(json.loads(cache.model))
-            with tqdm(total=len(missing), desc="embedding on Ray", unit="chunk", disable=not progress) as bar:
-                for batch in self._vectors(ray, texts, missing, chosen):
-                    if set(batch["model"]) != {expected}:
-                        raise WendaError(
-                            "the Ray workers load a different embedding model (or version) than this machine: "
-                            f"install the same Wenda and model on every node ({self.settings.embedding_model})"
-                        )
-                    cache.put([texts[i] for i in batch["i"]], batch["vector"])
-                    bar.update(len(batch["i"]))
+            bar = tqdm(total=len(pending), initial=cached, desc="embedding on Ray", unit="chunk", disable=not progress)
+            with bar:
+                for texts, missing in chain([first], windows):
+                    for batch in self._vectors(ray, texts, missing, chosen):
+                        if set(batch["model"]) != {expected}:
+                            raise WendaError(
+                                "the Ray workers load a different embedding model (or version) than this machine: "
+                                f"install the same Wenda and model on every node ({self.settings.embedding_model})"
+                            )
+                        cache.put([texts[i] for i in batch["i"]], batch["vector"])
+                        bar.update(len(batch["i"]))
+                    embedded += len(missing)
+                    bar.update(len(texts) - len(missing))
         finally:
             ray.shutdown()
-        return len(missing)
+        return embedded
 
     def _connect(self):  # noqa: ANN202 - the ray module, connected
         address = self.options.address

@@ -1,26 +1,32 @@
 """BM25 over jieba tokens, keyed by chunk id and saved inside each index generation.
 
-bm25s computes the score matrix when an index is built; answering reads its saved arrays with numpy and sums
-them the way bm25s does, so that a question imports neither bm25s nor the scipy it brings (0.15 s of every
-CLI question's start).
+The files are bm25s's (Lucene BM25, its array and vocabulary files, which bm25s itself loads); `write` computes
+them out of core, in bounded memory whatever the corpus (bm25s holds every document's token numbers and the
+whole matrix three times over: 10.9 GB at a million chunks), and answering reads them with numpy and sums them
+the way bm25s does, so that a question imports neither bm25s nor the scipy it brings (0.15 s of every CLI
+question's start). tests/test_lexical.py checks the files byte for byte against bm25s's own.
 """
 
 from __future__ import annotations
 
 import json
-import logging
+import math
+import tempfile
+from array import array
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-
-logging.getLogger("bm25s").setLevel(logging.ERROR)
 
 IDS_FILE = "ids.npy"
 # bm25s's file names (BM25.save / BM25.load), so either can read what the other wrote.
 PARAMS_FILE, VOCAB_FILE = "params.index.json", "vocab.index.json"
 ARRAY_FILES = {"data": "data.csc.index.npy", "indices": "indices.csc.index.npy", "indptr": "indptr.csc.index.npy"}
+K1, B = 1.5, 0.75  # Lucene's defaults, bm25s's too
+# (word, document) pairs sorted at once while writing: ~40 bytes each at the peak, so ~80 MB of working memory
+# whatever the size of the corpus (measured: bench/million.py).
+BLOCK_PAIRS = 2_000_000
+PARAMS = {"k1": K1, "b": B, "delta": 0.5, "method": "lucene", "idf_method": "lucene", "dtype": "float32"}
 
 
 class LexicalIndex:
@@ -28,36 +34,10 @@ class LexicalIndex:
     tokens, and column t of the score matrix (CSC: `data`, `indices`, `indptr`) holds token t's score in
     every document that has it."""
 
-    def __init__(self, vocabulary: dict[str, int], arrays: dict[str, np.ndarray], ids: np.ndarray, model: Any = None):
+    def __init__(self, vocabulary: dict[str, int], arrays: dict[str, np.ndarray], ids: np.ndarray):
         self.vocabulary = vocabulary
         self.data, self.indices, self.indptr = arrays["data"], arrays["indices"], arrays["indptr"]
         self.ids = ids
-        self._model = model  # the bm25s.BM25 that built it (saving writes its files), None once loaded
-
-    @classmethod
-    def build(cls, ids: list[int], token_lists: Iterable[list[str]]) -> LexicalIndex:
-        """BM25 of the documents `token_lists` gives, in `ids` order. It is read twice (the vocabulary, then each
-        document's token numbers), so it may stream from storage: only the numbers of all documents are held,
-        not their words (at 1M chunks the words as Python strings were gigabytes)."""
-        import bm25s  # building only
-
-        model = bm25s.BM25()  # Lucene BM25, k1 1.5, b 0.75
-        # An empty token list still needs a document slot (the word "") so positions keep matching `ids`.
-        # The vocabulary in sorted order (bm25s numbers it in set order, which changes with each process's string
-        # hashing), so the same chunks always give the same files: a build is reproducible, locally or on Ray.
-        words = sorted({word for tokens in token_lists for word in (tokens or [""])})
-        vocabulary = {word: number for number, word in enumerate(words)}
-        numbers = [[vocabulary[word] for word in (tokens or [""])] for tokens in token_lists]
-        model.index((numbers, vocabulary), show_progress=False)
-        arrays = {name: model.scores[name] for name in ARRAY_FILES}
-        return cls(model.vocab_dict, arrays, np.asarray(ids, dtype=np.int64), model)
-
-    def save(self, path: Path) -> None:
-        if self._model is None:
-            raise RuntimeError("a loaded BM25 index is saved by copying its folder, not through LexicalIndex.save")
-        path.mkdir(parents=True, exist_ok=True)
-        self._model.save(str(path), show_progress=False)
-        np.save(path / IDS_FILE, self.ids)
 
     @classmethod
     def load(cls, path: Path, mmap: bool = False) -> LexicalIndex:
@@ -106,3 +86,147 @@ class LexicalIndex:
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.argsort(-scores[top])]
         return [(int(self.ids[i]), float(scores[i])) for i in top if scores[i] > 0]
+
+
+def write(path: Path, ids: Iterable[int], token_lists: Iterable[list[str]], block_pairs: int = BLOCK_PAIRS) -> None:
+    """Write the BM25 index of the documents `token_lists` gives (in `ids` order) into the folder `path`.
+
+    `token_lists` is read twice and may stream from storage: first the vocabulary and the lengths, then each
+    document's (word, document, count) triples, sorted a block at a time into runs on disk; the score matrix is
+    then written column range by column range from the runs. Held in memory: the vocabulary, a number per
+    document and one block. An empty document counts as the one word "" (so positions keep matching `ids`), as
+    in bm25s; the vocabulary is numbered in sorted order, so the same chunks always give the same files."""
+    path.mkdir(parents=True, exist_ok=True)
+    ids = np.fromiter(ids, dtype=np.int64)
+    words: set[str] = set()
+    lengths = array("q")
+    for tokens in token_lists:
+        words.update(tokens or ("",))
+        lengths.append(len(tokens) or 1)
+    if len(lengths) != len(ids):
+        raise ValueError(f"{len(ids)} ids for {len(lengths)} documents")
+    vocabulary = {word: number for number, word in enumerate(sorted(words))}
+    del words
+    with tempfile.TemporaryDirectory(dir=path, prefix=".runs-") as scratch:
+        runs, frequencies = _sorted_runs(Path(scratch), token_lists, vocabulary, len(lengths), block_pairs)
+        indptr = np.zeros(len(vocabulary) + 1, dtype=np.int64)
+        np.cumsum(frequencies, out=indptr[1:])
+        lengths_array = np.frombuffer(lengths, dtype=np.int64)
+        average = lengths_array.mean() if len(lengths_array) else 0.0
+        _write_columns(path, runs, indptr, _idf(frequencies, len(lengths)), lengths_array, average, block_pairs)
+    np.save(path / ARRAY_FILES["indptr"], indptr)
+    np.save(path / IDS_FILE, ids)
+    if "" not in vocabulary:  # bm25s's placeholder for queries without a known word
+        vocabulary[""] = len(vocabulary)
+    (path / VOCAB_FILE).write_text(json.dumps(vocabulary, ensure_ascii=False), encoding="utf-8")
+    params = {**PARAMS, "int_dtype": "int32", "num_docs": len(lengths), "version": "wenda", "backend": "numpy"}
+    (path / PARAMS_FILE).write_text(json.dumps(params, indent=4), encoding="utf-8")
+
+
+class _Run:
+    """One block's (word, document, count) triples sorted by word then document, in three raw files, and where
+    each word's entries start (`starts`, one more than the vocabulary)."""
+
+    def __init__(self, folder: Path, number: int, words: np.ndarray, documents: np.ndarray, counts: np.ndarray):
+        self.files = {name: folder / f"{number}.{name}" for name in ("words", "documents", "counts", "starts")}
+        for name, values in (("words", words), ("documents", documents), ("counts", counts)):
+            values.tofile(self.files[name])
+
+    def set_starts(self, starts: np.ndarray) -> None:
+        starts.astype(np.int64).tofile(self.files["starts"])
+
+    def span(self, first: int, last: int) -> tuple[int, int]:
+        """Entries of words first … last − 1."""
+        begin, end = (np.fromfile(self.files["starts"], np.int64, count=1, offset=8 * i)[0] for i in (first, last))
+        return int(begin), int(end)
+
+    def read(self, name: str, begin: int, end: int) -> np.ndarray:
+        dtype = np.float32 if name == "counts" else np.int32
+        return np.fromfile(self.files[name], dtype=dtype, count=end - begin, offset=4 * begin)
+
+
+def _sorted_runs(
+    folder: Path, token_lists: Iterable[list[str]], vocabulary: dict[str, int], documents: int, block_pairs: int
+) -> tuple[list[_Run], np.ndarray]:
+    """The runs of (word, document, count), a block of ≥ `block_pairs` tokens each, and every word's document
+    frequency."""
+    frequencies = np.zeros(len(vocabulary), dtype=np.int64)
+    runs: list[_Run] = []
+    pending, first, document = array("i"), 0, 0
+    sizes = array("q")
+
+    def flush() -> None:
+        nonlocal pending, first, sizes
+        if not len(sizes):
+            return
+        numbers = np.frombuffer(pending, dtype=np.int32).astype(np.int64)
+        owners = np.repeat(np.arange(first, first + len(sizes), dtype=np.int64), np.frombuffer(sizes, np.int64))
+        keys, counts = np.unique(numbers * documents + owners, return_counts=True)
+        words = (keys // documents).astype(np.int32)
+        frequencies[:] += np.bincount(words, minlength=len(vocabulary))
+        runs.append(_Run(folder, len(runs), words, (keys % documents).astype(np.int32), counts.astype(np.float32)))
+        runs[-1].set_starts(np.searchsorted(words, np.arange(len(vocabulary) + 1)))
+        pending, first, sizes = array("i"), first + len(sizes), array("q")
+
+    for tokens in token_lists:
+        pending.extend([vocabulary[word] for word in tokens or ("",)])
+        sizes.append(len(tokens) or 1)
+        document += 1
+        if len(pending) >= block_pairs:
+            flush()
+    flush()
+    if document != documents:
+        raise ValueError(f"the documents changed between two readings: {documents}, then {document}")
+    return runs, frequencies
+
+
+def _idf(frequencies: np.ndarray, documents: int) -> np.ndarray:
+    """Lucene IDF per word, float32, computed with math.log per distinct frequency as bm25s does (numpy's log
+    may differ from it in the last bit)."""
+    distinct, where = np.unique(frequencies, return_inverse=True)
+    values = np.array([math.log(1 + (documents - df + 0.5) / (df + 0.5)) for df in distinct.tolist()])
+    return values.astype(np.float32)[where]
+
+
+def _write_columns(
+    path: Path,
+    runs: list[_Run],
+    indptr: np.ndarray,
+    idf: np.ndarray,
+    lengths: np.ndarray,
+    average: float,
+    block_pairs: int,
+) -> None:
+    """Write the data and indices arrays (.npy) column range by column range, each range ≤ `block_pairs`
+    entries (or one word): the entries of each run for the range, ordered by word then document, scored as
+    bm25s scores them (float64 arithmetic, stored as float32)."""
+    total = int(indptr[-1])
+    outputs = {
+        name: open(path / ARRAY_FILES[name], "wb")  # noqa: SIM115 - both closed below
+        for name in ("data", "indices")
+    }
+    try:
+        for name, dtype in (("data", "<f4"), ("indices", "<i4")):
+            header = {"descr": dtype, "fortran_order": False, "shape": (total,)}
+            np.lib.format.write_array_header_1_0(outputs[name], header)
+        columns = len(indptr) - 1
+        first = 0
+        while first < columns:
+            last = max(first + 1, int(np.searchsorted(indptr, indptr[first] + block_pairs, side="right")) - 1)
+            last = min(last, columns)
+            parts = []
+            for run in runs:
+                begin, end = run.span(first, last)
+                if end > begin:
+                    parts.append([run.read(name, begin, end) for name in ("words", "documents", "counts")])
+            words, documents, counts = (np.concatenate([part[i] for part in parts]) for i in range(3))
+            order = np.argsort(words, kind="stable")  # runs are in document order: stable keeps it per word
+            words, documents, counts = words[order], documents[order], counts[order]
+            norm = K1 * ((1 - B) + B * lengths[documents] / average)
+            scores = (idf[words] * (counts / (norm + counts))).astype(np.float32)
+            outputs["data"].write(scores.tobytes())
+            outputs["indices"].write(documents.astype(np.int32).tobytes())
+            first = last
+    finally:
+        for output in outputs.values():
+            output.close()

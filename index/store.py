@@ -503,14 +503,12 @@ def new_generation(index_dir: Path, previous: Snapshot | None) -> tuple[Path, sq
     return path, db
 
 
-def commit_generation(
-    tmp: Path, db: sqlite3.Connection, index: faiss.Index, lexical: LexicalIndex, manifest: dict
-) -> Path:
-    """Write vectors, BM25 and manifest (with checksums of all), make everything durable, then switch CURRENT."""
+def commit_generation(tmp: Path, db: sqlite3.Connection, index: faiss.Index, manifest: dict) -> Path:
+    """Write vectors and manifest (with checksums of all files, BM25's written before), make everything durable,
+    then switch CURRENT."""
     db.commit()
     db.close()
     faiss.write_index(index, str(tmp / VECTORS))
-    lexical.save(tmp / LEXICAL)
     files = [p for p in sorted(tmp.rglob("*")) if p.is_file()]
     for path in [*files, tmp / LEXICAL]:
         _fsync(path)  # durable before their checksums are: a crash never leaves a manifest vouching for lost data

@@ -12,6 +12,8 @@ import math
 import faiss
 import numpy as np
 
+from .scratch import VectorFile
+
 # Past this many vectors exact search stops fitting the query budget on 2 cores, so the index is rebuilt
 # as IVF-SQ8. Measured (bench/query_profile.py): exact top-100 search took 13.5 ms of a 32.5 ms query (p50) at 93k,
 # where the budget is 30 ms; at 50k it costs ~5 ms next to ~14 ms for embedding the question.
@@ -19,6 +21,7 @@ FLAT_LIMIT = 50_000
 RECALL_TARGET = 0.98  # recall@10 against exact search that nprobe is tuned for
 TUNING_QUERIES = 200
 SEED = 0
+BLOCK = 50_000  # vectors added, or scanned for the exact answers, at a time: 77 MB of float32
 
 
 def new_flat(dim: int) -> faiss.Index:
@@ -42,53 +45,73 @@ def all_vectors(index: faiss.Index) -> tuple[np.ndarray, np.ndarray]:
     return ids, vectors
 
 
-def build_ivf(ids: np.ndarray, vectors: np.ndarray) -> faiss.IndexIVFScalarQuantizer:
-    """IVF-SQ8 trained on a sample of `vectors`, holding all of them, with nprobe tuned."""
-    dim = vectors.shape[1]
-    nlist = nlist_for(len(vectors))
-    quantizer = faiss.IndexFlatIP(dim)
+def build_ivf(source: VectorFile) -> faiss.IndexIVFScalarQuantizer:
+    """IVF-SQ8 trained on a sample of the vectors in `source`, holding all of them (added a block at a time),
+    with nprobe tuned: memory for the sample and the 8-bit codes, not for the float vectors."""
+    nlist = nlist_for(len(source))
+    quantizer = faiss.IndexFlatIP(source.dim)
     ivf = faiss.IndexIVFScalarQuantizer(
-        quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
+        quantizer, source.dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
     )
     rng = np.random.default_rng(SEED)
-    sample = vectors[rng.choice(len(vectors), min(len(vectors), 64 * nlist), replace=False)]
-    ivf.train(sample)
+    ivf.train(_rows(source, rng.choice(len(source), min(len(source), 64 * nlist), replace=False)))
     ivf.set_direct_map_type(faiss.DirectMap.Hashtable)  # reconstruct(id) and remove_ids by id
-    ivf.add_with_ids(vectors, ids)
-    ivf.nprobe = tune_nprobe(ivf, ids, vectors)
+    for ids, vectors in source.blocks(BLOCK):
+        ivf.add_with_ids(vectors, ids)
+    ivf.nprobe = tune_nprobe(ivf, source)
     return for_queries(ivf)
 
 
-def tune_nprobe(ivf: faiss.IndexIVF, ids: np.ndarray, vectors: np.ndarray, k: int = 10) -> int:
+def _rows(source: VectorFile, positions: np.ndarray) -> np.ndarray:
+    """The vectors at `positions`, in that order (read in file order)."""
+    order = np.argsort(positions)
+    found = source.rows(positions[order])
+    rows = np.empty_like(found)
+    rows[order] = found
+    return rows
+
+
+def tune_nprobe(ivf: faiss.IndexIVF, source: VectorFile, k: int = 10) -> int:
     """Smallest power-of-two nprobe whose recall@k against exact search reaches RECALL_TARGET, or at which
     recall stops rising (8-bit codes cap it below the target on data with many near-equal neighbours).
 
-    Queries are stored vectors, left out of their own answers: held-out points of the same distribution."""
+    Queries are stored vectors, left out of their own answers: held-out points of the same distribution. The
+    exact answers are found a block of `source` at a time."""
     rng = np.random.default_rng(SEED + 1)
-    rows = rng.choice(len(vectors), min(TUNING_QUERIES, len(vectors)), replace=False)
-    exact = faiss.IndexFlatIP(vectors.shape[1])
-    exact.add(vectors)
-    _, truth = exact.search(vectors[rows], k + 1)
-    truth = _without_self(truth, rows, k)
-    position = {int(chunk_id): row for row, chunk_id in enumerate(ids)}
+    rows = rng.choice(len(source), min(TUNING_QUERIES, len(source)), replace=False)
+    queries = _rows(source, rows)
+    ids = source.all_ids()
+    truth = _without_self(exact_search(queries, source, k + 1), ids[rows], k)
     nprobe, previous = 1, 0.0
     while nprobe < ivf.nlist:
         ivf.nprobe = nprobe
-        _, found = ivf.search(vectors[rows], k + 1)
-        found = np.vectorize(lambda chunk_id: position.get(int(chunk_id), -1))(found)
-        current = recall(_without_self(found, rows, k), truth)
+        _, found = ivf.search(queries, k + 1)
+        current = recall(_without_self(found, ids[rows], k), truth)
         if current >= RECALL_TARGET or current - previous < 0.002:
             return nprobe
         nprobe, previous = nprobe * 2, current
     return ivf.nlist
 
 
-def _without_self(neighbours: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
-    return np.array([[n for n in found if n != row][:k] for found, row in zip(neighbours, rows, strict=True)])
+def exact_search(queries: np.ndarray, source: VectorFile, k: int) -> np.ndarray:
+    """Ids of the `k` vectors of `source` with the highest inner product with each query, best first."""
+    best_scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
+    best_ids = np.full((len(queries), k), -1, dtype=np.int64)
+    for ids, vectors in source.blocks(BLOCK):
+        scores = np.concatenate([best_scores, queries @ vectors.T], axis=1)
+        owners = np.concatenate([best_ids, np.broadcast_to(ids, (len(queries), len(ids)))], axis=1)
+        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        top = np.take_along_axis(top, np.argsort(-np.take_along_axis(scores, top, 1), axis=1), 1)
+        best_scores, best_ids = np.take_along_axis(scores, top, 1), np.take_along_axis(owners, top, 1)
+    return best_ids
+
+
+def _without_self(neighbours: np.ndarray, own: np.ndarray, k: int) -> np.ndarray:
+    return np.array([[n for n in found if n != mine][:k] for found, mine in zip(neighbours, own, strict=True)])
 
 
 def recall(found: np.ndarray, truth: np.ndarray) -> float:
-    """Mean share of the exact top-k that the approximate top-k also holds (positions, not ids)."""
+    """Mean share of the exact top-k that the approximate top-k also holds."""
     return float(np.mean([len(set(f) & set(t)) / len(t) for f, t in zip(found, truth, strict=True)]))
 
 
@@ -108,8 +131,7 @@ def describe(index: faiss.Index) -> dict:
     return {"type": "flat"}
 
 
-def fit(index: faiss.Index) -> faiss.Index:
-    """The right type for the index's size: a Flat index that outgrew FLAT_LIMIT becomes IVF-SQ8."""
-    if not is_ivf(index) and index.ntotal >= FLAT_LIMIT:
-        return build_ivf(*all_vectors(index))
-    return index
+def becomes_ivf(base: faiss.Index | None, total: int) -> bool:
+    """Whether the next generation, `total` vectors, needs a new IVF-SQ8 index: Flat below FLAT_LIMIT, an IVF
+    one stays IVF and takes its new vectors into its lists."""
+    return total >= FLAT_LIMIT and not (base is not None and is_ivf(base))

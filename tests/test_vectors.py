@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from wenda.index import store, vectors
 from wenda.index.config import Settings
+from wenda.index.scratch import VectorFile
 from wenda.retrieval.retriever import Retriever
 
 from tests.conftest import SEED_CORPUS, build
@@ -19,9 +20,19 @@ def clustered(count: int, dim: int = 64, seed: int = 0) -> np.ndarray:
     return (data / np.linalg.norm(data, axis=1, keepdims=True)).astype(np.float32)
 
 
-def test_ivf_reaches_recall_target_against_exact_search() -> None:
+def scratch_file(folder: Path, data: np.ndarray, block: int = 7_000) -> VectorFile:
+    source = VectorFile(folder / "vectors.f32", data.shape[1])
+    for begin in range(0, len(data), block):
+        source.append(np.arange(begin, min(begin + block, len(data)), dtype=np.int64), data[begin : begin + block])
+    return source
+
+
+def test_ivf_reaches_recall_target_against_exact_search(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Trained on a sample and filled a block at a time from a scratch file (blocks smaller than the data)."""
+    monkeypatch.setattr(vectors, "BLOCK", 3_000)
     data = clustered(20_000)
-    ivf = vectors.build_ivf(np.arange(20_000, dtype=np.int64), data)
+    ivf = vectors.build_ivf(scratch_file(tmp_path, data))
+    assert ivf.ntotal == 20_000
     queries = clustered(300, seed=1)
     exact = vectors.new_flat(64)
     exact.add_with_ids(data, np.arange(20_000, dtype=np.int64))
@@ -31,10 +42,20 @@ def test_ivf_reaches_recall_target_against_exact_search() -> None:
     assert ivf.nprobe < ivf.nlist
 
 
-def test_fit_keeps_small_indexes_exact() -> None:
+def test_exact_search_by_blocks_matches_faiss(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(vectors, "BLOCK", 1_000)
+    data, queries = clustered(5_000), clustered(50, seed=2)
+    exact = vectors.new_flat(64)
+    exact.add_with_ids(data, np.arange(5_000, dtype=np.int64))
+    _, truth = exact.search(queries, 11)
+    found = vectors.exact_search(queries, scratch_file(tmp_path, data, block=777), 11)
+    assert vectors.recall(found, truth) > 0.999  # equal up to the order of exact ties
+
+
+def test_small_indexes_stay_exact_and_ivf_stays_ivf() -> None:
     flat = vectors.new_flat(64)
-    flat.add_with_ids(clustered(100), np.arange(100, dtype=np.int64))
-    assert vectors.fit(flat) is flat and vectors.describe(flat) == {"type": "flat"}
+    assert not vectors.becomes_ivf(None, vectors.FLAT_LIMIT - 1) and vectors.becomes_ivf(None, vectors.FLAT_LIMIT)
+    assert vectors.becomes_ivf(flat, vectors.FLAT_LIMIT) and vectors.describe(flat) == {"type": "flat"}
 
 
 def test_large_index_becomes_ivf_and_still_answers_and_updates(
