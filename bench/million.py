@@ -20,6 +20,7 @@ import argparse
 import gzip
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -33,6 +34,7 @@ from report import ROOT, save, update_table
 XWLB = ROOT.parent / "shared" / "data" / "xwlb.corpus.jsonl.gz"
 CMRC = ROOT.parent / "shared" / "eval" / "cmrc2018.qa.jsonl.gz"
 PER_FILE = 100
+STAGE = re.compile(r"stage (\w+): ([\d.]+) s")
 COLUMNS = [
     ("passages", lambda r: f"{r['passages']:,}"),
     ("chunks", lambda r: f"{r['chunks']:,}"),
@@ -41,8 +43,14 @@ COLUMNS = [
     ("index on disk", lambda r: f"{r['disk_mb']:,.0f} MB"),
     ("vector index", lambda r: r["vector_index"]),
     ("per extra question", lambda r: f"{r['per_question_ms']:.1f} ms"),
+    ("answering 200 questions: peak RSS", lambda r: f"{r['serving_rss_mb']:,} MB" if "serving_rss_mb" in r else "—"),
+    ("stages: seconds / peak MB", lambda r: stage_cell(r.get("stages", {}))),
     ("command", lambda r: f"`{r['command']}`"),
 ]
+
+
+def stage_cell(stages: dict) -> str:
+    return "; ".join(f"{name} {s['seconds']:.0f} s / {s['peak_mb']:,}" for name, s in stages.items()) or "—"
 
 
 def table(rows: list[dict]) -> None:
@@ -78,39 +86,65 @@ def tree_rss_mb(pid: int) -> float:
     return total / 1024
 
 
-def run_measured(command: list[str], env: dict) -> tuple[float, float, str]:
-    """Wall seconds, peak process-tree RSS (MB) and stdout of a command."""
+def run_measured(command: list[str], env: dict, stdin: bytes | None = None) -> tuple[float, float, str, dict]:
+    """Wall seconds, peak process-tree RSS (MB), output, and per stage {"seconds", "peak_mb"} of a command whose
+    stderr says "stage NAME: S s" as each stage ends (`wenda index -v`): the memory samples are split at the
+    times those lines arrive."""
     started = time.perf_counter()
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    peak = [0.0]
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    samples: list[tuple[float, float]] = []
+    ends: list[tuple[float, str, float]] = []
+    errors: list[str] = []
 
     def sample() -> None:
         while process.poll() is None:
-            peak[0] = max(peak[0], tree_rss_mb(process.pid))
+            samples.append((time.perf_counter(), tree_rss_mb(process.pid)))
             time.sleep(0.2)
 
-    watcher = threading.Thread(target=sample, daemon=True)
-    watcher.start()
-    out, err = process.communicate()
-    watcher.join()
+    def read_errors() -> None:
+        for raw in process.stderr:
+            line = raw.decode("utf-8", "replace")
+            errors.append(line)
+            if match := STAGE.match(line):
+                ends.append((time.perf_counter(), match[1], float(match[2])))
+
+    threads = [threading.Thread(target=sample, daemon=True), threading.Thread(target=read_errors, daemon=True)]
+    for thread in threads:
+        thread.start()
+    if stdin is not None:
+        process.stdin.write(stdin)
+    process.stdin.close()
+    out = process.stdout.read().decode("utf-8", "replace")
+    process.wait()
+    for thread in threads:
+        thread.join()
     if process.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed:\n{err[-3000:]}")
-    return time.perf_counter() - started, peak[0], out + err
+        raise SystemExit(f"{' '.join(command)} failed:\n{''.join(errors)[-3000:]}")
+    stages, begin = {}, started
+    for end, name, seconds in ends:
+        inside = [rss for when, rss in samples if begin <= when <= end + 0.2]
+        stages[name] = {"seconds": seconds, "peak_mb": round(max(inside, default=0.0))}
+        begin = end
+    peak = max((rss for _, rss in samples), default=0.0)
+    return time.perf_counter() - started, peak, out + "".join(errors), stages
 
 
-def question_cost(env: dict) -> float:
-    """Milliseconds each extra question costs in a `wenda ask --json` batch (200 CMRC questions against 1)."""
+def question_cost(env: dict) -> tuple[float, float]:
+    """Milliseconds each extra question costs in a `wenda ask --json` batch (200 CMRC questions against 1), and
+    the peak RSS (MB) of answering the 200."""
     with gzip.open(CMRC, "rt", encoding="utf-8") as handle:
         questions = [q for q in (json.loads(line)["question"].strip() for line in handle) if q][:200]
     wenda = [sys.executable, "-m", "wenda.bot.cli", "ask", "--json"]
-    times = {}
+    times, peaks = {}, []
     for size in (1, len(questions), 1, len(questions)):
         lines = "".join(q + "\n" for q in questions[:size]).encode()
-        started = time.perf_counter()
-        subprocess.run(wenda, input=lines, cwd=ROOT, env=env, check=True, capture_output=True)
-        times.setdefault(size, []).append(time.perf_counter() - started)
+        seconds, peak, _, _ = run_measured(wenda, env, stdin=lines)
+        times.setdefault(size, []).append(seconds)
+        peaks.append(peak)
     one, many = min(times[1]), min(times[len(questions)])
-    return (many - one) / (len(questions) - 1) * 1000
+    return (many - one) / (len(questions) - 1) * 1000, max(peaks)
 
 
 def main() -> None:
@@ -129,9 +163,10 @@ def main() -> None:
             "WENDA_CORPUS": str(folder / "corpus"),
             "WENDA_INDEX_DIR": str(folder / "index"),
         }
-        seconds, peak, said = run_measured([sys.executable, "-m", "wenda.bot.cli", "index", "-q"], env)
+        seconds, peak, said, stages = run_measured([sys.executable, "-m", "wenda.bot.cli", "index", "-q", "-v"], env)
         manifest = json.loads(next((folder / "index").glob("gen-*/manifest.json")).read_text())
         disk = sum(p.stat().st_size for p in (folder / "index").rglob("*") if p.is_file()) / 2**20
+        per_question, serving = question_cost(env)
         row = {
             "passages": size,
             "chunks": manifest["chunks"],
@@ -139,7 +174,9 @@ def main() -> None:
             "peak_rss_mb": round(peak),
             "disk_mb": round(disk),
             "vector_index": manifest.get("vector_index", {}).get("type", "flat"),
-            "per_question_ms": round(question_cost(env), 1),
+            "per_question_ms": round(per_question, 1),
+            "serving_rss_mb": round(serving),
+            "stages": stages,
             "said": said.strip().splitlines()[-1:],
         }
         print(json.dumps(row, ensure_ascii=False), flush=True)

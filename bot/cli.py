@@ -76,7 +76,7 @@ def builder(
 ) -> Callable[[bool], BuildReport]:
     """A function that updates the index (printing its report) with the model loaded once, at the build priority;
     with `remote`, the chunks are embedded there and the model here only checks and probes; `verbose` prints what
-    a reader raised on each file it failed on (otherwise only in the build log)."""
+    a reader raised on each file it failed on (otherwise only in the build log) and each stage's time as it ends."""
     # before the model starts its threads: they inherit the priority of the thread that starts them
     how = runtime.lower_priority() if settings.index_priority == "low" else "normal priority"
     embedder = embedder_for(settings)
@@ -93,6 +93,7 @@ def builder(
             warn=warn,
             batch_size=batch_size or BATCH_SIZE,
             remote=remote,
+            on_stage=(lambda stage, seconds: warn(f"stage {stage}: {seconds:.1f} s")) if verbose else None,
         )
         if report.embedded_chunks and not report.embedded_on and not quiet:
             warn(f"embedded on {threads} thread{'s' if threads > 1 else ''}, {how}")
@@ -642,7 +643,10 @@ def parser() -> argparse.ArgumentParser:
         help="index links in the corpus to files outside it (skipped by default; WENDA_FOLLOW_SYMLINKS=1)",
     )
     index.add_argument(
-        "-v", "--verbose", action="store_true", help="print what a reader raised on each file it failed on"
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="print what a reader raised on each file it failed on, and each stage's time",
     )
     index.add_argument(
         "--strict", action="store_true", help="exit 1 when any file was skipped (the index is still built), for CI"

@@ -60,6 +60,7 @@ class BuildReport:
     embed_seconds: float = 0.0  # time spent embedding (model and cache), for the passages/s of the last line
     generation: str | None = None
     repaired: list[str] = field(default_factory=list)  # what was found damaged and what was done about it
+    stages: dict[str, float] = field(default_factory=dict)  # seconds per stage of the build (Stages.NAMES)
 
     @property
     def up_to_date(self) -> bool:
@@ -85,6 +86,25 @@ class BuildOptions:
     warn: Callable[[str], None]
     remote: RemoteEmbedding | None = None
     on_progress: Callable[[int, int], None] | None = None  # (chunks embedded, to embed) after each batch
+    on_stage: Callable[[str, float], None] | None = None  # (stage, seconds) as each stage ends
+
+
+class Stages:
+    """Times the stages of a build into `report.stages`, telling `on_stage` as each ends (`wenda index -v`,
+    bench/million.py, which reads the peak memory of each from it)."""
+
+    NAMES = ("scan", "read", "embed", "vectors", "lexical", "write")
+
+    def __init__(self, report: BuildReport, on_stage: Callable[[str, float], None] | None) -> None:
+        self.report, self.on_stage = report, on_stage
+        self.started = time.perf_counter()
+
+    def done(self, name: str) -> None:
+        now = time.perf_counter()
+        self.report.stages[name] = round(now - self.started, 3)
+        self.started = now
+        if self.on_stage is not None:
+            self.on_stage(name, self.report.stages[name])
 
 
 @dataclass(frozen=True)
@@ -328,12 +348,14 @@ def build_index(
     batch_size: int = BATCH_SIZE,
     remote: RemoteEmbedding | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    on_stage: Callable[[str, float], None] | None = None,
 ) -> BuildReport:
     """Update (or with `rebuild`, recreate) the index of `settings.corpus` (or of `files`) in `settings.index_dir`,
     repairing on the way whatever it finds damaged: CURRENT, a generation, the cache, leftover folders. With
     `remote`, the chunks to embed are embedded there (into the cache) instead of by `embedder`."""
     started = time.perf_counter()
     report = BuildReport()
+    stages = Stages(report, on_stage)
     if files is None:
         # before the lock creates the index folder
         files, report.skipped = scan_corpus(settings.corpus, warn, settings.follow_symlinks, settings.metadata_rules)
@@ -381,11 +403,12 @@ def build_index(
         db = None
         try:
             tmp, db = store.new_generation(index_dir, previous)
-            options = BuildOptions(progress, batch_size, warn, remote, on_progress)
+            stages.done("scan")
+            options = BuildOptions(progress, batch_size, warn, remote, on_progress, on_stage)
             # every file left out, with its reason: what `wenda sources` reports; a file whose extraction failed
             # keeps its fingerprint, so it is not tried again until it changes
             manifest["skipped"] = {**{source: {"reason": reason} for source, reason in report.skipped}, **carried}
-            final = write_generation(settings, embedder, report, files, previous, tmp, db, manifest, options)
+            final = write_generation(settings, embedder, report, files, previous, tmp, db, manifest, options, stages)
         except BaseException as exc:
             full = no_space(exc, index_dir)  # before the cleanup frees the space again
             if db is not None:
@@ -429,6 +452,7 @@ def write_generation(
     db: sqlite3.Connection,
     manifest: dict,
     options: BuildOptions,
+    stages: Stages,
 ) -> Path:
     """Fill the temporary generation `tmp` with the changes in `report`, then commit it."""
     if previous is not None:
@@ -458,7 +482,8 @@ def write_generation(
         if not files:
             raise WendaError(f"none of the documents in {settings.corpus} could be read (see the warnings above)")
         added = len(pending)
-        vectors = embed_pending(settings, embedder, report, previous, pending, scratch, options)
+        stages.done("read")
+        vectors = embed_pending(settings, embedder, report, previous, pending, scratch, options, stages)
     finally:
         pending.close()
     shutil.rmtree(scratch)
@@ -489,8 +514,12 @@ def write_generation(
         # to the index folder (readers check the corpus in use, WENDA_CORPUS: a copied pair reads its own files)
         manifest["corpus"] = os.path.relpath(settings.corpus.resolve(), settings.index_dir.resolve())
     report.total_chunks = int(vectors.ntotal)
+    stages.done("vectors")
     write_lexical(db, tmp / store.LEXICAL)
-    return store.commit_generation(tmp, db, vectors, manifest)
+    stages.done("lexical")
+    final = store.commit_generation(tmp, db, vectors, manifest)
+    stages.done("write")
+    return final
 
 
 def embed_pending(
@@ -501,6 +530,7 @@ def embed_pending(
     pending: PendingTexts,
     scratch: Path,
     options: BuildOptions,
+    stages: Stages,
 ) -> faiss.Index:
     """Embed what the cache lacks of the pending texts (on the cluster with `options.remote`), then return the
     vector index of the new generation holding them."""
@@ -515,6 +545,7 @@ def embed_pending(
         )
         report.embed_seconds = time.perf_counter() - embedding_started
         report.cached_chunks = len(pending) - report.embedded_chunks
+        stages.done("embed")
         batches = pending_vectors(pending, embedder, cache, options.batch_size)
         base = previous.index if previous is not None else None
         vectors = vector_index(base, batches, len(pending), embedder.dim, scratch)

@@ -91,14 +91,18 @@ class VectorFile:
             end = min(begin + size, self.count)
             yield ids[begin:end], self.read(begin, end)
 
-    def rows(self, positions: np.ndarray, size: int = 65_536) -> np.ndarray:
-        """The vectors at these sorted row positions, read a block at a time."""
-        parts = []
+    def rows(self, positions: np.ndarray, size: int = 16_384) -> np.ndarray:
+        """The vectors at these row positions, in their order: the file is read a block at a time into the
+        result, so memory holds the result and one block."""
+        order = np.argsort(positions)
+        ordered = positions[order]
+        result = np.empty((len(positions), self.dim), dtype=np.float32)
         for begin in range(0, self.count, size):
-            inside = positions[(positions >= begin) & (positions < begin + size)]
-            if len(inside):
-                parts.append(self.read(begin, min(begin + size, self.count))[inside - begin])
-        return np.concatenate(parts) if parts else np.zeros((0, self.dim), dtype=np.float32)
+            first, last = np.searchsorted(ordered, [begin, begin + size])
+            if last > first:
+                block = self.read(begin, min(begin + size, self.count))
+                result[order[first:last]] = block[ordered[first:last] - begin]
+        return result
 
     def close(self) -> None:
         self.file.close()

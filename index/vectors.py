@@ -54,21 +54,12 @@ def build_ivf(source: VectorFile) -> faiss.IndexIVFScalarQuantizer:
         quantizer, source.dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
     )
     rng = np.random.default_rng(SEED)
-    ivf.train(_rows(source, rng.choice(len(source), min(len(source), 64 * nlist), replace=False)))
+    ivf.train(source.rows(rng.choice(len(source), min(len(source), 64 * nlist), replace=False)))
     ivf.set_direct_map_type(faiss.DirectMap.Hashtable)  # reconstruct(id) and remove_ids by id
     for ids, vectors in source.blocks(BLOCK):
         ivf.add_with_ids(vectors, ids)
     ivf.nprobe = tune_nprobe(ivf, source)
     return for_queries(ivf)
-
-
-def _rows(source: VectorFile, positions: np.ndarray) -> np.ndarray:
-    """The vectors at `positions`, in that order (read in file order)."""
-    order = np.argsort(positions)
-    found = source.rows(positions[order])
-    rows = np.empty_like(found)
-    rows[order] = found
-    return rows
 
 
 def tune_nprobe(ivf: faiss.IndexIVF, source: VectorFile, k: int = 10) -> int:
@@ -79,7 +70,7 @@ def tune_nprobe(ivf: faiss.IndexIVF, source: VectorFile, k: int = 10) -> int:
     exact answers are found a block of `source` at a time."""
     rng = np.random.default_rng(SEED + 1)
     rows = rng.choice(len(source), min(TUNING_QUERIES, len(source)), replace=False)
-    queries = _rows(source, rows)
+    queries = source.rows(rows)
     ids = source.all_ids()
     truth = _without_self(exact_search(queries, source, k + 1), ids[rows], k)
     nprobe, previous = 1, 0.0
