@@ -9,7 +9,10 @@ paragraph i % 92,622 followed by the first sentence of another one (so every pas
 stands in for the model, so the figures are everything but the model: reading, chunking, tokenising, the
 vector index, the lexical index and writing. Peak RSS is the largest sum of the resident memory of `wenda
 index` and its children (the isolated reader), sampled every 0.2 s. The question cost is `wenda ask --json`
-with 200 CMRC questions against 1 question, as bench/cold_start.py measures it.
+with 200 CMRC questions against 1 question, as bench/cold_start.py measures it, with the peak RSS of the 200.
+`wenda index -v` says when each stage ends (scan, read = extract + chunk + tokenise + store, embed, vectors,
+lexical, write): each stage's time and the peak memory sampled during it. Then one more file of 1,000 passages
+is added and `wenda index` run again: the cost of an update at that size.
 
 Keeps the rows in bench/results/million.jsonl and rewrites the table in docs/scale-out.md.
 """
@@ -34,6 +37,7 @@ from report import ROOT, save, update_table
 XWLB = ROOT.parent / "shared" / "data" / "xwlb.corpus.jsonl.gz"
 CMRC = ROOT.parent / "shared" / "eval" / "cmrc2018.qa.jsonl.gz"
 PER_FILE = 100
+UPDATE = 1_000  # passages added to the built index, to measure an update
 STAGE = re.compile(r"stage (\w+): ([\d.]+) s")
 COLUMNS = [
     ("passages", lambda r: f"{r['passages']:,}"),
@@ -45,6 +49,10 @@ COLUMNS = [
     ("per extra question", lambda r: f"{r['per_question_ms']:.1f} ms"),
     ("answering 200 questions: peak RSS", lambda r: f"{r['serving_rss_mb']:,} MB" if "serving_rss_mb" in r else "—"),
     ("stages: seconds / peak MB", lambda r: stage_cell(r.get("stages", {}))),
+    (
+        "adding 1,000 passages",
+        lambda r: f"{r['update']['seconds']:.0f} s / {r['update']['peak_mb']:,} MB" if "update" in r else "—",
+    ),
     ("command", lambda r: f"`{r['command']}`"),
 ]
 
@@ -55,6 +63,11 @@ def stage_cell(stages: dict) -> str:
 
 def table(rows: list[dict]) -> None:
     update_table("million", COLUMNS, sorted(rows, key=lambda r: r["passages"]), doc=ROOT / "docs" / "scale-out.md")
+
+
+def first_sentences() -> list[str]:
+    with gzip.open(XWLB, "rt", encoding="utf-8") as handle:
+        return [json.loads(line)["text"].strip().split("。")[0] + "。" for line in handle]
 
 
 def write_corpus(folder: Path, size: int) -> None:
@@ -153,6 +166,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "wenda-million")
     parser.add_argument("--keep", action="store_true", help="keep the corpora and indexes under --work")
     args = parser.parse_args()
+    firsts = first_sentences()
     for size in args.sizes:
         folder = args.work / str(size)
         shutil.rmtree(folder, ignore_errors=True)
@@ -167,6 +181,12 @@ def main() -> None:
         manifest = json.loads(next((folder / "index").glob("gen-*/manifest.json")).read_text())
         disk = sum(p.stat().st_size for p in (folder / "index").rglob("*") if p.is_file()) / 2**20
         per_question, serving = question_cost(env)
+        # an update: one more file of 1,000 passages (distinct from the others) into the built index
+        extra = folder / "corpus" / "update.txt"
+        extra.write_text("\n\n".join(f"更新段落{i}：" + firsts[i] for i in range(UPDATE)) + "\n", encoding="utf-8")
+        update_s, update_peak, _, update_stages = run_measured(
+            [sys.executable, "-m", "wenda.bot.cli", "index", "-q", "-v"], env
+        )
         row = {
             "passages": size,
             "chunks": manifest["chunks"],
@@ -177,6 +197,12 @@ def main() -> None:
             "per_question_ms": round(per_question, 1),
             "serving_rss_mb": round(serving),
             "stages": stages,
+            "update": {
+                "passages": UPDATE,
+                "seconds": round(update_s, 1),
+                "peak_mb": round(update_peak),
+                "stages": update_stages,
+            },
             "said": said.strip().splitlines()[-1:],
         }
         print(json.dumps(row, ensure_ascii=False), flush=True)
