@@ -219,12 +219,13 @@ class Snapshot:
         if verify:
             verify_files(path, self.manifest)
         try:
-            # A large (IVF) index is memory-mapped for readers, its vectors and its BM25 arrays: fast start, pages
-            # shared between processes, and a question reads only the lists and the word columns it needs.
+            # A large (IVF) index is memory-mapped for readers: fast start, pages shared between processes, and a
+            # question reads only the lists it needs. Its BM25 arrays are memory-mapped for builds too, which
+            # never read them (an update of a million chunks would load a gigabyte).
             ivf = self.manifest.get("vector_index", {}).get("type") == "ivf-sq8"
             flags = faiss.IO_FLAG_MMAP if (mmap and ivf) else 0
             self.index = for_queries(faiss.read_index(str(path / VECTORS), flags))
-            self.lexical = LexicalIndex.load(path / LEXICAL, mmap=mmap and ivf)
+            self.lexical = LexicalIndex.load(path / LEXICAL, mmap=ivf)
             self.db = sqlite3.connect(f"file:{path / CHUNKS}?mode=ro", uri=True, check_same_thread=False)
             chunks = self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
         except (RuntimeError, OSError, ValueError, sqlite3.DatabaseError) as exc:

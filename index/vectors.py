@@ -21,6 +21,7 @@ FLAT_LIMIT = 50_000
 RECALL_TARGET = 0.98  # recall@10 against exact search that nprobe is tuned for
 TUNING_QUERIES = 200
 SEED = 0
+ENCODER_SAMPLE = 65_536  # vectors whose residuals set the 8-bit ranges
 BLOCK = 50_000  # vectors added, or scanned for the exact answers, at a time: 77 MB of float32
 
 
@@ -54,7 +55,13 @@ def build_ivf(source: VectorFile) -> faiss.IndexIVFScalarQuantizer:
         quantizer, source.dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
     )
     rng = np.random.default_rng(SEED)
-    ivf.train(source.rows(rng.choice(len(source), min(len(source), 64 * nlist), replace=False)))
+    sample = source.rows(rng.choice(len(source), min(len(source), 64 * nlist), replace=False))
+    # The centroids from the whole sample (as ivf.train would), the 8-bit ranges from the residuals of a part of
+    # it (random already): residuals of the whole sample doubled the peak memory of a build (bench/million.py).
+    ivf.train_q1(len(sample), faiss.swig_ptr(sample), False, faiss.METRIC_INNER_PRODUCT)
+    part = sample[:ENCODER_SAMPLE].copy()
+    del sample
+    ivf.train(part)  # the quantizer is trained: this trains the 8-bit encoder only
     ivf.set_direct_map_type(faiss.DirectMap.Hashtable)  # reconstruct(id) and remove_ids by id
     for ids, vectors in source.blocks(BLOCK):
         ivf.add_with_ids(vectors, ids)
