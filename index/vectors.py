@@ -59,9 +59,8 @@ def build_ivf(source: VectorFile) -> faiss.IndexIVFScalarQuantizer:
     # The centroids from the whole sample (as ivf.train would), the 8-bit ranges from the residuals of a part of
     # it (random already): residuals of the whole sample doubled the peak memory of a build (bench/million.py).
     ivf.train_q1(len(sample), faiss.swig_ptr(sample), False, faiss.METRIC_INNER_PRODUCT)
-    part = sample[:ENCODER_SAMPLE].copy()
+    ivf.train(sample[:ENCODER_SAMPLE])  # the quantizer is trained: this trains the 8-bit encoder only
     del sample
-    ivf.train(part)  # the quantizer is trained: this trains the 8-bit encoder only
     ivf.set_direct_map_type(faiss.DirectMap.Hashtable)  # reconstruct(id) and remove_ids by id
     for ids, vectors in source.blocks(BLOCK):
         ivf.add_with_ids(vectors, ids)
@@ -92,14 +91,15 @@ def tune_nprobe(ivf: faiss.IndexIVF, source: VectorFile, k: int = 10) -> int:
 
 
 def exact_search(queries: np.ndarray, source: VectorFile, k: int) -> np.ndarray:
-    """Ids of the `k` vectors of `source` with the highest inner product with each query, best first."""
+    """Ids of the `k` vectors of `source` with the highest inner product with each query, best first: each block's
+    top k (faiss.knn, which scores in small tiles) merged into the best so far."""
     best_scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
     best_ids = np.full((len(queries), k), -1, dtype=np.int64)
     for ids, vectors in source.blocks(BLOCK):
-        scores = np.concatenate([best_scores, queries @ vectors.T], axis=1)
-        owners = np.concatenate([best_ids, np.broadcast_to(ids, (len(queries), len(ids)))], axis=1)
-        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        top = np.take_along_axis(top, np.argsort(-np.take_along_axis(scores, top, 1), axis=1), 1)
+        scores, rows = faiss.knn(queries, vectors, min(k, len(ids)), metric=faiss.METRIC_INNER_PRODUCT)
+        scores = np.concatenate([best_scores, scores], axis=1)
+        owners = np.concatenate([best_ids, ids[rows]], axis=1)
+        top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
         best_scores, best_ids = np.take_along_axis(scores, top, 1), np.take_along_axis(owners, top, 1)
     return best_ids
 
