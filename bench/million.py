@@ -46,6 +46,7 @@ COLUMNS = [
     ("peak RSS (process tree)", lambda r: f"{r['peak_rss_mb']:,.0f} MB"),
     ("index on disk", lambda r: f"{r['disk_mb']:,.0f} MB"),
     ("vector index", lambda r: r["vector_index"]),
+    ("one question, from start", lambda r: f"{r['first_answer_s']:.2f} s" if "first_answer_s" in r else "—"),
     ("per extra question", lambda r: f"{r['per_question_ms']:.1f} ms"),
     ("answering 200 questions: peak RSS", lambda r: f"{r['serving_rss_mb']:,} MB" if "serving_rss_mb" in r else "—"),
     ("stages: seconds / peak MB", lambda r: stage_cell(r.get("stages", {}))),
@@ -144,9 +145,10 @@ def run_measured(command: list[str], env: dict, stdin: bytes | None = None) -> t
     return time.perf_counter() - started, peak, out + "".join(errors), stages
 
 
-def question_cost(env: dict) -> tuple[float, float]:
-    """Milliseconds each extra question costs in a `wenda ask --json` batch (200 CMRC questions against 1), and
-    the peak RSS (MB) of answering the 200."""
+def question_cost(env: dict) -> tuple[float, float, float]:
+    """Milliseconds each extra question costs in a `wenda ask --json` batch (200 CMRC questions against 1), the
+    peak RSS (MB) of answering the 200, and the seconds from start to exit of answering one (opening the index,
+    its checksums verified, included)."""
     with gzip.open(CMRC, "rt", encoding="utf-8") as handle:
         questions = [q for q in (json.loads(line)["question"].strip() for line in handle) if q][:200]
     wenda = [sys.executable, "-m", "wenda.bot.cli", "ask", "--json"]
@@ -157,7 +159,7 @@ def question_cost(env: dict) -> tuple[float, float]:
         times.setdefault(size, []).append(seconds)
         peaks.append(peak)
     one, many = min(times[1]), min(times[len(questions)])
-    return (many - one) / (len(questions) - 1) * 1000, max(peaks)
+    return (many - one) / (len(questions) - 1) * 1000, max(peaks), one
 
 
 def main() -> None:
@@ -180,7 +182,7 @@ def main() -> None:
         seconds, peak, said, stages = run_measured([sys.executable, "-m", "wenda.bot.cli", "index", "-q", "-v"], env)
         manifest = json.loads(next((folder / "index").glob("gen-*/manifest.json")).read_text())
         disk = sum(p.stat().st_size for p in (folder / "index").rglob("*") if p.is_file()) / 2**20
-        per_question, serving = question_cost(env)
+        per_question, serving, first = question_cost(env)
         # an update: one more file of 1,000 passages (distinct from the others) into the built index
         extra = folder / "corpus" / "update.txt"
         extra.write_text("\n\n".join(f"更新段落{i}：" + firsts[i] for i in range(UPDATE)) + "\n", encoding="utf-8")
@@ -196,6 +198,7 @@ def main() -> None:
             "vector_index": manifest.get("vector_index", {}).get("type", "flat"),
             "per_question_ms": round(per_question, 1),
             "serving_rss_mb": round(serving),
+            "first_answer_s": round(first, 2),
             "stages": stages,
             "update": {
                 "passages": UPDATE,
