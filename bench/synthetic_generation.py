@@ -64,7 +64,8 @@ def main() -> None:
         owners = [source for source, count in chunk_counts(db) for _ in range(count)]
         rows = [i for i, source in enumerate(owners) if source in real]
         vectors[rows] = BuiltinE5().embed_passages([texts[i] for i in rows])
-    index = vector_index(None, iter([(np.arange(len(texts), dtype=np.int64), vectors)]), len(texts), 384, scratch)
+    batches = iter([(np.arange(len(texts), dtype=np.int64), vectors)])
+    index, tuned = vector_index(None, batches, len(texts), 384, scratch)
     pending.close()
     shutil.rmtree(scratch)
     embedder = BuiltinE5()
@@ -73,7 +74,7 @@ def main() -> None:
         "model": embedder.identity(),
         "chunking": ChunkingParams().as_dict(),
         "probes": probe_profile(embedder, index),
-        "vector_index": describe(index),
+        "vector_index": describe(index, tuned),
         "files": {source: files[source].fingerprint for source in sorted(files)},
         "next_id": len(texts),
     }

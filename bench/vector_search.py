@@ -21,6 +21,7 @@ import faiss
 import numpy as np
 from report import ms, percentiles, save, update_table
 from wenda.index import vectors
+from wenda.index.scratch import VectorFile
 from wenda.index.store import open_snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,7 +90,11 @@ def main() -> None:
         flat.add_with_ids(data, ids)
         flat_latency, truth = timed_search(flat, queries)
         started = time.perf_counter()
-        ivf = vectors.for_queries(vectors.build_ivf(ids, data))
+        with tempfile.TemporaryDirectory() as scratch:
+            source = VectorFile(Path(scratch) / "vectors.f32", data.shape[1])
+            source.append(ids, data)
+            ivf, _ = vectors.build_ivf(source)
+            source.close()
         build_seconds = time.perf_counter() - started
         ivf_latency, found = timed_search(ivf, queries)
         row = {

@@ -46,9 +46,10 @@ def all_vectors(index: faiss.Index) -> tuple[np.ndarray, np.ndarray]:
     return ids, vectors
 
 
-def build_ivf(source: VectorFile) -> faiss.IndexIVFScalarQuantizer:
+def build_ivf(source: VectorFile) -> tuple[faiss.IndexIVFScalarQuantizer, float]:
     """IVF-SQ8 trained on a sample of the vectors in `source`, holding all of them (added a block at a time),
-    with nprobe tuned: memory for the sample and the 8-bit codes, not for the float vectors."""
+    with nprobe tuned, and the recall@10 against exact search it was tuned to: memory for the sample and the 8-bit
+    codes, not for the float vectors."""
     nlist = nlist_for(len(source))
     quantizer = faiss.IndexFlatIP(source.dim)
     ivf = faiss.IndexIVFScalarQuantizer(
@@ -64,13 +65,14 @@ def build_ivf(source: VectorFile) -> faiss.IndexIVFScalarQuantizer:
     ivf.set_direct_map_type(faiss.DirectMap.Hashtable)  # reconstruct(id) and remove_ids by id
     for ids, vectors in source.blocks(BLOCK):
         ivf.add_with_ids(vectors, ids)
-    ivf.nprobe = tune_nprobe(ivf, source)
-    return for_queries(ivf)
+    ivf.nprobe, measured = tune_nprobe(ivf, source)
+    return for_queries(ivf), measured
 
 
-def tune_nprobe(ivf: faiss.IndexIVF, source: VectorFile, k: int = 10) -> int:
+def tune_nprobe(ivf: faiss.IndexIVF, source: VectorFile, k: int = 10) -> tuple[int, float]:
     """Smallest power-of-two nprobe whose recall@k against exact search reaches RECALL_TARGET, or at which
-    recall stops rising (8-bit codes cap it below the target on data with many near-equal neighbours).
+    recall stops rising (8-bit codes cap it below the target on data with many near-equal neighbours), with the
+    recall@k it gives.
 
     Queries are stored vectors, left out of their own answers: held-out points of the same distribution. The
     exact answers are found a block of `source` at a time."""
@@ -85,9 +87,11 @@ def tune_nprobe(ivf: faiss.IndexIVF, source: VectorFile, k: int = 10) -> int:
         _, found = ivf.search(queries, k + 1)
         current = recall(_without_self(found, ids[rows], k), truth)
         if current >= RECALL_TARGET or current - previous < 0.002:
-            return nprobe
+            return nprobe, current
         nprobe, previous = nprobe * 2, current
-    return ivf.nlist
+    ivf.nprobe = ivf.nlist
+    _, found = ivf.search(queries, k + 1)
+    return ivf.nlist, recall(_without_self(found, ids[rows], k), truth)
 
 
 def exact_search(queries: np.ndarray, source: VectorFile, k: int) -> np.ndarray:
@@ -121,11 +125,15 @@ def for_queries(index: faiss.Index) -> faiss.Index:
     return index
 
 
-def describe(index: faiss.Index) -> dict:
-    """The manifest's record of the index type."""
+def describe(index: faiss.Index, tuned: float | None = None, before: dict | None = None) -> dict:
+    """The manifest's record of the index type; for IVF, the recall@10 against exact search its nprobe was tuned
+    to on held-out stored vectors (`tuned` when just built, else the earlier generation's record, `before`)."""
     if is_ivf(index):
         ivf = faiss.downcast_index(index)
-        return {"type": "ivf-sq8", "nlist": int(ivf.nlist), "nprobe": int(ivf.nprobe)}
+        record = {"type": "ivf-sq8", "nlist": int(ivf.nlist), "nprobe": int(ivf.nprobe)}
+        if tuned is None and before and before.get("type") == "ivf-sq8":
+            tuned = before.get("tuned_recall@10")
+        return record | ({"tuned_recall@10": round(tuned, 4)} if tuned is not None else {})
     return {"type": "flat"}
 
 

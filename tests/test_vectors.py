@@ -31,8 +31,9 @@ def test_ivf_reaches_recall_target_against_exact_search(tmp_path: Path, monkeypa
     """Trained on a sample and filled a block at a time from a scratch file (blocks smaller than the data)."""
     monkeypatch.setattr(vectors, "BLOCK", 3_000)
     data = clustered(20_000)
-    ivf = vectors.build_ivf(scratch_file(tmp_path, data))
-    assert ivf.ntotal == 20_000
+    ivf, tuned = vectors.build_ivf(scratch_file(tmp_path, data))
+    assert ivf.ntotal == 20_000 and tuned >= vectors.RECALL_TARGET
+    assert vectors.describe(ivf, tuned)["tuned_recall@10"] == round(tuned, 4)
     queries = clustered(300, seed=1)
     exact = vectors.new_flat(64)
     exact.add_with_ids(data, np.arange(20_000, dtype=np.int64))
