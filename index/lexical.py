@@ -127,13 +127,12 @@ class _Run:
     """One block's (word, document, count) triples sorted by word then document, in three raw files, and where
     each word's entries start (`starts`, one more than the vocabulary)."""
 
-    def __init__(self, folder: Path, number: int, words: np.ndarray, documents: np.ndarray, counts: np.ndarray):
+    def __init__(self, folder: Path, number: int, triples: tuple[np.ndarray, np.ndarray, np.ndarray], vocabulary: int):
         self.files = {name: folder / f"{number}.{name}" for name in ("words", "documents", "counts", "starts")}
-        for name, values in (("words", words), ("documents", documents), ("counts", counts)):
+        words, documents, counts = triples
+        starts = np.searchsorted(words, np.arange(vocabulary + 1)).astype(np.int64)
+        for name, values in (("words", words), ("documents", documents), ("counts", counts), ("starts", starts)):
             values.tofile(self.files[name])
-
-    def set_starts(self, starts: np.ndarray) -> None:
-        starts.astype(np.int64).tofile(self.files["starts"])
 
     def span(self, first: int, last: int) -> tuple[int, int]:
         """Entries of words first … last − 1."""
@@ -164,8 +163,8 @@ def _sorted_runs(
         keys, counts = np.unique(numbers * documents + owners, return_counts=True)
         words = (keys // documents).astype(np.int32)
         frequencies[:] += np.bincount(words, minlength=len(vocabulary))
-        runs.append(_Run(folder, len(runs), words, (keys % documents).astype(np.int32), counts.astype(np.float32)))
-        runs[-1].set_starts(np.searchsorted(words, np.arange(len(vocabulary) + 1)))
+        triples = (words, (keys % documents).astype(np.int32), counts.astype(np.float32))
+        runs.append(_Run(folder, len(runs), triples, len(vocabulary)))
         pending, first, sizes = array("i"), first + len(sizes), array("q")
 
     for tokens in token_lists:
