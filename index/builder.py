@@ -60,7 +60,8 @@ class BuildReport:
     embed_seconds: float = 0.0  # time spent embedding (model and cache), for the passages/s of the last line
     generation: str | None = None
     repaired: list[str] = field(default_factory=list)  # what was found damaged and what was done about it
-    stages: dict[str, float] = field(default_factory=dict)  # seconds per stage of the build (Stages.NAMES)
+    # seconds per stage: scan, read (extract, chunk, tokenise, store), embed, vectors, lexical, write
+    stages: dict[str, float] = field(default_factory=dict)
 
     @property
     def up_to_date(self) -> bool:
@@ -92,8 +93,6 @@ class BuildOptions:
 class Stages:
     """Times the stages of a build into `report.stages`, telling `on_stage` as each ends (`wenda index -v`,
     bench/million.py, which reads the peak memory of each from it)."""
-
-    NAMES = ("scan", "read", "embed", "vectors", "lexical", "write")
 
     def __init__(self, report: BuildReport, on_stage: Callable[[str, float], None] | None) -> None:
         self.report, self.on_stage = report, on_stage
@@ -255,8 +254,7 @@ def embed_missing(
     bar (and `on_progress`) counts only the chunks that are really embedded."""
     missing = array("q")
     for ids, texts in pending.batches(batch_size):
-        found = cache.get(texts)
-        missing.extend(chunk_id for i, chunk_id in enumerate(ids) if i not in found)
+        missing.extend(ids[i] for i in cache.missing(texts))
     with tqdm(total=len(missing), desc="embedding", unit="chunk", disable=not progress or not missing) as bar:
         for begin in range(0, len(missing), batch_size):
             texts = pending.texts(list(missing[begin : begin + batch_size]))
@@ -297,7 +295,7 @@ def vector_index(
     source = VectorFile(scratch / "vectors.f32", dim)
     try:
         if base is not None:
-            source.append(*reversed(all_vectors(base)))
+            source.append(*all_vectors(base))
         for ids, vectors in batches:
             source.append(ids, vectors)
         return build_ivf(source)

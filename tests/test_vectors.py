@@ -6,7 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from wenda.index import store, vectors
+from wenda.index.builder import build_index
 from wenda.index.config import Settings
+from wenda.index.hash_embedder import HashEmbedder
 from wenda.index.scratch import VectorFile
 from wenda.retrieval.retriever import Retriever
 
@@ -81,3 +83,29 @@ def test_large_index_becomes_ivf_and_still_answers_and_updates(
     best = retriever.ask("清丰县新建的体育馆有多少个座位？", 3).results[0]
     assert "3000个座位" in best.record.text
     assert len(store.open_snapshot(index_dir)) == update.total_chunks
+
+
+def test_a_flat_index_that_outgrows_the_limit_on_an_update_becomes_ivf(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The old Flat vectors and the new ones go through the scratch file into one IVF index, each under its own
+    chunk id (the model-free embedder: this is about the vector index, not the model)."""
+    monkeypatch.setattr(vectors, "FLAT_LIMIT", 225)  # the seed corpus (222 chunks) stays Flat, 5 more do not
+    corpus = tmp_path / "corpus"
+    shutil.copytree(SEED_CORPUS, corpus)
+    settings = Settings(corpus=corpus, index_dir=tmp_path / "index", embedding_model="hash")
+    embedder = HashEmbedder()
+    first = build_index(settings, embedder, progress=False, warn=lambda line: None)
+    flat = store.open_snapshot(settings.index_dir)
+    assert flat.manifest["vector_index"] == {"type": "flat"}
+    kept = {chunk_id: flat.index.reconstruct(chunk_id) for chunk_id in (0, 100, first.total_chunks - 1)}
+    lines = [f"清丰县第{n}座新体育馆有{3000 + n}个座位，明年五月开放。" for n in range(1, 6)]
+    (corpus / "new.txt").write_text("\n\n".join(lines) + "\n", encoding="utf-8")
+    update = build_index(settings, embedder, progress=False, warn=lambda line: None)
+    snapshot = store.open_snapshot(settings.index_dir)
+    assert snapshot.manifest["vector_index"]["type"] == "ivf-sq8" and update.total_chunks == first.total_chunks + 5
+    for chunk_id, vector in kept.items():  # the first build's chunks keep their ids and vectors (8-bit codes)
+        assert np.allclose(snapshot.index.reconstruct(chunk_id), vector, atol=0.02)
+    retriever = Retriever(settings, embedder)
+    assert "3003个座位" in retriever.ask("清丰县第3座新体育馆有多少个座位？", 3).results[0].record.text
+    assert "纯电动车辆856台" in retriever.ask("安阳市区营运出租车中有多少台纯电动车？", 3).results[0].record.text
