@@ -66,16 +66,13 @@ def table(rows: list[dict]) -> None:
     update_table("million", COLUMNS, sorted(rows, key=lambda r: r["passages"]), doc=ROOT / "docs" / "scale-out.md")
 
 
-def first_sentences() -> list[str]:
-    with gzip.open(XWLB, "rt", encoding="utf-8") as handle:
-        return [json.loads(line)["text"].strip().split("。")[0] + "。" for line in handle]
+def first_sentences(paragraphs: list[str]) -> list[str]:
+    return [p.split("。")[0] + "。" for p in paragraphs]
 
 
-def write_corpus(folder: Path, size: int) -> None:
+def write_corpus(folder: Path, size: int, paragraphs: list[str]) -> None:
     """`size` distinct passages from the xwlb paragraphs, `PER_FILE` to a file."""
-    with gzip.open(XWLB, "rt", encoding="utf-8") as handle:
-        paragraphs = [json.loads(line)["text"].strip() for line in handle]
-    firsts = [p.split("。")[0] + "。" for p in paragraphs]
+    firsts = first_sentences(paragraphs)
     folder.mkdir(parents=True)
     for start in range(0, size, PER_FILE):
         texts = [
@@ -168,11 +165,13 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "wenda-million")
     parser.add_argument("--keep", action="store_true", help="keep the corpora and indexes under --work")
     args = parser.parse_args()
-    firsts = first_sentences()
+    with gzip.open(XWLB, "rt", encoding="utf-8") as handle:
+        paragraphs = [json.loads(line)["text"].strip() for line in handle]
+    firsts = first_sentences(paragraphs)
     for size in args.sizes:
         folder = args.work / str(size)
         shutil.rmtree(folder, ignore_errors=True)
-        write_corpus(folder / "corpus", size)
+        write_corpus(folder / "corpus", size, paragraphs)
         env = {
             **os.environ,
             "WENDA_EMBEDDER": "hash",
