@@ -58,7 +58,7 @@ def build_ivf(source: VectorFile) -> tuple[faiss.IndexIVFScalarQuantizer, float]
     rng = np.random.default_rng(SEED)
     sample = source.rows(rng.choice(len(source), min(len(source), 64 * nlist), replace=False))
     # The centroids from the whole sample (as ivf.train would), the 8-bit ranges from the residuals of a part of
-    # it (random already): residuals of the whole sample doubled the peak memory of a build (bench/million.py).
+    # it (random already): the residuals of the whole sample would be a second copy of it in memory.
     ivf.train_q1(len(sample), faiss.swig_ptr(sample), False, faiss.METRIC_INNER_PRODUCT)
     ivf.train(sample[:ENCODER_SAMPLE])  # the quantizer is trained: this trains the 8-bit encoder only
     del sample
