@@ -39,6 +39,8 @@ def test_a_file_that_takes_too_long_is_skipped_and_the_next_one_read() -> None:
     with pytest.raises(SkippedFile, match=r"took longer than 1 s .*WENDA_READ_TIMEOUT"):
         reading.extract(document(REALDOCS, LONG))
     assert time.monotonic() - started < 5
+    # The next file gets a fresh worker, whose start (imports) must not count against a 1 s budget on a busy box.
+    reading.timeout = isolation.READ_TIMEOUT
     assert reading.extract(document(DOCUMENTS, "report.pdf")).blocks
 
 
