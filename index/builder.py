@@ -19,7 +19,7 @@ import faiss
 import numpy as np
 from tqdm import tqdm
 
-from . import lexical, store
+from . import ivf_file, lexical, store
 from .cache import EmbeddingCache, disk_full
 from .chunking import chunk_paragraphs, paragraphs_of
 from .config import ChunkingParams, Settings
@@ -34,7 +34,7 @@ from .probes import probe_profile
 from .scratch import PendingTexts, VectorFile
 from .sources import OPENING_LINES, load_sources, source_info
 from .tokenization import tokenize
-from .vectors import all_vectors, becomes_ivf, build_ivf, describe, new_flat
+from .vectors import all_vectors, becomes_ivf, build_ivf, describe, for_queries, is_ivf, new_flat
 
 BATCH_SIZE = 256  # texts handed to the engine at once (work for each of its threads); each batch is a checkpoint
 SCRATCH = ".scratch"  # inside a generation being written: the texts to embed and vectors (index/scratch.py)
@@ -165,14 +165,16 @@ def scan_corpus(
     return files, skipped
 
 
-def remove_sources(db: sqlite3.Connection, vectors: faiss.Index, sources: list[str]) -> None:
-    """Delete every row and vector of these files."""
+def remove_sources(db: sqlite3.Connection, sources: list[str]) -> np.ndarray:
+    """Delete every row of these files; their chunk ids, whose vectors the next vector index leaves out."""
+    removed = []
     for source in sources:
         ids = [row[0] for row in db.execute("SELECT id FROM chunks WHERE source = ?", (source,))]
-        vectors.remove_ids(np.array(ids, dtype=np.int64))
         db.executemany("DELETE FROM tokens WHERE id = ?", [(i,) for i in ids])
         for table in ("chunks", "paragraphs", "files"):
             db.execute(f"DELETE FROM {table} WHERE source = ?", (source,))
+        removed += ids
+    return np.array(removed, dtype=np.int64)
 
 
 def insert_sources(
@@ -281,13 +283,34 @@ def pending_vectors(
 
 
 def vector_index(
-    base: faiss.Index | None, batches: Iterator[tuple[np.ndarray, np.ndarray]], added: int, dim: int, scratch: Path
+    base: faiss.Index | None,
+    removed: np.ndarray,
+    batches: Iterator[tuple[np.ndarray, np.ndarray]],
+    added: int,
+    dim: int,
+    scratch: Path,
+    target: Path,
 ) -> tuple[faiss.Index, float | None]:
-    """The vector index of the new generation: `base` (the previous one, its removed files gone) with the
-    `added` new vectors of `batches`; a Flat one that reaches FLAT_LIMIT becomes IVF-SQ8, trained on a sample of
-    all vectors kept in a scratch file, so that memory holds the 8-bit codes, never every float vector. With it,
-    the recall@10 against exact search that a new IVF index was tuned to (None when none was built)."""
-    if not becomes_ivf(base, (base.ntotal if base is not None else 0) + added):
+    """The vector index of the new generation: `base` (the previous one) less the `removed` ids, with the `added`
+    new vectors of `batches`, and the recall@10 against exact search that a new IVF index was tuned to (None
+    when none was built). A Flat index is updated in memory (written at commit); one that reaches FLAT_LIMIT
+    becomes IVF-SQ8, trained on a sample of all vectors kept in a scratch file; an IVF index (memory-mapped) is
+    written anew to `target` list by list, its kept lists and the new vectors' codes merged: memory never holds
+    every float vector nor every code."""
+    total = (base.ntotal if base is not None else 0) - len(removed) + added
+    if base is not None and is_ivf(base):
+        ivf = faiss.downcast_index(base)
+        encoded = ivf_file.Encoded(scratch, ivf.code_size)
+        try:
+            ivf_file.stored_lists(ivf, removed, encoded)
+            ivf_file.encode(ivf, batches, encoded)
+            ivf_file.write(target, ivf, encoded)
+        finally:
+            encoded.close()
+        return for_queries(faiss.read_index(str(target), faiss.IO_FLAG_MMAP)), None
+    if base is not None and len(removed):
+        base.remove_ids(removed)
+    if not becomes_ivf(base, total):
         index = base if base is not None else new_flat(dim)
         for ids, vectors in batches:
             index.add_with_ids(vectors, ids)
@@ -298,9 +321,20 @@ def vector_index(
             source.append(*all_vectors(base))
         for ids, vectors in batches:
             source.append(ids, vectors)
-        return build_ivf(source)
+        return build_ivf(source, target, scratch)
     finally:
         source.close()
+
+
+def without(index: faiss.Index, ids: np.ndarray, tmp: Path) -> faiss.Index:
+    """`index` less these ids; one already written into the generation `tmp` (IVF) is read back into memory for
+    it, and written again at commit (files deleted during a build: rare)."""
+    written = tmp / store.VECTORS
+    if written.exists():
+        index = for_queries(faiss.read_index(str(written)))
+        written.unlink()
+    index.remove_ids(ids)
+    return index
 
 
 class StoredTokens:
@@ -323,7 +357,7 @@ def write_lexical(db: sqlite3.Connection, folder: Path) -> None:
 def open_base(index_dir: Path, report: BuildReport) -> store.Snapshot | None:
     """The newest intact generation to update, noting in `report` what was damaged or outdated; None: build anew."""
     try:
-        base = store.open_snapshot(index_dir, mmap=False)
+        base = store.open_snapshot(index_dir)  # an IVF index memory-mapped: `vector_index` writes its update anew
     except IndexMissingError:
         return None
     except IndexFormatError:
@@ -455,7 +489,9 @@ def write_generation(
 ) -> Path:
     """Fill the temporary generation `tmp` with the changes in `report`, then commit it."""
     if previous is not None:
-        remove_sources(db, previous.index, report.changed + report.removed)
+        removed = remove_sources(db, report.changed + report.removed)
+    else:
+        removed = np.zeros(0, dtype=np.int64)
     next_id = previous.manifest["next_id"] if previous else 0
 
     def skip(source: str, reason: str, detail: str | None) -> None:
@@ -482,7 +518,7 @@ def write_generation(
             raise WendaError(f"none of the documents in {settings.corpus} could be read (see the warnings above)")
         added = len(pending)
         stages.done("read")
-        vectors, tuned = embed_pending(settings, embedder, report, previous, pending, scratch, options, stages)
+        vectors, tuned = embed_pending(settings, embedder, report, previous, removed, pending, tmp, options, stages)
     finally:
         pending.close()
     shutil.rmtree(scratch)
@@ -495,7 +531,7 @@ def write_generation(
     manifest["engines"] = engines
     for source in vanished(settings.corpus, files):
         options.warn(f"warning: {source} was deleted while it was being indexed: left out")
-        remove_sources(db, vectors, [source])
+        vectors = without(vectors, remove_sources(db, [source]), tmp)
         del files[source]
         report.removed.append(source)
     live_manifest = store.live_manifest(settings.index_dir)  # read before the switch; also across --rebuild
@@ -526,13 +562,14 @@ def embed_pending(
     embedder: Embedder,
     report: BuildReport,
     previous: store.Snapshot | None,
+    removed: np.ndarray,
     pending: PendingTexts,
-    scratch: Path,
+    tmp: Path,
     options: BuildOptions,
     stages: Stages,
 ) -> tuple[faiss.Index, float | None]:
     """Embed what the cache lacks of the pending texts (on the cluster with `options.remote`), then return the
-    vector index of the new generation holding them (and `vector_index`'s recall)."""
+    vector index of the new generation `tmp` holding them, less the `removed` ids (and `vector_index`'s recall)."""
     cache = EmbeddingCache(settings.embedding_cache, json.dumps(embedder.signature(), sort_keys=True), embedder.dim)
     embedding_started = time.perf_counter()
     try:
@@ -547,7 +584,9 @@ def embed_pending(
         stages.done("embed")
         batches = pending_vectors(pending, embedder, cache, options.batch_size)
         base = previous.index if previous is not None else None
-        vectors, tuned = vector_index(base, batches, len(pending), embedder.dim, scratch)
+        vectors, tuned = vector_index(
+            base, removed, batches, len(pending), embedder.dim, tmp / SCRATCH, tmp / store.VECTORS
+        )
         if cache.repaired:
             report.repaired.append(cache.repaired)
         if cache.dropped:

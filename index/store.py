@@ -506,11 +506,12 @@ def new_generation(index_dir: Path, previous: Snapshot | None) -> tuple[Path, sq
 
 
 def commit_generation(tmp: Path, db: sqlite3.Connection, index: faiss.Index, manifest: dict) -> Path:
-    """Write vectors and manifest (with checksums of all files, BM25's written before), make everything durable,
-    then switch CURRENT."""
+    """Write vectors (unless an IVF index was written there list by list already) and manifest (with checksums of
+    all files, BM25's written before), make everything durable, then switch CURRENT."""
     db.commit()
     db.close()
-    faiss.write_index(index, str(tmp / VECTORS))
+    if not (tmp / VECTORS).exists():
+        faiss.write_index(index, str(tmp / VECTORS))
     files = [p for p in sorted(tmp.rglob("*")) if p.is_file()]
     for path in [*files, tmp / LEXICAL]:
         _fsync(path)  # durable before their checksums are: a crash never leaves a manifest vouching for lost data

@@ -8,10 +8,12 @@ remove vectors. Numbers behind the defaults are in docs/benchmarks.md (bench/vec
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import faiss
 import numpy as np
 
+from . import ivf_file
 from .scratch import VectorFile
 
 # Past this many vectors exact search stops fitting the query budget on 2 cores, so the index is rebuilt
@@ -22,6 +24,10 @@ RECALL_TARGET = 0.98  # recall@10 against exact search that nprobe is tuned for
 TUNING_QUERIES = 200
 SEED = 0
 ENCODER_SAMPLE = 65_536  # vectors whose residuals set the 8-bit ranges
+# Vectors the lists' centroids are trained on: 64 a list up to this cap (201 MB of float32), so a build's memory
+# stops growing with the corpus; faiss asks for 39 a list, the cap leaves at least 32 (nlist_for: ≤ 4,096 lists).
+TRAIN_SAMPLE = 131_072
+LEAST_PER_LIST = 32
 BLOCK = 50_000  # vectors added, or scanned for the exact answers, at a time: 77 MB of float32
 
 
@@ -34,8 +40,9 @@ def is_ivf(index: faiss.Index) -> bool:
 
 
 def nlist_for(count: int) -> int:
-    """About 4·√n lists: the usual balance of list scan cost against centroid scan cost."""
-    return max(16, int(4 * math.sqrt(count)))
+    """About 4·√n lists (the usual balance of list scan cost against centroid scan cost), with at least
+    LEAST_PER_LIST training vectors each in the capped sample (4,096 lists: reached at ~1M vectors)."""
+    return max(16, min(int(4 * math.sqrt(count)), TRAIN_SAMPLE // LEAST_PER_LIST))
 
 
 def all_vectors(index: faiss.Index) -> tuple[np.ndarray, np.ndarray]:
@@ -46,27 +53,36 @@ def all_vectors(index: faiss.Index) -> tuple[np.ndarray, np.ndarray]:
     return ids, vectors
 
 
-def build_ivf(source: VectorFile) -> tuple[faiss.IndexIVFScalarQuantizer, float]:
-    """IVF-SQ8 trained on a sample of the vectors in `source`, holding all of them (added a block at a time),
-    with nprobe tuned, and the recall@10 against exact search it was tuned to: memory for the sample and the 8-bit
-    codes, not for the float vectors."""
+def build_ivf(source: VectorFile, path: Path, scratch: Path) -> tuple[faiss.Index, float]:
+    """IVF-SQ8 of every vector in `source`, trained on a sample, written to `path` list by list (`ivf_file`) and
+    opened from it memory-mapped, with nprobe tuned (and stored in the file), and the recall@10 against exact
+    search it was tuned to. Memory holds the sample, one block and an 8-byte position a vector: not the float
+    vectors, not their codes."""
     nlist = nlist_for(len(source))
     quantizer = faiss.IndexFlatIP(source.dim)
     ivf = faiss.IndexIVFScalarQuantizer(
         quantizer, source.dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
     )
+    ivf.cp.min_points_per_centroid = LEAST_PER_LIST  # the capped sample is deliberate: no warning from faiss
     rng = np.random.default_rng(SEED)
-    sample = source.rows(rng.choice(len(source), min(len(source), 64 * nlist), replace=False))
+    size = min(len(source), 64 * nlist, TRAIN_SAMPLE)
+    sample = source.rows(rng.choice(len(source), size, replace=False))
     # The centroids from the whole sample (as ivf.train would), the 8-bit ranges from the residuals of a part of
     # it (random already): the residuals of the whole sample would be a second copy of it in memory.
     ivf.train_q1(len(sample), faiss.swig_ptr(sample), False, faiss.METRIC_INNER_PRODUCT)
     ivf.train(sample[:ENCODER_SAMPLE])  # the quantizer is trained: this trains the 8-bit encoder only
     del sample
     ivf.set_direct_map_type(faiss.DirectMap.Hashtable)  # reconstruct(id) and remove_ids by id
-    for ids, vectors in source.blocks(BLOCK):
-        ivf.add_with_ids(vectors, ids)
-    ivf.nprobe, measured = tune_nprobe(ivf, source)
-    return for_queries(ivf), measured
+    encoded = ivf_file.Encoded(scratch, ivf.code_size)
+    try:
+        ivf_file.encode(ivf, source.blocks(BLOCK), encoded)
+        ivf_file.write(path, ivf, encoded)
+    finally:
+        encoded.close()
+    index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP)  # its own class already (downcasting would free it)
+    index.nprobe, measured = tune_nprobe(index, source)
+    ivf_file.set_nprobe(path, ivf, index.nprobe)
+    return for_queries(index), measured
 
 
 def tune_nprobe(ivf: faiss.IndexIVF, source: VectorFile, k: int = 10) -> tuple[int, float]:

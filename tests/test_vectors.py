@@ -33,7 +33,7 @@ def test_ivf_reaches_recall_target_against_exact_search(tmp_path: Path, monkeypa
     """Trained on a sample and filled a block at a time from a scratch file (blocks smaller than the data)."""
     monkeypatch.setattr(vectors, "BLOCK", 3_000)
     data = clustered(20_000)
-    ivf, tuned = vectors.build_ivf(scratch_file(tmp_path, data))
+    ivf, tuned = vectors.build_ivf(scratch_file(tmp_path, data), tmp_path / "ivf.faiss", tmp_path)
     assert ivf.ntotal == 20_000 and tuned >= 0.95  # the target, or where 8-bit codes stop it rising
     assert vectors.describe(ivf, tuned)["tuned_recall@10"] == round(tuned, 4)
     queries = clustered(300, seed=1)
