@@ -12,6 +12,7 @@ pairs are written, in list order (faiss writes its hash table's order). Readers 
 
 from __future__ import annotations
 
+import mmap
 import struct
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -40,16 +41,25 @@ class Encoded:
         self.count += len(ids)
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(lists, ids, codes) memory-mapped: pages come from disk as the writer reads them."""
+        """(lists, ids, codes) memory-mapped: pages come from disk as the writer reads them (`release` lets them
+        go again)."""
         for file in self.files.values():
             file.flush()
         if not self.count:
             return np.zeros(0, np.int32), np.zeros(0, np.int64), np.zeros((0, self.code_size), np.uint8)
-        return (
-            np.memmap(self.paths["lists"], dtype=np.int32, mode="r"),
-            np.memmap(self.paths["ids"], dtype=np.int64, mode="r"),
-            np.memmap(self.paths["codes"], dtype=np.uint8, mode="r").reshape(self.count, self.code_size),
-        )
+        self.maps = []
+        arrays = []
+        for name, dtype in (("lists", np.int32), ("ids", np.int64), ("codes", np.uint8)):
+            with open(self.paths[name], "rb") as file:
+                self.maps.append(mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ))
+            arrays.append(np.frombuffer(self.maps[-1], dtype=dtype))
+        return arrays[0], arrays[1], arrays[2].reshape(self.count, self.code_size)
+
+    def release(self) -> None:
+        """Drop the pages read so far from this process (they stay in the page cache): a mapping's pages count
+        in its resident memory, so reading every code once would look like holding them all."""
+        for mapping in getattr(self, "maps", []):
+            mapping.madvise(mmap.MADV_DONTNEED)
 
     def close(self) -> None:
         for name, file in self.files.items():
@@ -135,12 +145,17 @@ def write(path: Path, ivf: faiss.IndexIVF, encoded: Encoded, block: int = 65_536
             out.write(part)
         out.write(b"ilar" + _SIZE.pack(ivf.nlist) + _SIZE.pack(ivf.code_size))
         out.write(b"full" + _SIZE.pack(ivf.nlist) + sizes.tobytes())
+        copied = 0
         for number in range(ivf.nlist):
             rows = order[starts[number] : starts[number + 1]]
             for begin in range(0, len(rows), block):  # a long list is copied a block at a time
                 out.write(np.ascontiguousarray(codes[rows[begin : begin + block]]).tobytes())
             for begin in range(0, len(rows), block):
                 out.write(np.ascontiguousarray(ids[rows[begin : begin + block]]).tobytes())
+            copied += len(rows)
+            if copied >= block:
+                encoded.release()
+                copied = 0
 
 
 def set_nprobe(path: Path, ivf: faiss.IndexIVF, nprobe: int) -> None:

@@ -70,8 +70,10 @@ def build_ivf(source: VectorFile, path: Path, scratch: Path) -> tuple[faiss.Inde
     # The centroids from the whole sample (as ivf.train would), the 8-bit ranges from the residuals of a part of
     # it (random already): the residuals of the whole sample would be a second copy of it in memory.
     ivf.train_q1(len(sample), faiss.swig_ptr(sample), False, faiss.METRIC_INNER_PRODUCT)
-    ivf.train(sample[:ENCODER_SAMPLE])  # the quantizer is trained: this trains the 8-bit encoder only
-    del sample
+    encoder_sample = sample[:ENCODER_SAMPLE].copy()
+    del sample  # before the encoder's training makes its residuals
+    ivf.train(encoder_sample)  # the quantizer is trained: this trains the 8-bit encoder only
+    del encoder_sample
     ivf.set_direct_map_type(faiss.DirectMap.Hashtable)  # reconstruct(id) and remove_ids by id
     encoded = ivf_file.Encoded(scratch, ivf.code_size)
     try:

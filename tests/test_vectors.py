@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from wenda.index import store, vectors
-from wenda.index.builder import build_index
+from wenda.index.builder import build_index, scan_corpus
 from wenda.index.config import Settings
 from wenda.index.hash_embedder import HashEmbedder
 from wenda.index.scratch import VectorFile
@@ -109,3 +109,29 @@ def test_a_flat_index_that_outgrows_the_limit_on_an_update_becomes_ivf(
     retriever = Retriever(settings, embedder)
     assert "3003个座位" in retriever.ask("清丰县第3座新体育馆有多少个座位？", 3).results[0].record.text
     assert "纯电动车辆856台" in retriever.ask("安阳市区营运出租车中有多少台纯电动车？", 3).results[0].record.text
+
+
+def test_a_file_deleted_while_an_ivf_update_is_built_is_left_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The update's IVF file is written list by list before the deletion is seen: it is read back, the file's
+    vectors removed, and written again (model-free embedder: this is about the vector index)."""
+    monkeypatch.setattr(vectors, "FLAT_LIMIT", 100)
+    corpus = tmp_path / "corpus"
+    shutil.copytree(SEED_CORPUS, corpus)
+    settings = Settings(corpus=corpus, index_dir=tmp_path / "index", embedding_model="hash")
+    embedder = HashEmbedder()
+    first = build_index(settings, embedder, progress=False, warn=lambda line: None)
+    (corpus / "new.txt").write_text("新增文件\n\n清丰县新建了一座有3000个座位的体育馆。\n", encoding="utf-8")
+    (corpus / "gone.txt").write_text("将被删除\n\n这一段在建立索引时被删除。\n", encoding="utf-8")
+    warnings: list[str] = []
+    files, _ = scan_corpus(corpus, warnings.append)
+    (corpus / "gone.txt").unlink()
+    report = build_index(settings, embedder, False, False, warnings.append, files)
+    assert "warning: skipped gone.txt: it was deleted while it was being indexed: left out" in warnings
+    snapshot = store.open_snapshot(settings.index_dir)
+    assert snapshot.manifest["vector_index"]["type"] == "ivf-sq8" and "gone.txt" not in snapshot.manifest["files"]
+    assert len(snapshot) == report.total_chunks == first.total_chunks + 1  # new.txt's one chunk, gone.txt's none
+    assert (
+        "3000个座位" in Retriever(settings, embedder).ask("清丰县新建的体育馆有多少个座位？", 3).results[0].record.text
+    )
