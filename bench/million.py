@@ -43,23 +43,36 @@ COLUMNS = [
     ("passages", lambda r: f"{r['passages']:,}"),
     ("chunks", lambda r: f"{r['chunks']:,}"),
     ("build", lambda r: f"{r['build_s'] / 60:.1f} min"),
-    ("peak RSS (process tree)", lambda r: f"{r['peak_rss_mb']:,.0f} MB"),
+    ("peak RSS (process tree) / of it anonymous", lambda r: f"{r['peak_rss_mb']:,.0f} / {anon(r, 'peak_anon_mb')}"),
     ("index on disk", lambda r: f"{r['disk_mb']:,.0f} MB"),
     ("vector index", lambda r: r["vector_index"]),
     ("one question, from start", lambda r: f"{r['first_answer_s']:.2f} s" if "first_answer_s" in r else "—"),
     ("per extra question", lambda r: f"{r['per_question_ms']:.1f} ms"),
-    ("answering 200 questions: peak RSS", lambda r: f"{r['serving_rss_mb']:,} MB" if "serving_rss_mb" in r else "—"),
-    ("stages: seconds / peak MB", lambda r: stage_cell(r.get("stages", {}))),
+    (
+        "answering 200 questions: peak RSS / anonymous",
+        lambda r: f"{r['serving_rss_mb']:,} / {anon(r, 'serving_anon_mb')}" if "serving_rss_mb" in r else "—",
+    ),
+    ("stages: seconds / peak MB (anonymous)", lambda r: stage_cell(r.get("stages", {}))),
     (
         "adding 1,000 passages",
-        lambda r: f"{r['update']['seconds']:.0f} s / {r['update']['peak_mb']:,} MB" if "update" in r else "—",
+        lambda r: update_cell(r["update"]) if "update" in r else "—",
     ),
     ("command", lambda r: f"`{r['command']}`"),
 ]
 
 
+def anon(row: dict, key: str) -> str:
+    """The anonymous peak, or "—" for rows measured before it was."""
+    return f"{row[key]:,}" if key in row else "—"
+
+
 def stage_cell(stages: dict) -> str:
-    return "; ".join(f"{name} {s['seconds']:.0f} s / {s['peak_mb']:,}" for name, s in stages.items()) or "—"
+    cells = (f"{n} {s['seconds']:.0f} s / {s['peak_mb']:,} ({anon(s, 'peak_anon_mb')})" for n, s in stages.items())
+    return "; ".join(cells) or "—"
+
+
+def update_cell(update: dict) -> str:
+    return f"{update['seconds']:.0f} s / {update['peak_mb']:,} ({anon(update, 'peak_anon_mb')}) MB"
 
 
 def table(rows: list[dict]) -> None:
@@ -82,9 +95,11 @@ def write_corpus(folder: Path, size: int, paragraphs: list[str]) -> None:
         (folder / f"news{start // PER_FILE:06d}.txt").write_text("\n\n".join(texts) + "\n", encoding="utf-8")
 
 
-def tree_rss_mb(pid: int) -> float:
-    """Resident memory of a process and its descendants, in MB (Linux /proc)."""
-    total, todo = 0, [pid]
+def tree_rss_mb(pid: int) -> tuple[float, float]:
+    """Resident memory of a process and its descendants, in MB (Linux /proc), and the anonymous part of it (heap
+    and stacks: what the machine must have; the rest is pages of memory-mapped files, which the kernel can drop
+    and read again)."""
+    total, anonymous, todo = 0, 0, [pid]
     while todo:
         current = todo.pop()
         try:
@@ -92,20 +107,25 @@ def tree_rss_mb(pid: int) -> float:
             children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
         except OSError:
             continue
-        total += next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        total += int(fields.get("VmRSS", "0 kB").split()[0])
+        anonymous += int(fields.get("RssAnon", "0 kB").split()[0])
         todo += [int(child) for child in children]
-    return total / 1024
+    return total / 1024, anonymous / 1024
 
 
-def run_measured(command: list[str], env: dict, stdin: bytes | None = None) -> tuple[float, float, str, dict]:
-    """Wall seconds, peak process-tree RSS (MB), output, and per stage {"seconds", "peak_mb"} of a command whose
+def run_measured(
+    command: list[str], env: dict, stdin: bytes | None = None
+) -> tuple[float, tuple[float, float], str, dict]:
+    """Wall seconds, peak process-tree RSS and its peak anonymous part (MB), output, and per stage {"seconds",
+    "peak_mb", "peak_anon_mb"} of a command whose
     stderr says "stage NAME: S s" as each stage ends (`wenda index -v`): the memory samples are split at the
     times those lines arrive."""
     started = time.perf_counter()
     process = subprocess.Popen(
         command, cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
-    samples: list[tuple[float, float]] = []
+    samples: list[tuple[float, tuple[float, float]]] = []
     ends: list[tuple[float, str, float]] = []
     errors: list[str] = []
 
@@ -136,25 +156,30 @@ def run_measured(command: list[str], env: dict, stdin: bytes | None = None) -> t
     stages, begin = {}, started
     for end, name, seconds in ends:
         inside = [rss for when, rss in samples if begin <= when <= end + 0.2]
-        stages[name] = {"seconds": seconds, "peak_mb": round(max(inside, default=0.0))}
+        stages[name] = {
+            "seconds": seconds,
+            "peak_mb": round(max((total for total, _ in inside), default=0.0)),
+            "peak_anon_mb": round(max((anonymous for _, anonymous in inside), default=0.0)),
+        }
         begin = end
-    peak = max((rss for _, rss in samples), default=0.0)
-    return time.perf_counter() - started, peak, out + "".join(errors), stages
+    peak = max((rss[0] for _, rss in samples), default=0.0)
+    anonymous = max((rss[1] for _, rss in samples), default=0.0)
+    return time.perf_counter() - started, (peak, anonymous), out + "".join(errors), stages
 
 
-def question_cost(env: dict) -> tuple[float, float, float]:
+def question_cost(env: dict) -> tuple[float, tuple[float, float], float]:
     """Milliseconds each extra question costs in a `wenda ask --json` batch (200 CMRC questions against 1), the
-    peak RSS (MB) of answering the 200, and the seconds from start to exit of answering one (opening the index,
-    its checksums verified, included)."""
+    peak RSS and its anonymous part (MB) of answering the 200, and the seconds from start to exit of answering one
+    (opening the index, its checksums verified, included)."""
     with gzip.open(CMRC, "rt", encoding="utf-8") as handle:
         questions = [q for q in (json.loads(line)["question"].strip() for line in handle) if q][:200]
     wenda = [sys.executable, "-m", "wenda.bot.cli", "ask", "--json"]
     times, peaks = {}, []
     for size in (1, len(questions), 1, len(questions)):
         lines = "".join(q + "\n" for q in questions[:size]).encode()
-        seconds, peak, _, _ = run_measured(wenda, env, stdin=lines)
+        seconds, (peak, anonymous), _, _ = run_measured(wenda, env, stdin=lines)
         times.setdefault(size, []).append(seconds)
-        peaks.append(peak)
+        peaks.append((peak, anonymous))
     one, many = min(times[1]), min(times[len(questions)])
     return (many - one) / (len(questions) - 1) * 1000, max(peaks), one
 
@@ -178,14 +203,15 @@ def main() -> None:
             "WENDA_CORPUS": str(folder / "corpus"),
             "WENDA_INDEX_DIR": str(folder / "index"),
         }
-        seconds, peak, said, stages = run_measured([sys.executable, "-m", "wenda.bot.cli", "index", "-q", "-v"], env)
+        command = [sys.executable, "-m", "wenda.bot.cli", "index", "-q", "-v"]
+        seconds, (peak, anonymous), said, stages = run_measured(command, env)
         manifest = json.loads(next((folder / "index").glob("gen-*/manifest.json")).read_text())
         disk = sum(p.stat().st_size for p in (folder / "index").rglob("*") if p.is_file()) / 2**20
         per_question, serving, first = question_cost(env)
         # an update: one more file of 1,000 passages (distinct from the others) into the built index
         extra = folder / "corpus" / "update.txt"
         extra.write_text("\n\n".join(f"更新段落{i}：" + firsts[i] for i in range(UPDATE)) + "\n", encoding="utf-8")
-        update_s, update_peak, _, update_stages = run_measured(
+        update_s, (update_peak, update_anonymous), _, update_stages = run_measured(
             [sys.executable, "-m", "wenda.bot.cli", "index", "-q", "-v"], env
         )
         row = {
@@ -193,16 +219,19 @@ def main() -> None:
             "chunks": manifest["chunks"],
             "build_s": round(seconds, 1),
             "peak_rss_mb": round(peak),
+            "peak_anon_mb": round(anonymous),
             "disk_mb": round(disk),
             "vector_index": manifest.get("vector_index", {}).get("type", "flat"),
             "per_question_ms": round(per_question, 1),
-            "serving_rss_mb": round(serving),
+            "serving_rss_mb": round(serving[0]),
+            "serving_anon_mb": round(serving[1]),
             "first_answer_s": round(first, 2),
             "stages": stages,
             "update": {
                 "passages": UPDATE,
                 "seconds": round(update_s, 1),
                 "peak_mb": round(update_peak),
+                "peak_anon_mb": round(update_anonymous),
                 "stages": update_stages,
             },
             "said": said.strip().splitlines()[-1:],

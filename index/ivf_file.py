@@ -77,19 +77,42 @@ def encode(ivf: faiss.IndexIVF, blocks: Iterable[tuple[np.ndarray, np.ndarray]],
         into.append(lists, ids, codes)
 
 
-def stored_lists(ivf: faiss.IndexIVF, removed: np.ndarray, into: Encoded, block: int = 65_536) -> None:
-    """Append the vectors already in `ivf` (memory-mapped is fine), less the ids in `removed`, list by list."""
-    invlists = ivf.invlists
+def stored_lists(ivf: faiss.IndexIVF, path: Path, removed: np.ndarray, into: Encoded, block: int = 65_536) -> None:
+    """Append the vectors of `ivf`, opened from its file `path`, less the ids in `removed`, list by list.
+
+    The lists are read through a mapping of `path` of our own, whose pages are let go as it goes, so merging a big
+    index does not look like holding it; they are the file's last bytes, one after another (faiss's "full" layout,
+    checked; an index in another layout is read through faiss's own lists instead)."""
+    sizes = np.array([ivf.invlists.list_size(number) for number in range(ivf.nlist)], dtype=np.uint64)
     gone = np.sort(np.asarray(removed, dtype=np.int64))
-    for number in range(ivf.nlist):
-        size = invlists.list_size(number)
-        for begin in range(0, size, block):
-            end = min(begin + block, size)
-            ids = faiss.rev_swig_ptr(invlists.get_ids(number), size)[begin:end].copy()
-            codes = faiss.rev_swig_ptr(invlists.get_codes(number), size * ivf.code_size)
-            codes = codes[begin * ivf.code_size : end * ivf.code_size].reshape(-1, ivf.code_size).copy()
-            keep = ~np.isin(ids, gone, assume_unique=False) if len(gone) else np.ones(len(ids), bool)
-            into.append(np.full(int(keep.sum()), number, dtype=np.int32), ids[keep], codes[keep])
+    with open(path, "rb") as file:
+        data = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+    start = len(data) - int(sizes.sum()) * (ivf.code_size + 8)
+    table = start - 8 * ivf.nlist
+    own = table >= 12 and data[table - 12 : table - 8] == b"full" and data[table:start] == sizes.tobytes()
+    read, codes, ids = 0, None, None
+    try:
+        for number, size in enumerate(sizes.tolist()):
+            if own:
+                codes = np.frombuffer(data, np.uint8, size * ivf.code_size, start)
+                ids = np.frombuffer(data, np.int64, size, start + size * ivf.code_size)
+                start += size * (ivf.code_size + 8)
+            elif size:
+                codes = faiss.rev_swig_ptr(ivf.invlists.get_codes(number), size * ivf.code_size)
+                ids = faiss.rev_swig_ptr(ivf.invlists.get_ids(number), size)
+            for begin in range(0, size, block):
+                end = min(begin + block, size)
+                chosen = ids[begin:end].copy()
+                keep = ~np.isin(chosen, gone) if len(gone) else np.ones(len(chosen), bool)
+                part = codes[begin * ivf.code_size : end * ivf.code_size].reshape(-1, ivf.code_size)[keep]
+                into.append(np.full(int(keep.sum()), number, dtype=np.int32), chosen[keep], part)
+            read += size
+            if own and read >= block:
+                data.madvise(mmap.MADV_DONTNEED)
+                read = 0
+    finally:
+        del codes, ids  # views of the mapping, which cannot close while they live
+        data.close()
 
 
 def empty_like(ivf: faiss.IndexIVFScalarQuantizer) -> faiss.IndexIVFScalarQuantizer:

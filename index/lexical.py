@@ -105,8 +105,10 @@ def write(path: Path, ids: Iterable[int], token_lists: Iterable[list[str]], bloc
         lengths.append(len(tokens) or 1)
     if len(lengths) != len(ids):
         raise ValueError(f"{len(ids)} ids for {len(lengths)} documents")
-    vocabulary = {word: number for number, word in enumerate(sorted(words))}
-    del words
+    ordered = sorted(words)
+    del words  # before the dictionary is made: the set, the list and the dictionary are each the vocabulary's size
+    vocabulary = {word: number for number, word in enumerate(ordered)}
+    del ordered
     with tempfile.TemporaryDirectory(dir=path, prefix=".runs-") as scratch:
         runs, frequencies = _sorted_runs(Path(scratch), token_lists, vocabulary, len(lengths), block_pairs)
         indptr = np.zeros(len(vocabulary) + 1, dtype=np.int64)

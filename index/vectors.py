@@ -82,9 +82,10 @@ def build_ivf(source: VectorFile, path: Path, scratch: Path) -> tuple[faiss.Inde
     finally:
         encoded.close()
     index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP)  # its own class already (downcasting would free it)
-    index.nprobe, measured = tune_nprobe(index, source)
-    ivf_file.set_nprobe(path, ivf, index.nprobe)
-    return for_queries(index), measured
+    nprobe, measured = tune_nprobe(index, source)
+    ivf_file.set_nprobe(path, ivf, nprobe)
+    del index  # the tuning touched most lists: mapped anew, the build holds none of their pages
+    return for_queries(faiss.read_index(str(path), faiss.IO_FLAG_MMAP)), measured
 
 
 def tune_nprobe(ivf: faiss.IndexIVF, source: VectorFile, k: int = 10) -> tuple[int, float]:

@@ -26,13 +26,13 @@ def trained(direct_map: int) -> faiss.IndexIVFScalarQuantizer:
     return ivf
 
 
-def written(ivf: faiss.IndexIVF, folder: Path, parts, name: str, kept_from=None, removed=()) -> Path:
+def written(ivf: faiss.IndexIVF, folder: Path, parts, name: str, kept_from=None, kept_path=None, removed=()) -> Path:
     """Write `ivf` holding the (ids, vectors) `parts`, after the lists of `kept_from` less `removed`, as blocks
     smaller than the lists."""
     encoded = ivf_file.Encoded(folder, ivf.code_size)
     try:
         if kept_from is not None:
-            ivf_file.stored_lists(kept_from, np.array(removed, dtype=np.int64), encoded, block=50)
+            ivf_file.stored_lists(kept_from, kept_path, np.array(removed, dtype=np.int64), encoded, block=50)
         ivf_file.encode(ivf, parts, encoded)
         ivf_file.write(folder / name, ivf, encoded, block=70)
     finally:
@@ -68,7 +68,7 @@ def test_with_a_direct_map_it_searches_reconstructs_and_updates_as_faiss_does(tm
     # an update: 100 vectors removed, 300 added, written as a merge of the mapped file's lists and the new codes
     new, new_ids = unit(300, 5), np.arange(100_000, 100_300, dtype=np.int64)
     gone = ids[::50]
-    path = written(mapped, tmp_path, [(new_ids, new)], "b.faiss", kept_from=mapped, removed=gone)
+    path = written(mapped, tmp_path, [(new_ids, new)], "b.faiss", kept_from=mapped, kept_path=path, removed=gone)
     reference.remove_ids(gone)
     reference.add_with_ids(new, new_ids)
     updated = faiss.read_index(str(path), faiss.IO_FLAG_MMAP)
@@ -82,3 +82,19 @@ def test_with_a_direct_map_it_searches_reconstructs_and_updates_as_faiss_does(tm
         updated.reconstruct(int(gone[3]))
     in_memory = faiss.read_index(str(path))  # what a later Flat-style removal would do: still possible
     assert in_memory.remove_ids(new_ids[:5]) == 5
+
+
+def test_lists_in_faiss_s_sparse_layout_are_read_through_faiss(tmp_path: Path) -> None:
+    """faiss writes an index with most lists empty in another layout ("sprs"): merged all the same."""
+    data, ids = unit(10, 6), np.arange(10, dtype=np.int64)
+    ivf = trained(faiss.DirectMap.Hashtable)
+    sparse = faiss.clone_index(ivf)
+    sparse.add_with_ids(data, ids)
+    faiss.write_index(sparse, str(tmp_path / "sparse.faiss"))
+    assert b"sprs" in (tmp_path / "sparse.faiss").read_bytes()
+    stored = faiss.read_index(str(tmp_path / "sparse.faiss"))
+    path = written(
+        stored, tmp_path, [], "merged.faiss", kept_from=stored, kept_path=tmp_path / "sparse.faiss", removed=[3]
+    )
+    merged = faiss.read_index(str(path))
+    assert merged.ntotal == 9 and np.array_equal(merged.reconstruct(7), sparse.reconstruct(7))
