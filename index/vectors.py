@@ -23,7 +23,7 @@ FLAT_LIMIT = 50_000
 RECALL_TARGET = 0.98  # recall@10 against exact search that nprobe is tuned for
 TUNING_QUERIES = 200
 SEED = 0
-ENCODER_SAMPLE = 65_536  # vectors whose residuals set the 8-bit ranges
+ENCODER_SAMPLE = 32_768  # vectors whose residuals set the 8-bit ranges (50 MB, and as much for their residuals)
 # Vectors the lists' centroids are trained on: 64 a list up to this cap (201 MB of float32), so a build's memory
 # stops growing with the corpus; faiss asks for 39 a list, the cap leaves at least 32 (nlist_for: ≤ 4,096 lists).
 TRAIN_SAMPLE = 131_072
