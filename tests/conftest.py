@@ -23,9 +23,6 @@ ROOT = Path(__file__).resolve().parent.parent
 SEED_CORPUS = ROOT / "corpus"
 DEV_SET = ROOT.parent / "shared" / "eval" / "dev.jsonl"
 RAW_CORPUS = ROOT.parent / "shared" / "corpus"  # the articles without the metadata we wrote (corpus/sources.toml)
-# Builds in tests run at normal priority: at nice 19 (a real build's default) a test's `wenda index` waits
-# behind the other test worker and took 35 s instead of 4 (tests/test_runtime.py checks the default itself).
-os.environ.setdefault("WENDA_INDEX_PRIORITY", "normal")
 
 
 @pytest.fixture(scope="session")

@@ -113,9 +113,7 @@ def test_index_reports_its_priority_and_threads(tmp_path: Path) -> None:
     small_corpus = tmp_path / "corpus"  # one short file: the report, not the embedding, is under test
     small_corpus.mkdir()
     (small_corpus / "notice.txt").write_text("图书馆通知\n图书馆周一闭馆，周二至周日九点开馆。\n", encoding="utf-8")
-    low = run_wenda(
-        "index", "--corpus", str(small_corpus), "--index-dir", str(tmp_path / "a"), env={"WENDA_INDEX_PRIORITY": "low"}
-    )
+    low = run_wenda("index", "--corpus", str(small_corpus), "--index-dir", str(tmp_path / "a"))
     assert low.returncode == 0 and "nice 19" in low.stderr.decode()
     again = run_wenda("index", "--corpus", str(small_corpus), "--index-dir", str(tmp_path / "a"))
     assert again.returncode == 0 and "thread" not in again.stderr.decode()  # nothing embedded: nothing to say
