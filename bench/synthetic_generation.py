@@ -65,9 +65,7 @@ def main() -> None:
         rows = [i for i, source in enumerate(owners) if source in real]
         vectors[rows] = BuiltinE5().embed_passages([texts[i] for i in rows])
     batches = iter([(np.arange(len(texts), dtype=np.int64), vectors)])
-    index, tuned = vector_index(
-        None, None, np.zeros(0, np.int64), batches, len(texts), 384, scratch, tmp / store.VECTORS
-    )
+    index, tuned = vector_index(None, np.zeros(0, np.int64), batches, len(texts), 384, scratch, tmp / store.VECTORS)
     pending.close()
     shutil.rmtree(scratch)
     embedder = BuiltinE5()

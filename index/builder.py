@@ -283,8 +283,7 @@ def pending_vectors(
 
 
 def vector_index(
-    base: faiss.Index | None,
-    base_path: Path | None,
+    previous: store.Snapshot | None,
     removed: np.ndarray,
     batches: Iterator[tuple[np.ndarray, np.ndarray]],
     added: int,
@@ -292,19 +291,19 @@ def vector_index(
     scratch: Path,
     target: Path,
 ) -> tuple[faiss.Index, float | None]:
-    """The vector index of the new generation: `base` (the previous one, read from `base_path`) less the `removed`
-    ids, with the `added`
-    new vectors of `batches`, and the recall@10 against exact search that a new IVF index was tuned to (None
-    when none was built). A Flat index is updated in memory (written at commit); one that reaches FLAT_LIMIT
-    becomes IVF-SQ8, trained on a sample of all vectors kept in a scratch file; an IVF index (memory-mapped) is
-    written anew to `target` list by list, its kept lists and the new vectors' codes merged: memory never holds
-    every float vector nor every code."""
+    """The vector index of the new generation: the `previous` one's less the `removed` ids, with the `added` new
+    vectors of `batches`, and the recall@10 against exact search that a new IVF index was tuned to (None when none
+    was built). A Flat index is updated in memory (written at commit); one that reaches FLAT_LIMIT becomes
+    IVF-SQ8, trained on a sample of all vectors kept in a scratch file; an IVF index (memory-mapped) is written
+    anew to `target` list by list, its kept lists and the new vectors' codes merged: memory never holds every
+    float vector nor every code."""
+    base = previous.index if previous is not None else None
     total = (base.ntotal if base is not None else 0) - len(removed) + added
     if base is not None and is_ivf(base):
         ivf = faiss.downcast_index(base)
         encoded = ivf_file.Encoded(scratch, ivf.code_size)
         try:
-            ivf_file.stored_lists(ivf, base_path, removed, encoded)
+            ivf_file.stored_lists(ivf, previous.path / store.VECTORS, removed, encoded)
             ivf_file.encode(ivf, batches, encoded)
             ivf_file.write(target, ivf, encoded)
         finally:
@@ -585,10 +584,8 @@ def embed_pending(
         report.cached_chunks = len(pending) - report.embedded_chunks
         stages.done("embed")
         batches = pending_vectors(pending, embedder, cache, options.batch_size)
-        base = previous.index if previous is not None else None
-        base_path = previous.path / store.VECTORS if previous is not None else None
         vectors, tuned = vector_index(
-            base, base_path, removed, batches, len(pending), embedder.dim, tmp / SCRATCH, tmp / store.VECTORS
+            previous, removed, batches, len(pending), embedder.dim, tmp / SCRATCH, tmp / store.VECTORS
         )
         if cache.repaired:
             report.repaired.append(cache.repaired)

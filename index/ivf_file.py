@@ -33,6 +33,7 @@ class Encoded:
         self.code_size = code_size
         self.count = 0
         self.files = {name: open(path, "wb") for name, path in self.paths.items()}  # noqa: SIM115 - close()
+        self.maps: list[mmap.mmap] = []  # the files mapped for reading (`arrays`)
 
     def append(self, lists: np.ndarray, ids: np.ndarray, codes: np.ndarray) -> None:
         self.files["lists"].write(np.ascontiguousarray(lists, dtype=np.int32).tobytes())
@@ -58,7 +59,7 @@ class Encoded:
     def release(self) -> None:
         """Drop the pages read so far from this process (they stay in the page cache): a mapping's pages count
         in its resident memory, so reading every code once would look like holding them all."""
-        for mapping in getattr(self, "maps", []):
+        for mapping in self.maps:
             mapping.madvise(mmap.MADV_DONTNEED)
 
     def close(self) -> None:
@@ -127,10 +128,15 @@ def empty_like(ivf: faiss.IndexIVFScalarQuantizer) -> faiss.IndexIVFScalarQuanti
     return empty
 
 
-def _header(ivf: faiss.IndexIVF, ntotal: int, pairs: Iterator[bytes], count: int) -> Iterator[bytes]:
-    """The bytes before the inverted lists: the empty trained index's header with `ntotal` and its direct map's
-    `count` (id, list << 32 | offset) pairs. Where the map's bytes lie is found by comparing the serializations of
-    the same empty index without and with one, not assumed."""
+def _first_difference(one: bytes, other: bytes) -> int:
+    """Where two serializations of an index that differ in one field first differ: that field's place."""
+    return next(i for i, (a, b) in enumerate(zip(one, other, strict=False)) if a != b)
+
+
+def _header(ivf: faiss.IndexIVF, ntotal: int, pairs: Iterator[bytes]) -> Iterator[bytes]:
+    """The bytes before the inverted lists: the empty trained index's header with `ntotal` vectors and, with a
+    direct map, its `ntotal` (id, list << 32 | offset) `pairs`. Where the map's bytes lie is found by comparing
+    the serializations of the same empty index without and with one, not assumed."""
     empty = empty_like(ivf)
     plain = faiss.serialize_index(empty).tobytes()
     empty.set_direct_map_type(faiss.DirectMap.Hashtable)
@@ -139,9 +145,8 @@ def _header(ivf: faiss.IndexIVF, ntotal: int, pairs: Iterator[bytes], count: int
     if ivf.direct_map.type == faiss.DirectMap.NoMap:
         yield plain[:_NTOTAL_AT] + _NTOTAL.pack(ntotal) + plain[_NTOTAL_AT + 8 : lists_at]
         return
-    at = next(i for i, (a, b) in enumerate(zip(plain, mapped, strict=False)) if a != b)  # the map type byte
-    table_at = at + 1 + 8  # after the type and the (empty) array of the array map: the table's length
-    yield mapped[:_NTOTAL_AT] + _NTOTAL.pack(ntotal) + mapped[_NTOTAL_AT + 8 : table_at] + _SIZE.pack(count)
+    table_at = _first_difference(plain, mapped) + 1 + 8  # after the map's type and its (empty) array: the table
+    yield mapped[:_NTOTAL_AT] + _NTOTAL.pack(ntotal) + mapped[_NTOTAL_AT + 8 : table_at] + _SIZE.pack(ntotal)
     yield from pairs
     yield mapped[table_at + 8 : mapped.rfind(b"ilar")]
 
@@ -164,7 +169,7 @@ def write(path: Path, ivf: faiss.IndexIVF, encoded: Encoded, block: int = 65_536
             yield table.tobytes()
 
     with open(path, "wb") as out:
-        for part in _header(ivf, len(order), pairs(), len(order)):
+        for part in _header(ivf, len(order), pairs()):
             out.write(part)
         out.write(b"ilar" + _SIZE.pack(ivf.nlist) + _SIZE.pack(ivf.code_size))
         out.write(b"full" + _SIZE.pack(ivf.nlist) + sizes.tobytes())
@@ -188,8 +193,6 @@ def set_nprobe(path: Path, ivf: faiss.IndexIVF, nprobe: int) -> None:
     empty.nprobe = 1
     one = faiss.serialize_index(empty).tobytes()
     empty.nprobe = 2
-    two = faiss.serialize_index(empty).tobytes()
-    at = next(i for i, (a, b) in enumerate(zip(one, two, strict=True)) if a != b)
     with open(path, "r+b") as file:
-        file.seek(at)
+        file.seek(_first_difference(one, faiss.serialize_index(empty).tobytes()))
         file.write(_SIZE.pack(nprobe))
