@@ -10,12 +10,13 @@ QUESTION ?= 安阳2022年老旧小区改造项目的开工率是多少？
 install: $(STAMP) browser
 
 # The CPU build of torch goes in first, pinned, through pip (so this machine's pip settings, which say where the
-# CPU build lies, apply), so sentence-transformers never pulls a CUDA build. The rest goes in through uv: 10 s
+# CPU build lies, apply), so sentence-transformers never pulls a CUDA build. The rest goes in through uv (compiled
+# to bytecode, as pip does: without it every first import compiles, Ray's workers each on their own): 10 s
 # instead of pip's 100 s on a fresh machine; uv keeps the installed torch. Where uv cannot be had, pip does it all.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q torch==2.13.0
-	($(BIN)/pip install -q uv==0.13.8 && $(BIN)/uv pip install -q --python $(BIN)/python -e '.[st,test,ray]') \
+	($(BIN)/pip install -q uv==0.13.8 && $(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python -e '.[st,test,ray]') \
 		|| $(BIN)/pip install -q -e '.[st,test,ray]'
 	$(BIN)/wenda prepare
 	touch $(STAMP)
