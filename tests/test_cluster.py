@@ -113,6 +113,8 @@ def rounded(value):  # noqa: ANN001, ANN201 - JSON values
     return value
 
 
+# Alone (`make test`'s serial part): beside busy test workers a Ray node's actors took over a minute to start.
+@pytest.mark.serial
 def test_ray_build_resumes_after_a_killed_driver_and_a_killed_worker_and_equals_the_local_build(
     cluster: str, seed_settings: Settings, retriever: Retriever, embedder: Embedder, tmp_path: Path
 ) -> None:
