@@ -115,7 +115,8 @@ def test_links_out_of_the_corpus_are_indexed_only_when_the_owner_opts_in(tmp_pat
         return next(entry for entry in entries if entry["source"] == "report.txt")
 
     assert run_wenda("index", "-q", env=env).returncode == 0
-    assert linked()["status"] == "skipped" and "--follow-symlinks" in linked()["reason"]
+    entry = linked()
+    assert entry["status"] == "skipped" and "--follow-symlinks" in entry["reason"]
     assert run_wenda("index", "-q", "--follow-symlinks", env=env).returncode == 0
     assert linked()["status"] == "indexed"
     following = {**env, "WENDA_FOLLOW_SYMLINKS": "1"}
