@@ -120,7 +120,8 @@ def main() -> None:
             index_dir = work / "seed"
             seed = Settings(corpus=ROOT / "corpus", index_dir=index_dir, cache_path=EVAL_CACHE)
             build_index(seed, embedder_for(seed), progress=False)
-        retriever = Retriever(Settings.from_env(index_dir=index_dir))
+        # questions come round again and again: the model must run each time, not the remembered vectors
+        retriever = Retriever(Settings.from_env(index_dir=index_dir, query_memory=0))
         if args.library_defaults:
             runtime.size_native_pools = lambda threads: None  # type: ignore[assignment]
             retriever.embedder.use_threads = lambda threads: None  # type: ignore[method-assign]

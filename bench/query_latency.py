@@ -44,7 +44,8 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=5)
     parser.add_argument("--label", help="how the table names the index (default: its folder)")
     args = parser.parse_args()
-    settings = Settings.from_env(index_dir=args.index_dir)
+    # every question is asked --repeat times: the model must run each time, not the remembered vectors
+    settings = Settings.from_env(index_dir=args.index_dir, query_memory=0)
     retriever = Retriever(settings)
     questions = [q.get("q") or q["question"] for q in read_jsonl(args.questions)]
     retriever.ask(questions[0], args.k)  # warm up: jieba dictionary, OpenCC, caches

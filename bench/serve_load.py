@@ -95,6 +95,7 @@ class ServerProcess:
             "WENDA_API_KEYS": ",".join(keys),
             "WENDA_SERVE_RATE_LIMIT": "1000000",
             "WENDA_DATA_DIR": str(data_dir),
+            "WENDA_QUERY_MEMORY": "0",  # the clients' questions come round again: time the model each time
         }
         for name in ("WENDA_SERVE_HOST", "WENDA_SERVE_PORT", "WENDA_SERVE_CORS_ORIGINS"):
             env.pop(name, None)

