@@ -161,19 +161,19 @@ class BuiltinE5(Embedder):
             self._passages.use_threads(threads)
 
     def embed_queries(self, texts: list[str]) -> np.ndarray:
+        distinct = dict.fromkeys(texts)
+        with self._memory_lock:  # taken out under the lock: another thread may forget them meanwhile
+            found = {text: self._remembered[text] for text in distinct if text in self._remembered}
+        new = [text for text in distinct if text not in found]
+        if new:
+            found.update(zip(new, normalized(self._model.query(new).reshape(len(new), self.dim)), strict=True))
         with self._memory_lock:
-            new = [text for text in dict.fromkeys(texts) if text not in self._remembered]
-        vectors = normalized(self._model.query(new).reshape(len(new), self.dim)) if new else []
-        with self._memory_lock:
-            for text, vector in zip(new, vectors, strict=True):
+            for text, vector in found.items():
                 self._remembered[text] = vector
-            rows = []
-            for text in texts:
-                rows.append(self._remembered[text])
                 self._remembered.move_to_end(text)
             while len(self._remembered) > self._memory:
                 self._remembered.popitem(last=False)
-        return np.stack(rows) if rows else np.zeros((0, self.dim), dtype=np.float32)
+        return np.stack([found[text] for text in texts]) if texts else np.zeros((0, self.dim), dtype=np.float32)
 
     def embed_passages(self, texts: list[str]) -> np.ndarray:
         if self._engine is None:
