@@ -23,19 +23,6 @@ ROOT = Path(__file__).resolve().parent.parent
 SEED_CORPUS = ROOT / "corpus"
 DEV_SET = ROOT.parent / "shared" / "eval" / "dev.jsonl"
 RAW_CORPUS = ROOT.parent / "shared" / "corpus"  # the articles without the metadata we wrote (corpus/sources.toml)
-# The slowest test files (most time under `make test`'s three workers, `--durations=0`) are handed out first:
-# each worker takes whole files in collection order, and one of these started last kept a worker busy alone
-# for the last minute or two.
-SLOWEST_FIRST = (
-    "test_realdocs.py", "test_loader.py", "test_intake.py", "test_recovery.py", "test_serve.py", "test_telegram.py",
-    "test_cli.py", "test_isolation.py", "test_onnx_engine.py", "test_knowledge.py", "test_metadata.py",
-)  # fmt: skip
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run the files of SLOWEST_FIRST first, in that order; the rest after them, as collected."""
-    first = {name: rank for rank, name in enumerate(SLOWEST_FIRST)}
-    items.sort(key=lambda item: first.get(item.path.name, len(first)))
 
 
 @pytest.fixture(scope="session")
