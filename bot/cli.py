@@ -79,6 +79,7 @@ def builder(
     a reader raised on each file it failed on (otherwise only in the build log) and each stage's time as it ends."""
     # before the model starts its threads: they inherit the priority of the thread that starts them
     how = runtime.lower_priority() if settings.index_priority == "low" else "normal priority"
+    runtime.return_freed_memory()  # a build's peak memory then stays flat as the corpus grows (index/runtime.py)
     embedder = embedder_for(settings)
     threads = settings.index_threads or runtime.free_cpus()
     runtime.size_native_pools(threads)

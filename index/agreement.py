@@ -53,7 +53,7 @@ def measure(index_dir: Path, embedder: Embedder, sample: int = SAMPLE, seed: int
         ids = [row[0] for row in snapshot.db.execute("SELECT id FROM chunks ORDER BY id")]
         ids = sorted(np.random.default_rng(seed).permutation(ids)[:sample].tolist())
         records = snapshot.records(ids)
-        stored = np.stack([snapshot.index.reconstruct(i) for i in ids])
+        stored = snapshot.vectors(ids)
         fresh = embedder.embed_passages([records[i].embedded_text for i in ids])
     finally:
         snapshot.close()
@@ -72,7 +72,7 @@ def between(first: Path, second: Path) -> Agreement:
         if texts[0] != texts[1]:
             differ = next(i for i in ids[0] if texts[0][i] != texts[1][i])
             raise WendaError(f"{first} and {second} differ in the text of chunk {differ}")
-        first_vectors, second_vectors = (np.stack([s.index.reconstruct(i) for i in ids[0]]) for s in snapshots)
+        first_vectors, second_vectors = (s.vectors(ids[0]) for s in snapshots)
     finally:
         for snapshot in snapshots:
             snapshot.close()

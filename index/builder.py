@@ -329,13 +329,18 @@ def vector_index(
 
 def without(index: faiss.Index, ids: np.ndarray, tmp: Path) -> faiss.Index:
     """`index` less these ids; one already written into the generation `tmp` (IVF) is read back into memory for
-    it, and written again at commit (files deleted during a build: rare)."""
+    it and written again with its positions (files deleted during a build: rare)."""
     written = tmp / store.VECTORS
-    if written.exists():
-        index = for_queries(faiss.read_index(str(written)))
-        written.unlink()
+    if not written.exists():
+        index.remove_ids(ids)
+        return index
+    index = faiss.read_index(str(written))
     index.remove_ids(ids)
-    return index
+    replacement = written.with_name(f"{written.name}.new")  # the caller's index still maps the written file
+    faiss.write_index(index, str(replacement))
+    os.replace(replacement, written)
+    np.save(ivf_file.positions_path(written), ivf_file.positions_of(index))
+    return for_queries(faiss.read_index(str(written), faiss.IO_FLAG_MMAP))
 
 
 class StoredTokens:
@@ -540,7 +545,7 @@ def write_generation(
         manifest["servable_with"] = live_manifest["servable_with"]  # same building model, same agreement
     manifest.update(
         read={source: read[source] for source in sorted(files) if source in read},
-        probes=probe_profile(embedder, vectors),
+        probes=probe_profile(embedder, vectors, tmp / store.VECTORS if is_ivf(vectors) else None),
         vector_index=describe(vectors, tuned, previous.manifest.get("vector_index") if previous else None),
         files={source: files[source].fingerprint for source in sorted(files)},
         stats={source: files[source].document.stat for source in sorted(files) if files[source].document.stat},

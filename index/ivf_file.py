@@ -2,12 +2,15 @@
 
 faiss builds an IVF index in memory (384 bytes a vector for SQ8: 384 MB at a million chunks) and writes it at
 the end. Here a trained, empty index gives the file's header; each vector's list and 8-bit code are computed a
-block at a time into scratch files, ordered by list (an 8-byte position a vector), and the lists are written
-one after another in faiss's own layout ("ilar": every list's codes then its ids). Without a direct map the
-file is byte for byte what `faiss.write_index` writes for the same vectors added in the same order
-(tests/test_ivf_file.py); with one (`DirectMap.Hashtable`, for `reconstruct` and `remove_ids` by id) the same
-pairs are written, in list order (faiss writes its hash table's order). Readers open it memory-mapped
-(`faiss.IO_FLAG_MMAP`), as before.
+block at a time into scratch files, and the lists are written one after another in faiss's own layout ("ilar":
+every list's codes then its ids), gathered a range of lists at a time by reading the scratch files in order
+(plain reads: a mapping read out of order would keep every page it touched resident). The file is byte for byte
+what `faiss.write_index` writes for the same vectors added in the same order (tests/test_ivf_file.py). Readers
+open it memory-mapped (`faiss.IO_FLAG_MMAP`).
+
+It has no direct map: faiss rebuilds its hash table of ids in memory each time such a file is read (~50 MB at a
+million ids, which the heap keeps after it is freed). Where each id lies (list << 32 | offset; −1: none) goes
+into a positions file beside it instead, memory-mapped by readers, which `reconstruct` reads.
 """
 
 from __future__ import annotations
@@ -23,6 +26,13 @@ import numpy as np
 _NTOTAL = struct.Struct("<q")  # the index header: fourcc, int32 d, int64 ntotal, …
 _NTOTAL_AT = 8
 _SIZE = struct.Struct("<Q")  # faiss writes vector lengths and list counts as size_t
+GATHER_BYTES = 64 * 2**20  # codes and ids of the lists written after one pass over the scratch files
+ROWS = 16_384  # scratch rows read at a time (6 MB of codes)
+
+
+def positions_path(vectors: Path) -> Path:
+    """The positions file that goes with an IVF file written here: vectors.faiss → vectors.positions.npy."""
+    return vectors.with_name(f"{vectors.stem}.positions.npy")
 
 
 class Encoded:
@@ -32,35 +42,32 @@ class Encoded:
         self.paths = {name: folder / f"ivf-{name}" for name in ("lists", "ids", "codes")}
         self.code_size = code_size
         self.count = 0
+        self.largest_id = -1
         self.files = {name: open(path, "wb") for name, path in self.paths.items()}  # noqa: SIM115 - close()
-        self.maps: list[mmap.mmap] = []  # the files mapped for reading (`arrays`)
 
     def append(self, lists: np.ndarray, ids: np.ndarray, codes: np.ndarray) -> None:
         self.files["lists"].write(np.ascontiguousarray(lists, dtype=np.int32).tobytes())
         self.files["ids"].write(np.ascontiguousarray(ids, dtype=np.int64).tobytes())
         self.files["codes"].write(np.ascontiguousarray(codes, dtype=np.uint8).tobytes())
         self.count += len(ids)
+        self.largest_id = max(self.largest_id, int(np.max(ids, initial=-1)))
 
-    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(lists, ids, codes) memory-mapped: pages come from disk as the writer reads them (`release` lets them
-        go again)."""
+    def blocks(self, rows: int = ROWS) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """(lists, ids, codes) of `rows` vectors at a time, in the order they were appended, read from the files."""
         for file in self.files.values():
             file.flush()
-        if not self.count:
-            return np.zeros(0, np.int32), np.zeros(0, np.int64), np.zeros((0, self.code_size), np.uint8)
-        self.maps = []
-        arrays = []
-        for name, dtype in (("lists", np.int32), ("ids", np.int64), ("codes", np.uint8)):
-            with open(self.paths[name], "rb") as file:
-                self.maps.append(mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ))
-            arrays.append(np.frombuffer(self.maps[-1], dtype=dtype))
-        return arrays[0], arrays[1], arrays[2].reshape(self.count, self.code_size)
-
-    def release(self) -> None:
-        """Drop the pages read so far from this process (they stay in the page cache): a mapping's pages count
-        in its resident memory, so reading every code once would look like holding them all."""
-        for mapping in self.maps:
-            mapping.madvise(mmap.MADV_DONTNEED)
+        with (
+            open(self.paths["lists"], "rb") as lists,
+            open(self.paths["ids"], "rb") as ids,
+            open(self.paths["codes"], "rb") as codes,
+        ):
+            for begin in range(0, self.count, rows):
+                size = min(rows, self.count - begin)
+                yield (
+                    np.fromfile(lists, np.int32, size),
+                    np.fromfile(ids, np.int64, size),
+                    np.fromfile(codes, np.uint8, size * self.code_size).reshape(size, self.code_size),
+                )
 
     def close(self) -> None:
         for name, file in self.files.items():
@@ -133,57 +140,82 @@ def _first_difference(one: bytes, other: bytes) -> int:
     return next(i for i, (a, b) in enumerate(zip(one, other, strict=False)) if a != b)
 
 
-def _header(ivf: faiss.IndexIVF, ntotal: int, pairs: Iterator[bytes]) -> Iterator[bytes]:
-    """The bytes before the inverted lists: the empty trained index's header with `ntotal` vectors and, with a
-    direct map, its `ntotal` (id, list << 32 | offset) `pairs`. Where the map's bytes lie is found by comparing
-    the serializations of the same empty index without and with one, not assumed."""
-    empty = empty_like(ivf)
-    plain = faiss.serialize_index(empty).tobytes()
-    empty.set_direct_map_type(faiss.DirectMap.Hashtable)
-    mapped = faiss.serialize_index(empty).tobytes()
-    lists_at = plain.rfind(b"ilar")
-    if ivf.direct_map.type == faiss.DirectMap.NoMap:
-        yield plain[:_NTOTAL_AT] + _NTOTAL.pack(ntotal) + plain[_NTOTAL_AT + 8 : lists_at]
-        return
-    table_at = _first_difference(plain, mapped) + 1 + 8  # after the map's type and its (empty) array: the table
-    yield mapped[:_NTOTAL_AT] + _NTOTAL.pack(ntotal) + mapped[_NTOTAL_AT + 8 : table_at] + _SIZE.pack(ntotal)
-    yield from pairs
-    yield mapped[table_at + 8 : mapped.rfind(b"ilar")]
+def _ranges(sizes: np.ndarray, capacity: int) -> Iterator[tuple[int, int]]:
+    """Consecutive ranges of lists [first, last) holding at most `capacity` vectors together (a longer list alone)."""
+    first, held = 0, 0
+    for number, size in enumerate(sizes.tolist()):
+        if held and held + size > capacity:
+            yield first, number
+            first, held = number, 0
+        held += size
+    if first < len(sizes):
+        yield first, len(sizes)
 
 
-def write(path: Path, ivf: faiss.IndexIVF, encoded: Encoded, block: int = 65_536) -> None:
-    """Write `ivf` (trained; its own lists are ignored) holding every vector of `encoded` to `path`, list by list."""
-    lists, ids, codes = encoded.arrays()
-    order = np.argsort(lists, kind="stable")  # the order faiss's add would leave them in, list by list
-    sizes = np.bincount(lists, minlength=ivf.nlist).astype(np.uint64)
+def _gather(encoded: Encoded, first: int, last: int, starts: np.ndarray, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """The codes and ids of lists first … last − 1 in list order, each list in the order its vectors were appended
+    (as faiss's add leaves them), from one pass over the scratch files."""
+    count = int(starts[last] - starts[first])
+    codes = np.empty((count, encoded.code_size), dtype=np.uint8)
+    ids = np.empty(count, dtype=np.int64)
+    cursor = starts[first:last] - starts[first]  # where each list's next vector goes
+    for lists, block_ids, block_codes in encoded.blocks(rows):
+        chosen = np.flatnonzero((lists >= first) & (lists < last))
+        if not len(chosen):
+            continue
+        chosen = chosen[np.argsort(lists[chosen], kind="stable")]
+        owners = lists[chosen] - first
+        numbers, firsts, counts = np.unique(owners, return_index=True, return_counts=True)
+        places = cursor[owners] + np.arange(len(chosen)) - np.repeat(firsts, counts)
+        codes[places], ids[places] = block_codes[chosen], block_ids[chosen]
+        cursor[numbers] += counts
+    return codes, ids
+
+
+def write(
+    path: Path, ivf: faiss.IndexIVF, encoded: Encoded, gather_bytes: int = GATHER_BYTES, rows: int = ROWS
+) -> None:
+    """Write `ivf` (trained; its own lists are ignored) holding every vector of `encoded` to `path`, list by list,
+    and their positions beside it. Memory holds the positions (8 bytes an id) and `gather_bytes` of lists."""
+    sizes = np.zeros(ivf.nlist, dtype=np.int64)
+    for lists, _, _ in encoded.blocks(rows):
+        sizes += np.bincount(lists, minlength=ivf.nlist)
     starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-
-    def pairs() -> Iterator[bytes]:
-        for begin in range(0, len(order), block):
-            rows = order[begin : begin + block]
-            positions = np.arange(begin, begin + len(rows), dtype=np.int64)
-            owner = lists[rows].astype(np.int64)
-            offsets = positions - starts[owner]
-            table = np.empty((len(rows), 2), dtype=np.int64)
-            table[:, 0], table[:, 1] = ids[rows], (owner << 32) | offsets
-            yield table.tobytes()
-
+    positions = np.full(encoded.largest_id + 1, -1, dtype=np.int64)
+    empty = faiss.serialize_index(empty_like(ivf)).tobytes()
     with open(path, "wb") as out:
-        for part in _header(ivf, len(order), pairs()):
-            out.write(part)
+        out.write(empty[:_NTOTAL_AT] + _NTOTAL.pack(encoded.count) + empty[_NTOTAL_AT + 8 : empty.rfind(b"ilar")])
         out.write(b"ilar" + _SIZE.pack(ivf.nlist) + _SIZE.pack(ivf.code_size))
-        out.write(b"full" + _SIZE.pack(ivf.nlist) + sizes.tobytes())
-        copied = 0
-        for number in range(ivf.nlist):
-            rows = order[starts[number] : starts[number + 1]]
-            for begin in range(0, len(rows), block):  # a long list is copied a block at a time
-                out.write(np.ascontiguousarray(codes[rows[begin : begin + block]]).tobytes())
-            for begin in range(0, len(rows), block):
-                out.write(np.ascontiguousarray(ids[rows[begin : begin + block]]).tobytes())
-            copied += len(rows)
-            if copied >= block:
-                encoded.release()
-                copied = 0
+        out.write(b"full" + _SIZE.pack(ivf.nlist) + sizes.astype(np.uint64).tobytes())
+        for first, last in _ranges(sizes, max(1, gather_bytes // (ivf.code_size + 8))):
+            codes, ids = _gather(encoded, first, last, starts, rows)
+            for number in range(first, last):
+                begin, end = starts[number] - starts[first], starts[number + 1] - starts[first]
+                out.write(codes[begin:end].tobytes())
+                out.write(ids[begin:end].tobytes())
+                positions[ids[begin:end]] = (number << 32) | np.arange(end - begin, dtype=np.int64)
+    np.save(positions_path(path), positions)
+
+
+def positions_of(ivf: faiss.IndexIVF) -> np.ndarray:
+    """Where each id lies in `ivf`'s lists (list << 32 | offset; −1: none), read from the lists themselves."""
+    found = [faiss.rev_swig_ptr(ivf.invlists.get_ids(n), ivf.invlists.list_size(n)).copy() for n in range(ivf.nlist)]
+    positions = np.full(max((int(ids.max()) for ids in found if len(ids)), default=-1) + 1, -1, dtype=np.int64)
+    for number, ids in enumerate(found):
+        positions[ids] = (number << 32) | np.arange(len(ids), dtype=np.int64)
+    return positions
+
+
+def reconstruct(ivf: faiss.IndexIVF, positions: np.ndarray, ids: Iterable[int]) -> np.ndarray:
+    """The stored (decoded 8-bit) vectors of these ids, from their positions; KeyError for an id not stored."""
+    ids = list(ids)
+    vectors = np.empty((len(ids), ivf.d), dtype=np.float32)
+    for row, chunk_id in enumerate(ids):
+        where = int(positions[chunk_id]) if 0 <= chunk_id < len(positions) else -1
+        if where < 0:
+            raise KeyError(chunk_id)
+        ivf.reconstruct_from_offset(where >> 32, where & 0xFFFFFFFF, faiss.swig_ptr(vectors[row]))
+    return vectors
 
 
 def set_nprobe(path: Path, ivf: faiss.IndexIVF, nprobe: int) -> None:

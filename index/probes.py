@@ -19,6 +19,7 @@ import numpy as np
 
 from .embeddings import Embedder
 from .tokenization import normalize
+from .vectors import search_mapped
 
 PROBES_FILE = Path(__file__).with_name("probes.txt")
 CJK = re.compile(r"[\u3400-\u9fff]")
@@ -47,12 +48,13 @@ def probe_vectors(embedder: Embedder) -> np.ndarray:
     return _embedded[key]
 
 
-def probe_profile(embedder: Embedder, vectors: faiss.Index) -> dict:
-    """{"zh": {"mean", "std", "n"}, "en": {…}}: best cosines of the probe questions against `vectors`."""
+def probe_profile(embedder: Embedder, vectors: faiss.Index, mapped: Path | None = None) -> dict:
+    """{"zh": {"mean", "std", "n"}, "en": {…}}: best cosines of the probe questions against `vectors` (memory-mapped
+    from the file `mapped`, whose pages are let go as it is searched: `search_mapped`)."""
     questions = probe_questions()
     if vectors.ntotal == 0:
         return {}
-    best = vectors.search(probe_vectors(embedder), 1)[0][:, 0]
+    best = search_mapped(vectors, probe_vectors(embedder), 1, mapped)[0][:, 0]
     profile = {}
     for lang in ("zh", "en"):
         values = np.array([b for q, b in zip(questions, best, strict=True) if language(q) == lang], dtype=np.float64)

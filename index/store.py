@@ -22,7 +22,7 @@ import os
 import re
 import shutil
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +31,7 @@ import faiss
 import numpy as np
 import xxhash
 
+from . import ivf_file
 from .errors import (
     DamagedIndexError,
     IndexFormatError,
@@ -39,7 +40,8 @@ from .errors import (
     IndexMissingError,
     WendaError,
 )
-from .lexical import LexicalIndex
+from .lexical import ARRAY_FILES, IDS_FILE, LexicalIndex
+from .mapped import drop_pages
 from .sources import is_identifier
 from .vectors import for_queries, is_ivf
 
@@ -226,6 +228,9 @@ class Snapshot:
             flags = faiss.IO_FLAG_MMAP if (mmap and ivf) else 0
             self.index = for_queries(faiss.read_index(str(path / VECTORS), flags))
             self.lexical = LexicalIndex.load(path / LEXICAL, mmap=ivf)
+            positions = ivf_file.positions_path(path / VECTORS)
+            # where each id lies in the IVF lists (an index written before them has faiss's own map of ids)
+            self.positions = np.load(positions, mmap_mode="r" if mmap else None) if positions.exists() else None
             self.db = sqlite3.connect(f"file:{path / CHUNKS}?mode=ro", uri=True, check_same_thread=False)
             chunks = self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
         except (RuntimeError, OSError, ValueError, sqlite3.DatabaseError) as exc:
@@ -238,6 +243,15 @@ class Snapshot:
 
     def __len__(self) -> int:
         return int(self.index.ntotal)
+
+    def vectors(self, ids: Sequence[int]) -> np.ndarray:
+        """The stored vectors of these chunk ids (IVF-SQ8: decoded from 8 bits); KeyError or RuntimeError for an id
+        the index does not hold."""
+        if self.positions is not None:
+            return ivf_file.reconstruct(self.index, self.positions, ids)
+        if not len(ids):
+            return np.zeros((0, self.index.d), np.float32)
+        return np.stack([self.index.reconstruct(int(i)) for i in ids])
 
     def search(self, vector: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         """(chunk id, cosine score) of the `k` nearest chunks, best first, among the chunk ids `allowed` when
@@ -320,6 +334,14 @@ class Snapshot:
     def places(self) -> list[str]:
         """The distinct `place` metadata of the indexed files (sources.toml), for follow-up questions."""
         return [row[0] for row in self.db.execute("SELECT DISTINCT place FROM files WHERE place IS NOT NULL")]
+
+    def drop_pages(self) -> None:
+        """Let go of the pages of the memory-mapped files read so far (`mapped.drop_pages`): after each of many
+        searches made at build time (the self-calibration), so that a build does not look as if it held the index."""
+        for path in (self.path / VECTORS, ivf_file.positions_path(self.path / VECTORS)):
+            drop_pages(path)
+        for name in (*ARRAY_FILES.values(), IDS_FILE):
+            drop_pages(self.path / LEXICAL / name)
 
     def close(self) -> None:
         self.db.close()

@@ -14,6 +14,7 @@ import faiss
 import numpy as np
 
 from . import ivf_file
+from .mapped import drop_pages
 from .scratch import VectorFile
 
 # Past this many vectors exact search stops fitting the query budget on 2 cores, so the index is rebuilt
@@ -24,11 +25,16 @@ RECALL_TARGET = 0.98  # recall@10 against exact search that nprobe is tuned for
 TUNING_QUERIES = 200
 SEED = 0
 ENCODER_SAMPLE = 32_768  # vectors whose residuals set the 8-bit ranges (50 MB, and as much for their residuals)
-# Vectors the lists' centroids are trained on: 64 a list up to this cap (201 MB of float32), so a build's memory
-# stops growing with the corpus; faiss asks for 39 a list, the cap leaves at least 32 (nlist_for: ≤ 4,096 lists).
-TRAIN_SAMPLE = 131_072
+# Vectors the lists' centroids are trained on: 64 a list up to this cap (100 MB of float32, reached at ~65k
+# vectors), so a build's memory stops growing with the corpus; faiss asks for 39 a list, the cap leaves at least 32
+# (nlist_for: ≤ 2,048 lists). Twice this cap (4,096 lists) made the training sample the build's largest part of
+# memory that grows with the corpus: 124 MB at 100k vectors, 201 MB from ~260k on (docs/scale-out.md).
+TRAIN_SAMPLE = 65_536
 LEAST_PER_LIST = 32
 BLOCK = 50_000  # vectors added, or scanned for the exact answers, at a time: 77 MB of float32
+# Queries searched at a time in a memory-mapped IVF index before its pages are let go: at a million vectors and
+# nprobe 64, 8 questions read ~500 of the 2,048 lists (~100 MB of the 400 MB file).
+MAPPED_QUERIES = 8
 
 
 def new_flat(dim: int) -> faiss.Index:
@@ -41,7 +47,7 @@ def is_ivf(index: faiss.Index) -> bool:
 
 def nlist_for(count: int) -> int:
     """About 4·√n lists (the usual balance of list scan cost against centroid scan cost), with at least
-    LEAST_PER_LIST training vectors each in the capped sample (4,096 lists: reached at ~1M vectors)."""
+    LEAST_PER_LIST training vectors each in the capped sample (2,048 lists: reached at ~262k vectors)."""
     return max(16, min(int(4 * math.sqrt(count)), TRAIN_SAMPLE // LEAST_PER_LIST))
 
 
@@ -54,9 +60,9 @@ def all_vectors(index: faiss.Index) -> tuple[np.ndarray, np.ndarray]:
 
 
 def build_ivf(source: VectorFile, path: Path, scratch: Path) -> tuple[faiss.Index, float]:
-    """IVF-SQ8 of every vector in `source`, trained on a sample, written to `path` list by list (`ivf_file`) and
-    opened from it memory-mapped, with nprobe tuned (and stored in the file), and the recall@10 against exact
-    search it was tuned to. Memory holds the sample, one block and an 8-byte position a vector: not the float
+    """IVF-SQ8 of every vector in `source`, trained on a sample, written to `path` list by list (`ivf_file`, with its
+    positions file) and opened from it memory-mapped, with nprobe tuned (and stored in the file), and the recall@10
+    against exact search it was tuned to. Memory holds the sample, one block and 8 bytes a chunk id: not the float
     vectors, not their codes."""
     nlist = nlist_for(len(source))
     quantizer = faiss.IndexFlatIP(source.dim)
@@ -74,7 +80,6 @@ def build_ivf(source: VectorFile, path: Path, scratch: Path) -> tuple[faiss.Inde
     del sample  # before the encoder's training makes its residuals
     ivf.train(encoder_sample)  # the quantizer is trained: this trains the 8-bit encoder only
     del encoder_sample
-    ivf.set_direct_map_type(faiss.DirectMap.Hashtable)  # reconstruct(id) and remove_ids by id
     encoded = ivf_file.Encoded(scratch, ivf.code_size)
     try:
         ivf_file.encode(ivf, source.blocks(BLOCK), encoded)
@@ -82,19 +87,34 @@ def build_ivf(source: VectorFile, path: Path, scratch: Path) -> tuple[faiss.Inde
     finally:
         encoded.close()
     index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP)  # its own class already (downcasting would free it)
-    nprobe, measured = tune_nprobe(index, source)
+    nprobe, measured = tune_nprobe(index, source, path)
     ivf_file.set_nprobe(path, ivf, nprobe)
-    del index  # the tuning touched most lists: mapped anew, the build holds none of their pages
-    return for_queries(faiss.read_index(str(path), faiss.IO_FLAG_MMAP)), measured
+    index.nprobe = nprobe
+    return for_queries(index), measured
 
 
-def tune_nprobe(ivf: faiss.IndexIVF, source: VectorFile, k: int = 10) -> tuple[int, float]:
+def search_mapped(index: faiss.Index, queries: np.ndarray, k: int, mapped: Path | None = None) -> tuple:
+    """`index.search`, a few queries at a time when `index` is memory-mapped from the file `mapped`, letting the
+    pages read go after each (`mapped.drop_pages`): one search over many queries reads most lists, which would
+    stay resident."""
+    if mapped is None or not is_ivf(index):
+        return index.search(queries, k)
+    scores, ids = [], []
+    for begin in range(0, len(queries), MAPPED_QUERIES):
+        found = index.search(queries[begin : begin + MAPPED_QUERIES], k)
+        scores.append(found[0])
+        ids.append(found[1])
+        drop_pages(mapped)
+    return np.concatenate(scores), np.concatenate(ids)
+
+
+def tune_nprobe(ivf: faiss.IndexIVF, source: VectorFile, mapped: Path | None = None, k: int = 10) -> tuple[int, float]:
     """Smallest power-of-two nprobe whose recall@k against exact search reaches RECALL_TARGET, or at which
     recall stops rising (8-bit codes cap it below the target on data with many near-equal neighbours), with the
     recall@k it gives.
 
     Queries are stored vectors, left out of their own answers: held-out points of the same distribution. The
-    exact answers are found a block of `source` at a time."""
+    exact answers are found a block of `source` at a time; `ivf` is searched as `search_mapped` does."""
     rng = np.random.default_rng(SEED + 1)
     rows = rng.choice(len(source), min(TUNING_QUERIES, len(source)), replace=False)
     queries = source.rows(rows)
@@ -103,13 +123,13 @@ def tune_nprobe(ivf: faiss.IndexIVF, source: VectorFile, k: int = 10) -> tuple[i
     nprobe, previous = 1, 0.0
     while nprobe < ivf.nlist:
         ivf.nprobe = nprobe
-        _, found = ivf.search(queries, k + 1)
+        _, found = search_mapped(ivf, queries, k + 1, mapped)
         current = recall(_without_self(found, ids[rows], k), truth)
         if current >= RECALL_TARGET or current - previous < 0.002:
             return nprobe, current
         nprobe, previous = nprobe * 2, current
     ivf.nprobe = ivf.nlist
-    _, found = ivf.search(queries, k + 1)
+    _, found = search_mapped(ivf, queries, k + 1, mapped)
     return ivf.nlist, recall(_without_self(found, ids[rows], k), truth)
 
 

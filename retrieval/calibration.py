@@ -22,6 +22,7 @@ a second), stored when its folder is writable.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
 import math
 import os
@@ -103,18 +104,26 @@ def sample_records(retriever: Retriever, size: int = SAMPLE) -> list[ChunkRecord
     models were trained on the levels of this sample: changing the order means retraining)."""
     snapshot = retriever.snapshot
     total = int(snapshot.manifest.get("next_id") or len(snapshot))
-    order = sorted(range(total), key=lambda i: hashlib.blake2b(str(i).encode(), digest_size=8).digest())
     chosen: list[ChunkRecord] = []
-    for begin in range(0, len(order), size * 4):
-        batch = order[begin : begin + size * 4]
-        records = snapshot.records(batch)
-        for i in batch:
-            record = records.get(i)
-            if record is not None and not is_furniture(record.text) and len(record.text) >= MIN_SENTENCE:
-                chosen.append(record)
-            if len(chosen) == size:
-                return chosen
+    taken = 0
+    while taken < total:  # the order's first size × 4 ids, then twice as many, …: never every id sorted at once
+        wanted = min(total, max(size * 4, taken * 2))
+        order = heapq.nsmallest(wanted, range(total), key=_hashed)[taken:]
+        taken = wanted
+        for begin in range(0, len(order), size * 4):
+            batch = order[begin : begin + size * 4]
+            records = snapshot.records(batch)
+            for i in batch:
+                record = records.get(i)
+                if record is not None and not is_furniture(record.text) and len(record.text) >= MIN_SENTENCE:
+                    chosen.append(record)
+                if len(chosen) == size:
+                    return chosen
     return chosen
+
+
+def _hashed(chunk_id: int) -> bytes:
+    return hashlib.blake2b(str(chunk_id).encode(), digest_size=8).digest()
 
 
 def question_from(record: ChunkRecord, salt: int) -> Generated | None:
@@ -163,6 +172,7 @@ def measure(retriever: Retriever, sample: int = SAMPLE) -> Calibration:
         except QueryError:
             continue
         candidates = gather(retriever.snapshot, vector, tokens)
+        retriever.snapshot.drop_pages()  # a big index: the lists and columns read stay in the page cache only
         records = retriever.snapshot.records(candidates.ids.tolist())
         source = np.array([is_source(records.get(int(i)), generated) for i in candidates.ids], dtype=bool)
         if source.any() and not source.all():

@@ -44,10 +44,9 @@ def gather(
     lap("bm25")
     dense_by_id = dict(dense_hits)
     ids = np.array(sorted(dense_by_id.keys() | {chunk_id for chunk_id, _ in lexical_hits}), dtype=np.int64)
-    dense = np.array(
-        [dense_by_id[i] if i in dense_by_id else float(snapshot.index.reconstruct(int(i)) @ vector) for i in ids],
-        dtype=np.float32,
-    )
+    lexical_only = [int(i) for i in ids if int(i) not in dense_by_id]
+    dense_by_id.update(zip(lexical_only, (snapshot.vectors(lexical_only) @ vector).tolist(), strict=True))
+    dense = np.array([dense_by_id[int(i)] for i in ids], dtype=np.float32)
     positions = snapshot.lexical.position(ids)
     lexical = np.asarray(lexical_scores, dtype=np.float32)[positions] if len(ids) else np.zeros(0, np.float32)
     known = np.array([token in snapshot.lexical.vocabulary for token in tokens], dtype=bool)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import platform
 import subprocess
 import sys
 import time
@@ -141,3 +142,8 @@ def test_bad_thread_and_priority_settings_are_named(tmp_path: Path) -> None:
         done = run_wenda("ask", "许昌", "--index-dir", str(tmp_path), env={variable: value})
         assert done.returncode == 2 and variable in done.stderr.decode(), done.stderr.decode()
         assert "Traceback" not in done.stderr.decode()
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the mmap threshold is glibc's")
+def test_a_build_fixes_glibc_s_mmap_threshold() -> None:
+    assert runtime.return_freed_memory()

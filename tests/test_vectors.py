@@ -105,7 +105,7 @@ def test_a_flat_index_that_outgrows_the_limit_on_an_update_becomes_ivf(
     snapshot = store.open_snapshot(settings.index_dir)
     assert snapshot.manifest["vector_index"]["type"] == "ivf-sq8" and update.total_chunks == first.total_chunks + 5
     for chunk_id, vector in kept.items():  # the first build's chunks keep their ids and vectors (8-bit codes)
-        assert np.allclose(snapshot.index.reconstruct(chunk_id), vector, atol=0.02)
+        assert np.allclose(snapshot.vectors([chunk_id])[0], vector, atol=0.02)
     retriever = Retriever(settings, embedder)
     assert "3003个座位" in retriever.ask("清丰县第3座新体育馆有多少个座位？", 3).results[0].record.text
     assert "纯电动车辆856台" in retriever.ask("安阳市区营运出租车中有多少台纯电动车？", 3).results[0].record.text
