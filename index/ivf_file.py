@@ -26,7 +26,7 @@ import numpy as np
 _NTOTAL = struct.Struct("<q")  # the index header: fourcc, int32 d, int64 ntotal, …
 _NTOTAL_AT = 8
 _SIZE = struct.Struct("<Q")  # faiss writes vector lengths and list counts as size_t
-GATHER_BYTES = 64 * 2**20  # codes and ids of the lists written after one pass over the scratch files
+GATHER_BYTES = 32 * 2**20  # codes and ids of the lists written after one pass over the scratch files
 ROWS = 16_384  # scratch rows read at a time (6 MB of codes)
 
 

@@ -32,9 +32,10 @@ ENCODER_SAMPLE = 32_768  # vectors whose residuals set the 8-bit ranges (50 MB, 
 TRAIN_SAMPLE = 65_536
 LEAST_PER_LIST = 32
 BLOCK = 50_000  # vectors added, or scanned for the exact answers, at a time: 77 MB of float32
-# Queries searched at a time in a memory-mapped IVF index before its pages are let go: at a million vectors and
-# nprobe 64, 8 questions read ~500 of the 2,048 lists (~100 MB of the 400 MB file).
-MAPPED_QUERIES = 8
+# Queries searched at a time in a memory-mapped IVF index before its pages are let go: one, since a question's
+# nprobe lists are already a fair share of a big file (at a million hash-embedded vectors, 8 at a time still held
+# 250 MB of the 400 MB file during the vectors stage: bench/million.py, resident less anonymous).
+MAPPED_QUERIES = 1
 
 
 def new_flat(dim: int) -> faiss.Index:
@@ -93,7 +94,9 @@ def build_ivf(source: VectorFile, path: Path, scratch: Path) -> tuple[faiss.Inde
     return for_queries(index), measured
 
 
-def search_mapped(index: faiss.Index, queries: np.ndarray, k: int, mapped: Path | None = None) -> tuple:
+def search_mapped(
+    index: faiss.Index, queries: np.ndarray, k: int, mapped: Path | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """`index.search`, a few queries at a time when `index` is memory-mapped from the file `mapped`, letting the
     pages read go after each (`mapped.drop_pages`): one search over many queries reads most lists, which would
     stay resident."""

@@ -3,9 +3,10 @@
 import shutil
 from pathlib import Path
 
+import faiss
 import numpy as np
 import pytest
-from wenda.index import store, vectors
+from wenda.index import ivf_file, store, vectors
 from wenda.index.builder import build_index, scan_corpus
 from wenda.index.config import Settings
 from wenda.index.hash_embedder import HashEmbedder
@@ -69,8 +70,10 @@ def test_large_index_becomes_ivf_and_still_answers_and_updates(
     shutil.copytree(SEED_CORPUS, corpus)
     index_dir = tmp_path / "index"
     build(corpus, index_dir, embedder)
-    manifest = store.open_snapshot(index_dir).manifest
-    assert manifest["vector_index"]["type"] == "ivf-sq8"
+    snapshot = store.open_snapshot(index_dir)
+    assert snapshot.manifest["vector_index"]["type"] == "ivf-sq8"
+    as_before = with_faiss_map_of_ids(snapshot.path)  # as an index written before the positions file was
+    assert np.allclose(store.open_snapshot(index_dir).vectors([0, 150]), as_before, atol=1e-6)
 
     retriever = Retriever(Settings(corpus=corpus, index_dir=index_dir), embedder)
     best = retriever.ask("安阳市区营运出租车中有多少台纯电动车？", 3).results[0]
@@ -82,7 +85,28 @@ def test_large_index_becomes_ivf_and_still_answers_and_updates(
     assert update.changed == [path.name] and update.embedded_chunks == 1
     best = retriever.ask("清丰县新建的体育馆有多少个座位？", 3).results[0]
     assert "3000个座位" in best.record.text
-    assert len(store.open_snapshot(index_dir)) == update.total_chunks
+    updated = store.open_snapshot(index_dir)
+    assert len(updated) == update.total_chunks and updated.positions is not None  # the update wrote the new layout
+    assert np.array_equal(updated.vectors([0, 150]), as_before)
+
+
+def with_faiss_map_of_ids(generation: Path) -> np.ndarray:
+    """Rewrite an IVF generation as Wenda wrote it before `vectors.positions.npy`: faiss's hash table of ids in the
+    file, no positions file, the manifest sealed again; the stored vectors of chunks 0 and 150 read through it."""
+    index = faiss.read_index(str(generation / store.VECTORS))
+    index.set_direct_map_type(faiss.DirectMap.Hashtable)
+    faiss.write_index(index, str(generation / store.VECTORS))
+    positions = ivf_file.positions_path(generation / store.VECTORS)
+    positions.unlink()
+    manifest = store.read_manifest(generation)
+    for field in ("sizes", "checksums"):
+        del manifest[field][positions.name]
+    manifest["sizes"][store.VECTORS] = (generation / store.VECTORS).stat().st_size
+    manifest["checksums"][store.VECTORS] = store.file_checksum(generation / store.VECTORS)
+    (generation / store.MANIFEST).write_bytes(store.seal(manifest))
+    snapshot = store.Snapshot(generation)
+    assert snapshot.positions is None
+    return snapshot.vectors([0, 150])
 
 
 def test_a_flat_index_that_outgrows_the_limit_on_an_update_becomes_ivf(
