@@ -15,17 +15,18 @@ from pathlib import Path
 _MADV_DONTNEED = 4  # Linux's value
 
 
-def drop_pages(path: Path) -> None:
-    """Let go of this process's resident pages of its mappings of `path` (faiss's for an index read with
-    IO_FLAG_MMAP, numpy's memmaps); Linux only, elsewhere nothing."""
+def drop_pages(*paths: Path) -> None:
+    """Let go of this process's resident pages of its mappings of these files (faiss's for an index read with
+    IO_FLAG_MMAP, numpy's memmaps); Linux only, elsewhere nothing. Reads /proc/self/maps once: a process with
+    many libraries has thousands of mappings, so callers drop every file of an index in one call."""
     try:
         maps = Path("/proc/self/maps").read_text()
     except OSError:
         return
-    target = str(path.resolve())
+    targets = {str(path.resolve()) for path in paths}
     libc = ctypes.CDLL(None, use_errno=True)
     for line in maps.splitlines():
         fields = line.split(maxsplit=5)
-        if len(fields) == 6 and fields[5] == target:
+        if len(fields) == 6 and fields[5] in targets:
             start, end = (int(part, 16) for part in fields[0].split("-"))
             libc.madvise(ctypes.c_void_p(start), ctypes.c_size_t(end - start), _MADV_DONTNEED)

@@ -225,7 +225,8 @@ class Snapshot:
             # question reads only the lists it needs. Its BM25 arrays are memory-mapped for builds too, which
             # never read them (an update of a million chunks would load a gigabyte).
             ivf = self.manifest.get("vector_index", {}).get("type") == "ivf-sq8"
-            flags = faiss.IO_FLAG_MMAP if (mmap and ivf) else 0
+            self.mapped = mmap and ivf  # its files memory-mapped, not read into memory
+            flags = faiss.IO_FLAG_MMAP if self.mapped else 0
             self.index = for_queries(faiss.read_index(str(path / VECTORS), flags))
             self.lexical = LexicalIndex.load(path / LEXICAL, mmap=ivf)
             positions = ivf_file.positions_path(path / VECTORS)
@@ -338,10 +339,9 @@ class Snapshot:
     def drop_pages(self) -> None:
         """Let go of the pages of the memory-mapped files read so far (`mapped.drop_pages`): after each of many
         searches made at build time (the self-calibration), so that a build does not look as if it held the index."""
-        for path in (self.path / VECTORS, ivf_file.positions_path(self.path / VECTORS)):
-            drop_pages(path)
-        for name in (*ARRAY_FILES.values(), IDS_FILE):
-            drop_pages(self.path / LEXICAL / name)
+        if self.mapped:
+            lexical = [self.path / LEXICAL / name for name in (*ARRAY_FILES.values(), IDS_FILE)]
+            drop_pages(self.path / VECTORS, ivf_file.positions_path(self.path / VECTORS), *lexical)
 
     def close(self) -> None:
         self.db.close()
