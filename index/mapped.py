@@ -15,18 +15,32 @@ from pathlib import Path
 _MADV_DONTNEED = 4  # Linux's value
 
 
-def drop_pages(*paths: Path) -> None:
-    """Let go of this process's resident pages of its mappings of these files (faiss's for an index read with
-    IO_FLAG_MMAP, numpy's memmaps); Linux only, elsewhere nothing. Reads /proc/self/maps once: a process with
-    many libraries has thousands of mappings, so callers drop every file of an index in one call."""
+def mappings(*paths: Path) -> list[tuple[int, int]]:
+    """(start, end) addresses of this process's mappings of these files, from one read of /proc/self/maps (a process
+    with many libraries has thousands of mappings); none where there is no /proc."""
     try:
         maps = Path("/proc/self/maps").read_text()
     except OSError:
-        return
+        return []
     targets = {str(path.resolve()) for path in paths}
-    libc = ctypes.CDLL(None, use_errno=True)
+    found = []
     for line in maps.splitlines():
         fields = line.split(maxsplit=5)
         if len(fields) == 6 and fields[5] in targets:
             start, end = (int(part, 16) for part in fields[0].split("-"))
-            libc.madvise(ctypes.c_void_p(start), ctypes.c_size_t(end - start), _MADV_DONTNEED)
+            found.append((start, end))
+    return found
+
+
+def release(ranges: list[tuple[int, int]]) -> None:
+    """Let go of this process's resident pages in these mapped ranges (`mappings`, while they stay mapped)."""
+    if ranges:
+        madvise = ctypes.CDLL(None, use_errno=True).madvise
+        for start, end in ranges:
+            madvise(ctypes.c_void_p(start), ctypes.c_size_t(end - start), _MADV_DONTNEED)
+
+
+def drop_pages(*paths: Path) -> None:
+    """Let go of this process's resident pages of its mappings of these files (faiss's for an index read with
+    IO_FLAG_MMAP, numpy's memmaps); Linux only, elsewhere nothing."""
+    release(mappings(*paths))

@@ -14,7 +14,7 @@ import faiss
 import numpy as np
 
 from . import ivf_file
-from .mapped import drop_pages
+from .mapped import mappings, release
 from .scratch import VectorFile
 
 # Past this many vectors exact search stops fitting the query budget on 2 cores, so the index is rebuilt
@@ -98,16 +98,17 @@ def search_mapped(
     index: faiss.Index, queries: np.ndarray, k: int, mapped: Path | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """`index.search`, a few queries at a time when `index` is memory-mapped from the file `mapped`, letting the
-    pages read go after each (`mapped.drop_pages`): one search over many queries reads most lists, which would
+    pages read go after each (`mapped.release`): one search over many queries reads most lists, which would
     stay resident."""
     if mapped is None or not is_ivf(index):
         return index.search(queries, k)
     scores, ids = [], []
+    ranges = mappings(mapped)  # found once: the file stays mapped while `index` lives
     for begin in range(0, len(queries), MAPPED_QUERIES):
         found = index.search(queries[begin : begin + MAPPED_QUERIES], k)
         scores.append(found[0])
         ids.append(found[1])
-        drop_pages(mapped)
+        release(ranges)
     return np.concatenate(scores), np.concatenate(ids)
 
 
