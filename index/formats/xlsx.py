@@ -12,8 +12,6 @@ import re
 import warnings
 from datetime import date, datetime, time, timedelta
 
-import openpyxl
-
 from .base import Block, Extraction, Reader, SkippedFile, credible_author, open_zip, tidy
 from .legacy import OLE2, ole2_reason
 from .tabular import MAX_ROWS, row_text, row_texts
@@ -82,6 +80,8 @@ class XlsxReader(Reader):
         if data.startswith(OLE2):
             raise SkippedFile(ole2_reason(data, name))
         open_zip(data, "Excel")  # refuse a bomb before openpyxl unpacks anything
+        import openpyxl  # here, not at the top: only a corpus with workbooks needs it
+
         try:
             workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
             try:
