@@ -15,10 +15,11 @@ into a positions file beside it instead, memory-mapped by readers, which `recons
 
 from __future__ import annotations
 
-import mmap
+import os
 import struct
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import faiss
 import numpy as np
@@ -88,39 +89,45 @@ def encode(ivf: faiss.IndexIVF, blocks: Iterable[tuple[np.ndarray, np.ndarray]],
 def stored_lists(ivf: faiss.IndexIVF, path: Path, removed: np.ndarray, into: Encoded, block: int = 65_536) -> None:
     """Append the vectors of `ivf`, opened from its file `path`, less the ids in `removed`, list by list.
 
-    The lists are read through a mapping of `path` of our own, whose pages are let go as it goes, so merging a big
-    index does not look like holding it; they are the file's last bytes, one after another (faiss's "full" layout,
+    The lists are read from `path` by plain reads, `block` entries at a time, so merging a big index holds one
+    block, not the file's pages; they are the file's last bytes, one after another (faiss's "full" layout,
     checked; an index in another layout is read through faiss's own lists instead)."""
     sizes = np.array([ivf.invlists.list_size(number) for number in range(ivf.nlist)], dtype=np.uint64)
     gone = np.sort(np.asarray(removed, dtype=np.int64))
+    width = ivf.code_size
     with open(path, "rb") as file:
-        data = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
-    start = len(data) - int(sizes.sum()) * (ivf.code_size + 8)
-    table = start - 8 * ivf.nlist
-    own = table >= 12 and data[table - 12 : table - 8] == b"full" and data[table:start] == sizes.tobytes()
-    read, codes, ids = 0, None, None
-    try:
+        start = os.fstat(file.fileno()).st_size - int(sizes.sum()) * (width + 8)
+        table = start - 8 * ivf.nlist
+        own = (
+            table >= 12
+            and _read(file, table - 12, 4) == b"full"
+            and _read(file, table, 8 * ivf.nlist) == sizes.tobytes()
+        )
         for number, size in enumerate(sizes.tolist()):
-            if own:
-                codes = np.frombuffer(data, np.uint8, size * ivf.code_size, start)
-                ids = np.frombuffer(data, np.int64, size, start + size * ivf.code_size)
-                start += size * (ivf.code_size + 8)
-            elif size:
-                codes = faiss.rev_swig_ptr(ivf.invlists.get_codes(number), size * ivf.code_size)
+            if not own and size:
+                codes = faiss.rev_swig_ptr(ivf.invlists.get_codes(number), size * width)
                 ids = faiss.rev_swig_ptr(ivf.invlists.get_ids(number), size)
             for begin in range(0, size, block):
                 end = min(begin + block, size)
-                chosen = ids[begin:end].copy()
+                if own:
+                    part = np.frombuffer(_read(file, start + begin * width, (end - begin) * width), np.uint8)
+                    chosen = np.frombuffer(_read(file, start + size * width + begin * 8, (end - begin) * 8), np.int64)
+                else:
+                    part, chosen = codes[begin * width : end * width], ids[begin:end].copy()
                 keep = ~np.isin(chosen, gone) if len(gone) else np.ones(len(chosen), bool)
-                part = codes[begin * ivf.code_size : end * ivf.code_size].reshape(-1, ivf.code_size)[keep]
-                into.append(np.full(int(keep.sum()), number, dtype=np.int32), chosen[keep], part)
-            read += size
-            if own and read >= block:
-                data.madvise(mmap.MADV_DONTNEED)
-                read = 0
-    finally:
-        del codes, ids  # views of the mapping, which cannot close while they live
-        data.close()
+                into.append(
+                    np.full(int(keep.sum()), number, dtype=np.int32), chosen[keep], part.reshape(-1, width)[keep]
+                )
+            if own:
+                start += size * (width + 8)
+
+
+def _read(file: BinaryIO, offset: int, size: int) -> bytes:
+    file.seek(offset)
+    data = file.read(size)
+    if len(data) != size:
+        raise ValueError(f"{file.name}: {size} bytes expected at {offset}, {len(data)} there")
+    return data
 
 
 def empty_like(ivf: faiss.IndexIVFScalarQuantizer) -> faiss.IndexIVFScalarQuantizer:
