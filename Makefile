@@ -45,9 +45,11 @@ test: $(STAMP) browser
 	$(BIN)/ruff format --check .
 	# the test files on three workers (each file's tests on one, so module fixtures are built once; a third worker
 	# uses the CPU time the other two spend waiting on subprocesses and servers: 7:54 instead of 9:36), then the
-	# tests that measure the free CPUs, or wait on a Ray cluster's start-up, alone
-	$(BIN)/python -m pytest -q -n 3 --dist loadfile -m "not serial"
-	$(BIN)/python -m pytest -q -m serial
+	# tests that measure the free CPUs, or wait on a Ray cluster's start-up, alone; both runs share one folder
+	# for the indexes every test only reads (tests/conftest.py, shared_root), built once
+	shared=$$(mktemp -d) && trap 'rm -rf "$$shared"' EXIT && export WENDA_TEST_SHARED="$$shared" && \
+		$(BIN)/python -m pytest -q -n 3 --dist loadfile -m "not serial" && \
+		$(BIN)/python -m pytest -q -m serial
 
 clean:
 	rm -rf .wenda-index .pytest_cache

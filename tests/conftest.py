@@ -34,7 +34,10 @@ def embedder() -> Embedder:
 @pytest.fixture(scope="session")
 def shared_root(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
     """A folder every test worker of this run shares (pytest-xdist's workers each have their own temporary
-    folder inside it), so the session's read-only indexes are built once per run, not once per worker."""
+    folder inside it), so the session's read-only indexes are built once per run, not once per worker;
+    `make test` names one folder for both of its runs (WENDA_TEST_SHARED), so the serial run reuses them."""
+    if os.environ.get("WENDA_TEST_SHARED"):
+        return Path(os.environ["WENDA_TEST_SHARED"])
     base = tmp_path_factory.getbasetemp()
     return base if worker_id == "master" else base.parent
 

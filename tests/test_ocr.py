@@ -103,6 +103,7 @@ def test_small_print_in_a_small_picture_is_read(cached: Path) -> None:
 def test_a_page_scanned_upside_down_is_still_read() -> None:
     """Most lines of an upside-down page read as noise; then the line-direction classifier turns them."""
     page = pdfium.PdfDocument(REALDOCS / "rapiddoc-hanyinzhang-seal.pdf")[0].render(scale=200 / 72).to_pil()
+    page = page.crop((0, 0, page.width, page.height // 2))  # its top half: ~150 characters, half the work
     engine = ocr.engine()
     upright = "".join(line.text for line in engine.recognise(page))
     turned = "".join(line.text for line in engine.recognise(page.rotate(180)))
