@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,19 @@ def prepared_dir() -> Path:
     there is made again from the packages, so the folder may be deleted at any time."""
     base = os.environ.get("WENDA_MODEL_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")) / "wenda/models"
     return Path(base).expanduser()
+
+
+def keep_prepared(path: Path, data: bytes) -> None:
+    """Write `data` to `path` (in `prepared_dir`) under a temporary name, then rename it, so another process never
+    reads half of it; a folder that cannot be written only means deriving it again next time."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary.write_bytes(data)
+        os.replace(temporary, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
 
 
 # `answerable` is confidence (the calibrated probability that the top result answers) at least this.

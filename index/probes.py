@@ -9,10 +9,9 @@ distribution instead of against an absolute threshold that would need hand calib
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
+import io
 import json
-import os
 import re
 import zipfile
 from functools import lru_cache
@@ -21,7 +20,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from .config import prepared_dir
+from .config import keep_prepared, prepared_dir
 from .embeddings import Embedder
 from .tokenization import normalize
 from .vectors import search_mapped
@@ -56,7 +55,9 @@ def probe_vectors(embedder: Embedder) -> np.ndarray:
         if vectors is None:
             vectors = embedder.embed_queries([normalize(q) for q in probe_questions()])
             if kept:
-                _keep(kept, vectors)
+                stored = io.BytesIO()
+                np.savez(stored, vectors=vectors, checksum=_checksum(vectors))
+                keep_prepared(kept, stored.getvalue())
         _embedded[key] = vectors
     return _embedded[key]
 
@@ -79,19 +80,6 @@ def _read_kept(path: Path, dim: int) -> np.ndarray | None:
         return None
     fits = vectors.dtype == np.float32 and vectors.shape == (len(probe_questions()), dim)
     return vectors if fits and np.array_equal(checksum, _checksum(vectors)) else None
-
-
-def _keep(path: Path, vectors: np.ndarray) -> None:
-    """Write atomically; a folder that cannot be written only means embedding them again next time."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with temporary.open("wb") as handle:
-            np.savez(handle, vectors=vectors, checksum=_checksum(vectors))
-        os.replace(temporary, path)
-    except OSError:
-        with contextlib.suppress(OSError):
-            temporary.unlink()
 
 
 def probe_profile(embedder: Embedder, vectors: faiss.Index, mapped: Path | None = None) -> dict:

@@ -10,14 +10,13 @@ index's BM25 vocabulary knows are kept, so the bridge never adds words the corpu
 from __future__ import annotations
 
 import marshal
-import os
 import re
 from collections.abc import Callable
 from functools import lru_cache
 from importlib.metadata import version
 from pathlib import Path
 
-from wenda.index.config import prepared_dir
+from wenda.index.config import keep_prepared, prepared_dir
 from wenda.index.tokenization import normalize
 
 WORD = re.compile(r"[a-z]+(?:-[a-z]+)*")
@@ -65,13 +64,7 @@ def lexicon() -> dict[str, tuple[str, ...]]:
     except (OSError, ValueError, EOFError, TypeError):
         pass  # missing or damaged: made again below
     table = build_lexicon()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}")
-        tmp.write_bytes(marshal.dumps(table))
-        os.replace(tmp, path)
-    except OSError:
-        pass  # a read-only cache: the lexicon is made again next time, answers are the same
+    keep_prepared(path, marshal.dumps(table))  # a read-only cache: made again next time, answers are the same
     return table
 
 
